@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The RMI 1.0 command set as a trait, and per-command call counters.
+//!
+//! The kernel implements [`Rmi`] with SMCs; host tests implement it with
+//! the executable RMM model.  Realm logic is written against the trait, so
+//! everything above the SMC is tested on the host.
+
+use crate::abi::v1_0::{Command, HashAlgo, RealmParams, RecParams, RecRun, RttEntry};
+use crate::abi::v1_0::{MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
+use crate::abi::{Ipa, Pa, RmiResult, RmiVersion, VersionInfo};
+
+/// What `REALM_CREATE` is given; [`RealmCreate::write`] fills the 4 KiB
+/// [`RealmParams`] granule the real RMM reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealmCreate {
+    /// `RealmParams::flags` (LPA2, SVE, PMU).
+    pub flags: u64,
+    /// Stage-2 input size in bits.
+    pub s2sz: u8,
+    /// SVE vector length.
+    pub sve_vl: u8,
+    /// Breakpoints.
+    pub num_bps: u8,
+    /// Watchpoints.
+    pub num_wps: u8,
+    /// PMU counters.
+    pub pmu_num_ctrs: u8,
+    /// Measurement algorithm.
+    pub hash_algo: HashAlgo,
+    /// Realm personalization value.
+    pub rpv: [u8; 64],
+    /// VMID.
+    pub vmid: u16,
+    /// First start-level RTT.
+    pub rtt_base: Pa,
+    /// Start level.
+    pub rtt_level_start: i8,
+    /// Number of concatenated start RTTs.
+    pub rtt_num_start: u8,
+}
+
+impl RealmCreate {
+    /// Writes the parameters into a zeroed parameter granule.
+    pub fn write(&self, p: &mut RealmParams) {
+        p.flags = self.flags;
+        p.s2sz = u64::from(self.s2sz);
+        p.sve_vl = u64::from(self.sve_vl);
+        p.num_bps = u64::from(self.num_bps);
+        p.num_wps = u64::from(self.num_wps);
+        p.pmu_num_ctrs = u64::from(self.pmu_num_ctrs);
+        // CAST: fieldless `repr(u8)` enum to its discriminant.
+        p.hash_algo = self.hash_algo as u8;
+        p.rpv = self.rpv;
+        p.vmid = self.vmid;
+        p.rtt_base = self.rtt_base.0;
+        p.rtt_level_start = i64::from(self.rtt_level_start);
+        p.rtt_num_start = u32::from(self.rtt_num_start);
+    }
+}
+
+/// What `REC_CREATE` is given; [`RecCreate::write`] fills [`RecParams`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecCreate {
+    /// Whether the REC may run at once (the boot vCPU).
+    pub runnable: bool,
+    /// MPIDR.
+    pub mpidr: u64,
+    /// Entry point.
+    pub pc: u64,
+    /// x0..x7.
+    pub gprs: [u64; 8],
+    /// Auxiliary granules (the first `num_aux` are used).
+    pub aux: [Pa; MAX_REC_AUX_GRANULES],
+    /// How many auxiliary granules.
+    pub num_aux: usize,
+}
+
+impl RecCreate {
+    /// Writes the parameters into a zeroed parameter granule.
+    pub fn write(&self, p: &mut RecParams) {
+        p.flags = if self.runnable { REC_PARAMS_FLAG_RUNNABLE } else { 0 };
+        p.mpidr = self.mpidr;
+        p.pc = self.pc;
+        p.gprs = self.gprs;
+        let n = self.num_aux.min(MAX_REC_AUX_GRANULES);
+        // CAST: n <= 16.
+        p.num_aux = n as u64;
+        for (dst, src) in p.aux.iter_mut().zip(self.aux.iter().take(n)) {
+            *dst = src.0;
+        }
+    }
+}
+
+/// Results of `DATA_DESTROY` and `RTT_DESTROY`: the granule handed back
+/// (now `DELEGATED`) and the next IPA worth visiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Destroyed {
+    /// The released granule.
+    pub pa: Pa,
+    /// Top of the non-live range that follows.
+    pub top: Ipa,
+}
+
+/// The RMI 1.0 commands, one method each.
+///
+/// Implementations return the firmware's status untouched; they neither
+/// retry nor translate errors.
+pub trait Rmi {
+    /// `RMI_VERSION`.
+    fn version(&mut self, requested: RmiVersion) -> RmiResult<VersionInfo>;
+    /// `RMI_FEATURES`.
+    fn features(&mut self, index: u64) -> RmiResult<u64>;
+    /// `RMI_GRANULE_DELEGATE`.
+    fn granule_delegate(&mut self, pa: Pa) -> RmiResult;
+    /// `RMI_GRANULE_UNDELEGATE`.
+    fn granule_undelegate(&mut self, pa: Pa) -> RmiResult;
+    /// `RMI_DATA_CREATE`.
+    fn data_create(&mut self, rd: Pa, data: Pa, ipa: Ipa, src: Pa, flags: u64) -> RmiResult;
+    /// `RMI_DATA_CREATE_UNKNOWN`.
+    fn data_create_unknown(&mut self, rd: Pa, data: Pa, ipa: Ipa) -> RmiResult;
+    /// `RMI_DATA_DESTROY`.
+    fn data_destroy(&mut self, rd: Pa, ipa: Ipa) -> RmiResult<Destroyed>;
+    /// `RMI_REALM_ACTIVATE`.
+    fn realm_activate(&mut self, rd: Pa) -> RmiResult;
+    /// `RMI_REALM_CREATE`.
+    fn realm_create(&mut self, rd: Pa, params: &RealmCreate) -> RmiResult;
+    /// `RMI_REALM_DESTROY`.
+    fn realm_destroy(&mut self, rd: Pa) -> RmiResult;
+    /// `RMI_REC_CREATE`.
+    fn rec_create(&mut self, rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult;
+    /// `RMI_REC_DESTROY`.
+    fn rec_destroy(&mut self, rec: Pa) -> RmiResult;
+    /// `RMI_REC_ENTER`: `run` lives in a granule the RMM reads and writes.
+    fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult;
+    /// `RMI_RTT_CREATE`.
+    fn rtt_create(&mut self, rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult;
+    /// `RMI_RTT_DESTROY`.
+    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed>;
+    /// `RMI_RTT_MAP_UNPROTECTED`.
+    fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult;
+    /// `RMI_RTT_READ_ENTRY`.
+    fn rtt_read_entry(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<RttEntry>;
+    /// `RMI_RTT_UNMAP_UNPROTECTED`; returns the top of the non-live range.
+    fn rtt_unmap_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa>;
+    /// `RMI_PSCI_COMPLETE`.
+    fn psci_complete(&mut self, calling_rec: Pa, target_rec: Pa, status: u64) -> RmiResult;
+    /// `RMI_RTT_FOLD`; returns the RTT that is now free (`DELEGATED`).
+    fn rtt_fold(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Pa>;
+    /// `RMI_REC_AUX_COUNT`.
+    fn rec_aux_count(&mut self, rd: Pa) -> RmiResult<u64>;
+    /// `RMI_RTT_INIT_RIPAS`; returns how far it got.
+    fn rtt_init_ripas(&mut self, rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
+    /// `RMI_RTT_SET_RIPAS`; returns how far it got.
+    fn rtt_set_ripas(&mut self, rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
+}
+
+/// Calls per RMI command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    counts: [u64; Command::ALL.len()],
+}
+
+impl CallCounts {
+    /// Counts one call of `cmd`.
+    pub fn record(&mut self, cmd: Command) {
+        self.counts[cmd.index()] += 1;
+    }
+
+    /// Calls of `cmd` so far.
+    pub fn get(&self, cmd: Command) -> u64 {
+        self.counts[cmd.index()]
+    }
+
+    /// All calls so far.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Per-command difference `self - earlier` (saturating).
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        let mut d = CallCounts::default();
+        for (i, c) in d.counts.iter_mut().enumerate() {
+            *c = self.counts[i].saturating_sub(earlier.counts[i]);
+        }
+        d
+    }
+
+    /// `(command, count)` for every command called at least once.
+    pub fn iter(&self) -> impl Iterator<Item = (Command, u64)> + '_ {
+        Command::ALL.iter().copied().zip(self.counts.iter().copied()).filter(|(_, n)| *n != 0)
+    }
+}

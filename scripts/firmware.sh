@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Firmware for the test boots.
+#
+#   scripts/firmware.sh arm64 IMAGE   TF-A 2.12.1 (Debian's trixie source
+#       package, our patches in firmware/tf-a) with ENABLE_RME=1 and IMAGE
+#       as BL33; writes build/flash-arm64.bin.  The RMM is TF-A's TRP unless
+#       RME_RMM_IMAGE=<rmm.img> names a full RMM (e.g. a TF-RMM Release
+#       build for qemu_virt_defcfg, built by hand outside this repo).
+#
+# riscv64 boots on the OpenSBI that QEMU ships (-bios default).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+TFA_VERSION=2.12.1+dfsg-1
+TFA=$BUILD/tfa-src/tfa
+
+tfa_source() {
+    local id
+    id="$TFA_VERSION:$(cat "$CONFVM_TOP"/firmware/tf-a/*.patch | sha256sum | cut -d' ' -f1)"
+    if [ -f "$TFA/.confvm-source" ] && [ "$(cat "$TFA/.confvm-source")" = "$id" ]; then
+        return 0
+    fi
+    log "fetching TF-A $TFA_VERSION source package"
+    rm -rf "$BUILD/tfa-src"
+    mkdir -p "$BUILD/tfa-src"
+    (cd "$BUILD/tfa-src" &&
+        apt-get source --download-only "arm-trusted-firmware=$TFA_VERSION" >/dev/null 2>&1 ||
+        apt-get source --download-only arm-trusted-firmware >/dev/null) ||
+        die "cannot fetch the TF-A source package (is the trixie deb-src line there? run scripts/setup.sh)"
+    (cd "$BUILD/tfa-src" && dpkg-source -x --no-check ./*.dsc tfa >/dev/null)
+    for p in "$CONFVM_TOP"/firmware/tf-a/*.patch; do
+        log "applying $(basename "$p") to TF-A"
+        patch -d "$TFA" -p1 --forward --quiet < "$p"
+    done
+    echo "$id" > "$TFA/.confvm-source"
+}
+
+arm64_flash() {
+    local image=$1 rmm=${RME_RMM_IMAGE:-} bdir kind out
+    [ -f "$image" ] || die "no kernel image $image"
+    image=$(cd "$(dirname "$image")" && pwd)/$(basename "$image")
+    tfa_source
+    if [ -n "$rmm" ]; then
+        [ -f "$rmm" ] || die "RME_RMM_IMAGE=$rmm does not exist"
+        rmm=$(cd "$(dirname "$rmm")" && pwd)/$(basename "$rmm")
+        kind=rmm
+    else
+        kind=trp
+    fi
+    bdir=$BUILD/tfa-$kind
+    out=$BUILD/flash-arm64.bin
+    # 'make fip' does not repack when only BL33 or RMM changes.
+    rm -f "$bdir/qemu/release/fip.bin"
+    log "building TF-A (RMM: $kind)"
+    make -C "$TFA" -j"$(nproc)" BUILD_BASE="$bdir" CROSS_COMPILE=aarch64-linux-gnu- \
+        PLAT=qemu ENABLE_RME=1 QEMU_USE_GIC_DRIVER=QEMU_GICV3 \
+        BL33="$image" ARM_LINUX_KERNEL_AS_BL33=1 ${rmm:+RMM="$rmm"} \
+        all fip >"$bdir.log" 2>&1 || { tail -n 30 "$bdir.log"; die "TF-A build failed"; }
+    rm -f "$out.tmp"
+    dd if="$bdir/qemu/release/bl1.bin" of="$out.tmp" bs=4096 conv=notrunc status=none
+    dd if="$bdir/qemu/release/fip.bin" of="$out.tmp" bs=4096 seek=64 conv=notrunc status=none
+    truncate -s 64M "$out.tmp"
+    mv "$out.tmp" "$out"
+    echo "$kind" > "$out.rmm"
+    log "flash image $out ($kind)"
+}
+
+case "${1:-}" in
+    arm64) arm64_flash "${2:?IMAGE}" ;;
+    source) tfa_source ;;
+    *) die "usage: $0 arm64 IMAGE | source" ;;
+esac

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Boots a test kernel in QEMU, collects KUnit and selftest TAP, judges it.
+
+arm64 boots TF-A (with TRP or a full RMM) from a flash image whose BL33 is
+the kernel; riscv64 boots the kernel on QEMU's OpenSBI.  The initramfs /init
+runs the selftests and prints an end marker; QEMU is stopped there or at the
+timeout.  The kernel log is checked for WARN/BUG/panic.
+
+Exit status 0 only if every test passed or skipped, at least one test ran,
+the selftests' exit status was 0 and the log is clean.  The last line is
+"RESULT arch passed failed skipped" for scripts/test.sh.
+"""
+import argparse
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+
+TS = re.compile(r"^\[\s*\d+\.\d+\] ?")
+RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+) ([^#]*?)\s*(?:#\s*(SKIP|TODO)\b\s*(.*))?$")
+BAD = re.compile(r"(WARNING: CPU:|\bBUG:|Kernel panic|Internal error: Oops|Unable to handle kernel|"
+                 r"kernel BUG at|rcu: INFO: rcu_.* stall|general protection fault|RMM init failed)")
+MARKER = "confvm-run-complete"
+
+
+def qemu_cmd(arch, image, flash, smp, mem):
+    if arch == "arm64":
+        return ["qemu-system-aarch64", "-M", "virt,secure=on,virtualization=on,gic-version=3",
+                "-cpu", "max,x-rme=on", "-m", mem or "3G", "-smp", str(smp), "-nographic",
+                "-bios", flash, "-no-reboot", "-nic", "none"]
+    return ["qemu-system-riscv64", "-M", "virt,aia=aplic-imsic", "-cpu", "rv64,h=true",
+            "-m", mem or "1G", "-smp", str(smp), "-nographic", "-bios", "default",
+            "-kernel", image, "-no-reboot", "-nic", "none"]
+
+
+def boot(cmd, log_path, timeout):
+    """Runs QEMU, tees its console to log_path; returns (lines, reason)."""
+    lines, reason = [], "timeout"
+    buf = b""
+    start = time.monotonic()
+    with open(log_path, "wb") as log, subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as p:
+        marker_at = None
+        while True:
+            now = time.monotonic()
+            if now - start > timeout:
+                break
+            if marker_at is not None and now - marker_at > 5:
+                reason = "marker"
+                break
+            r, _, _ = select.select([p.stdout], [], [], 1.0)
+            if r:
+                chunk = os.read(p.stdout.fileno(), 65536)
+                if not chunk:
+                    reason = "marker" if marker_at is not None else "qemu exited"
+                    break
+                log.write(chunk)
+                log.flush()
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                for raw in done:
+                    line = raw.decode("utf-8", "replace").rstrip("\r")
+                    lines.append(line)
+                    if MARKER in line and marker_at is None:
+                        marker_at = time.monotonic()
+                    if "Kernel panic" in line and marker_at is None:
+                        marker_at = time.monotonic() - 4
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+    if buf:
+        lines.append(buf.decode("utf-8", "replace"))
+    return lines, reason
+
+
+def judge(arch, lines, reason):
+    passed = failed = skipped = 0
+    problems = []
+    kunit_cases = 0
+    selftest_exit = None
+    for line in lines:
+        kernel = bool(TS.match(line))
+        text = TS.sub("", line)
+        if kernel and BAD.search(text):
+            problems.append("kernel log: " + text.strip())
+        if text.startswith("confvm-selftests-exit:"):
+            selftest_exit = int(text.split(":", 1)[1].strip() or -1)
+        m = RESULT.match(text)
+        if not m:
+            continue
+        indent, status, _, name, directive, why = m.groups()
+        if kernel:
+            # KUnit: cases are nested (indented) under a suite line; count
+            # cases, and count a failed suite line only if it had no cases.
+            if indent:
+                kunit_cases += 1
+            elif status == "ok":
+                continue
+        label = f"{arch}/{'kunit' if kernel else 'selftest'}/{name.strip()}"
+        if directive == "SKIP":
+            skipped += 1
+            print(f"SKIP {label}: {why}")
+        elif status == "ok":
+            passed += 1
+            print(f"PASS {label}")
+        else:
+            failed += 1
+            print(f"FAIL {label}")
+    if reason != "marker":
+        problems.append(f"boot did not reach the end marker ({reason})")
+    if selftest_exit is None:
+        problems.append("the selftests did not report an exit status")
+    elif selftest_exit != 0:
+        problems.append(f"the selftests exited with {selftest_exit}")
+    if kunit_cases == 0:
+        problems.append("no KUnit test case ran")
+    for p in problems:
+        print(f"FAIL {arch}/boot: {p}")
+    failed += len(problems)
+    return passed, failed, skipped
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("arch", choices=["arm64", "riscv"])
+    ap.add_argument("--image", help="kernel Image (riscv)")
+    ap.add_argument("--flash", help="TF-A flash image with the kernel as BL33 (arm64)")
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--timeout", type=int, default=900)
+    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--mem")
+    a = ap.parse_args()
+    cmd = qemu_cmd(a.arch, a.image, a.flash, a.smp, a.mem)
+    print("# " + " ".join(cmd), flush=True)
+    t0 = time.monotonic()
+    lines, reason = boot(cmd, a.log, a.timeout)
+    print(f"# {a.arch}: boot ended by {reason} after {time.monotonic() - t0:.0f} s; log in {a.log}")
+    passed, failed, skipped = judge(a.arch, lines, reason)
+    print(f"RESULT {a.arch} {passed} {failed} {skipped}")
+    sys.exit(0 if failed == 0 and passed > 0 else 1)
+
+
+if __name__ == "__main__":
+    main()

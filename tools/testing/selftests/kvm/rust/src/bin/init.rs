@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/init` of the test initramfs: mounts the pseudo file systems, runs the
+//! selftests, prints an end marker for the QEMU runner and powers off.
+
+use std::ffi::CString;
+use std::process::Command;
+
+fn mount(src: &str, target: &str, fstype: &str) {
+    let _ = std::fs::create_dir_all(target);
+    let (s, t, f) = (CString::new(src), CString::new(target), CString::new(fstype));
+    let (Ok(s), Ok(t), Ok(f)) = (s, t, f) else { return };
+    // SAFETY: all three are valid NUL-terminated strings; no data argument.
+    let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, core::ptr::null()) };
+    if r != 0 {
+        println!("# init: mount {fstype} on {target}: {}", std::io::Error::last_os_error());
+    }
+}
+
+fn main() {
+    mount("devtmpfs", "/dev", "devtmpfs");
+    mount("proc", "/proc", "proc");
+    mount("sysfs", "/sys", "sysfs");
+    let status = match Command::new("/bin/kvm_selftests").status() {
+        Ok(s) => s.code().unwrap_or(-1),
+        Err(e) => {
+            println!("# init: cannot run /bin/kvm_selftests: {e}");
+            -1
+        }
+    };
+    println!("confvm-selftests-exit: {status}");
+    println!("confvm-run-complete");
+    // SAFETY: plain syscalls without pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+    }
+    // reboot() only returns on failure; the runner stops QEMU at the marker.
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM selftests for the confidential-VM host backends (kselftest TAP).
+//!
+//! Run on an arm64 or riscv64 host kernel; each architecture has its own
+//! list.  Tests that need a facility the running system lacks say SKIP
+//! with the reason instead of passing.
+
+use confvm_kvm_selftests::check;
+use confvm_kvm_selftests::kvm::{self, Kvm, Vm};
+use confvm_kvm_selftests::tap::{self, Outcome, Test, TestResult};
+
+/// Guest physical address of the MMIO window the guest code writes to
+/// (never backed by a memslot).
+const MMIO_GPA: u64 = 0x1000_0000;
+
+fn open_kvm() -> Result<Kvm, String> {
+    Kvm::open()?.ok_or_else(|| "/dev/kvm is missing: KVM did not initialise at EL2/HS".to_string())
+}
+
+/// `/dev/kvm` exists (KVM found EL2 or the H extension), speaks API 12 and
+/// creates a default VM.
+fn kvm_present() -> TestResult {
+    let kvm = open_kvm()?;
+    let v = kvm.api_version().map_err(|e| format!("KVM_GET_API_VERSION: errno {e}"))?;
+    check!(v == kvm::KVM_API_VERSION, "KVM_GET_API_VERSION = {v}, want {}", kvm::KVM_API_VERSION);
+    kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM(0): errno {e}"))?;
+    Ok(Outcome::Pass)
+}
+
+/// Runs `code` at `entry` in a plain VM and checks that it reaches the two
+/// MMIO writes it makes (values 42 and 43, computed by the guest).
+fn run_to_mmio(
+    vm: &mut Vm,
+    ram_gpa: u64,
+    code: &[u32],
+    setup: impl FnOnce(&kvm::Vcpu) -> Result<(), String>,
+) -> TestResult {
+    let image: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
+    vm.add_memory(0, ram_gpa, 0x10000, &image)?;
+    let vcpu = vm.create_vcpu(0)?;
+    setup(&vcpu)?;
+    for want in [42u64, 43] {
+        let reason = vcpu.run()?;
+        check!(reason == kvm::KVM_EXIT_MMIO, "exit reason {reason}, want KVM_EXIT_MMIO ({})", kvm::KVM_EXIT_MMIO);
+        let mmio = vcpu.mmio();
+        check!(mmio.phys_addr == MMIO_GPA, "MMIO at {:#x}, want {MMIO_GPA:#x}", mmio.phys_addr);
+        check!(mmio.is_write && mmio.len == 8, "MMIO write={} len={}, want an 8-byte write", mmio.is_write, mmio.len);
+        let got = u64::from_le_bytes(mmio.data);
+        check!(got == want, "guest wrote {got}, want {want}");
+    }
+    Ok(Outcome::Pass)
+}
+
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    use super::*;
+
+    /// `KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | pc`.
+    const REG_PC: u64 = 0x6030_0000_0010_0040;
+    const RAM_GPA: u64 = 0x4000_0000;
+
+    /// mov x0, #0x10000000; mov x1, #40; add x1, x1, #2; str x1, [x0];
+    /// add x1, x1, #1; str x1, [x0]; b .
+    const GUEST: [u32; 7] = [
+        0xd2a2_0000, 0xd280_0501, 0x9100_0821, 0xf900_0001, 0x9100_0421, 0xf900_0001, 0x1400_0000,
+    ];
+
+    /// A non-confidential VM still runs guest code to an MMIO exit.
+    fn plain_vm_mmio() -> TestResult {
+        let kvm = open_kvm()?;
+        let mut vm = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        run_to_mmio(&mut vm, RAM_GPA, &GUEST, |vcpu| {
+            let mut init = kvm::VcpuInit::default();
+            kvm::ioctl_ptr(vm_fd(&kvm)?, kvm::KVM_ARM_PREFERRED_TARGET, &mut init)
+                .map_err(|e| format!("KVM_ARM_PREFERRED_TARGET: errno {e}"))?;
+            kvm::ioctl_ptr(vcpu.fd(), kvm::KVM_ARM_VCPU_INIT, &mut init)
+                .map_err(|e| format!("KVM_ARM_VCPU_INIT: errno {e}"))?;
+            vcpu.set_one_reg(REG_PC, RAM_GPA)
+        })
+    }
+
+    /// KVM_ARM_PREFERRED_TARGET is a VM ioctl: use a scratch VM for it.
+    fn vm_fd(kvm: &Kvm) -> Result<i32, String> {
+        let vm = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        let fd = vm.fd();
+        // The scratch VM lives until the process exits; it is tiny.
+        core::mem::forget(vm);
+        Ok(fd)
+    }
+
+    /// The IPA-size capability answers: KVM runs at EL2 with stage 2.
+    fn ipa_size_cap() -> TestResult {
+        let kvm = open_kvm()?;
+        let bits = kvm.check_extension(kvm::KVM_CAP_ARM_VM_IPA_SIZE).map_err(|e| format!("errno {e}"))?;
+        check!(bits >= 32, "KVM_CAP_ARM_VM_IPA_SIZE = {bits}, want >= 32");
+        Ok(Outcome::Pass)
+    }
+
+    /// KVM_CHECK_EXTENSION(KVM_CAP_ARM_RME) answers.
+    fn rme_cap() -> TestResult {
+        let kvm = open_kvm()?;
+        let v = kvm.check_extension(kvm::KVM_CAP_ARM_RME).map_err(|e| format!("errno {e}"))?;
+        if v == 0 {
+            return Ok(Outcome::Skip("KVM_CAP_ARM_RME is 0: realms are not offered by this kernel".into()));
+        }
+        check!(v == 1, "KVM_CAP_ARM_RME = {v}, want 0 or 1");
+        Ok(Outcome::Pass)
+    }
+
+    /// Without realm support, a realm VM type is refused with EINVAL.
+    fn realm_type_refused_without_cap() -> TestResult {
+        let kvm = open_kvm()?;
+        let cap = kvm.check_extension(kvm::KVM_CAP_ARM_RME).map_err(|e| format!("errno {e}"))?;
+        if cap != 0 {
+            return Ok(Outcome::Skip("realm support is offered; covered by the realm tests".into()));
+        }
+        match kvm.create_vm(kvm::KVM_VM_TYPE_ARM_REALM) {
+            Ok(_) => Err("KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM) succeeded without KVM_CAP_ARM_RME".into()),
+            Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
+            Err(e) => Err(format!("KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM): errno {e}, want EINVAL")),
+        }
+    }
+
+    pub const TESTS: &[Test] = &[
+        Test { name: "kvm_present", run: kvm_present },
+        Test { name: "ipa_size_cap", run: ipa_size_cap },
+        Test { name: "plain_vm_mmio", run: plain_vm_mmio },
+        Test { name: "rme_cap", run: rme_cap },
+        Test { name: "realm_type_refused_without_cap", run: realm_type_refused_without_cap },
+    ];
+}
+
+#[cfg(target_arch = "riscv64")]
+mod arch {
+    use super::*;
+
+    /// `KVM_REG_RISCV | KVM_REG_SIZE_U64 | KVM_REG_RISCV_CORE | pc`.
+    const REG_PC: u64 = 0x8030_0000_0200_0000;
+    const RAM_GPA: u64 = 0x8000_0000;
+
+    /// lui a0, 0x10000; li a1, 40; addi a1, a1, 2; sd a1, 0(a0);
+    /// addi a1, a1, 1; sd a1, 0(a0); j .
+    const GUEST: [u32; 7] = [
+        0x1000_0537, 0x0280_0593, 0x0025_8593, 0x00b5_3023, 0x0015_8593, 0x00b5_3023, 0x0000_006f,
+    ];
+
+    /// A non-confidential VM still runs guest code to an MMIO exit.
+    fn plain_vm_mmio() -> TestResult {
+        let kvm = open_kvm()?;
+        let mut vm = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        run_to_mmio(&mut vm, RAM_GPA, &GUEST, |vcpu| vcpu.set_one_reg(REG_PC, RAM_GPA))
+    }
+
+    pub const TESTS: &[Test] = &[
+        Test { name: "kvm_present", run: kvm_present },
+        Test { name: "plain_vm_mmio", run: plain_vm_mmio },
+    ];
+}
+
+fn main() {
+    std::process::exit(tap::run("kvm_confvm", arch::TESTS));
+}

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The slice of the KVM uAPI (include/uapi/linux/kvm.h) the tests need.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+
+const KVMIO: u64 = 0xAE;
+const IOC_WRITE: u64 = 1;
+const IOC_READ: u64 = 2;
+
+const fn ioc(dir: u64, nr: u64, size: usize) -> u64 {
+    (dir << 30) | ((size as u64) << 16) | (KVMIO << 8) | nr
+}
+const fn io(nr: u64) -> u64 {
+    ioc(0, nr, 0)
+}
+const fn iow<T>(nr: u64) -> u64 {
+    ioc(IOC_WRITE, nr, core::mem::size_of::<T>())
+}
+const fn ior<T>(nr: u64) -> u64 {
+    ioc(IOC_READ, nr, core::mem::size_of::<T>())
+}
+
+pub const KVM_GET_API_VERSION: u64 = io(0x00);
+pub const KVM_CREATE_VM: u64 = io(0x01);
+pub const KVM_CHECK_EXTENSION: u64 = io(0x03);
+pub const KVM_GET_VCPU_MMAP_SIZE: u64 = io(0x04);
+pub const KVM_CREATE_VCPU: u64 = io(0x41);
+pub const KVM_SET_USER_MEMORY_REGION: u64 = iow::<UserspaceMemoryRegion>(0x46);
+pub const KVM_RUN: u64 = io(0x80);
+pub const KVM_SET_ONE_REG: u64 = iow::<OneReg>(0xac);
+pub const KVM_ARM_VCPU_INIT: u64 = iow::<VcpuInit>(0xae);
+pub const KVM_ARM_PREFERRED_TARGET: u64 = ior::<VcpuInit>(0xaf);
+
+pub const KVM_API_VERSION: i32 = 12;
+pub const KVM_CAP_ARM_VM_IPA_SIZE: u64 = 165;
+/// Realm support (rme-uapi-v7.md).
+pub const KVM_CAP_ARM_RME: u64 = 300;
+/// `KVM_VM_TYPE_ARM(1)`: a realm VM (rme-uapi-v7.md).
+pub const KVM_VM_TYPE_ARM_REALM: u64 = 1 << 8;
+
+pub const KVM_EXIT_MMIO: u32 = 6;
+
+/// `struct kvm_userspace_memory_region`.
+#[repr(C)]
+pub struct UserspaceMemoryRegion {
+    pub slot: u32,
+    pub flags: u32,
+    pub guest_phys_addr: u64,
+    pub memory_size: u64,
+    pub userspace_addr: u64,
+}
+const _: () = assert!(core::mem::size_of::<UserspaceMemoryRegion>() == 32);
+
+/// `struct kvm_one_reg`.
+#[repr(C)]
+pub struct OneReg {
+    pub id: u64,
+    pub addr: u64,
+}
+const _: () = assert!(core::mem::size_of::<OneReg>() == 16);
+
+/// `struct kvm_vcpu_init` (arm64).
+#[repr(C)]
+#[derive(Default)]
+pub struct VcpuInit {
+    pub target: u32,
+    pub features: [u32; 7],
+}
+const _: () = assert!(core::mem::size_of::<VcpuInit>() == 32);
+
+/// Offsets into `struct kvm_run` (the mmap'ed vCPU page).
+mod run_off {
+    pub const EXIT_REASON: usize = 8;
+    pub const MMIO_PHYS_ADDR: usize = 32;
+    pub const MMIO_DATA: usize = 40;
+    pub const MMIO_LEN: usize = 48;
+    pub const MMIO_IS_WRITE: usize = 52;
+}
+
+fn last_err(what: &str) -> String {
+    format!("{what}: {}", io::Error::last_os_error())
+}
+
+/// Raw ioctl with an integer argument; returns the result or errno.
+pub fn ioctl_val(fd: RawFd, req: u64, arg: u64) -> Result<i32, i32> {
+    // SAFETY: the requests used with this helper take an integer argument,
+    // which the kernel does not dereference.
+    let r = unsafe { libc::ioctl(fd, req as _, arg) };
+    if r < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+/// Raw ioctl with a pointer to `T`; returns the result or errno.
+pub fn ioctl_ptr<T>(fd: RawFd, req: u64, arg: &mut T) -> Result<i32, i32> {
+    // SAFETY: `arg` is a valid, exclusively borrowed `T` whose size is the
+    // one encoded in `req`.
+    let r = unsafe { libc::ioctl(fd, req as _, arg as *mut T) };
+    if r < 0 {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r)
+    }
+}
+
+/// `/dev/kvm`.
+pub struct Kvm {
+    file: File,
+}
+
+impl Kvm {
+    /// Opens `/dev/kvm`; `Ok(None)` if the node does not exist.
+    pub fn open() -> Result<Option<Kvm>, String> {
+        match OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+            Ok(file) => Ok(Some(Kvm { file })),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("open /dev/kvm: {e}")),
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    pub fn api_version(&self) -> Result<i32, i32> {
+        ioctl_val(self.fd(), KVM_GET_API_VERSION, 0)
+    }
+
+    /// `KVM_CHECK_EXTENSION` on the system fd.
+    pub fn check_extension(&self, cap: u64) -> Result<i32, i32> {
+        ioctl_val(self.fd(), KVM_CHECK_EXTENSION, cap)
+    }
+
+    /// `KVM_CREATE_VM`; the error is the errno.
+    pub fn create_vm(&self, vm_type: u64) -> Result<Vm, i32> {
+        let fd = ioctl_val(self.fd(), KVM_CREATE_VM, vm_type)?;
+        // SAFETY: a successful KVM_CREATE_VM returns a new fd we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let run_size = ioctl_val(self.fd(), KVM_GET_VCPU_MMAP_SIZE, 0)?;
+        Ok(Vm { fd, run_size: run_size as usize, mem: Vec::new() })
+    }
+}
+
+/// Anonymous guest memory, unmapped on drop.
+struct GuestMem {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Drop for GuestMem {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` describe a mapping created by `Vm::add_memory`
+        // and not unmapped elsewhere.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A VM fd and the guest memory it owns.
+pub struct Vm {
+    fd: OwnedFd,
+    run_size: usize,
+    mem: Vec<GuestMem>,
+}
+
+impl Vm {
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Maps `len` bytes of anonymous memory at `gpa` in memslot `slot`
+    /// and copies `image` to its start.
+    pub fn add_memory(&mut self, slot: u32, gpa: u64, len: usize, image: &[u8]) -> Result<(), String> {
+        if image.len() > len {
+            return Err("image larger than the memslot".into());
+        }
+        // SAFETY: anonymous private mapping, no fixed address.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(last_err("mmap guest memory"));
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or("mmap returned NULL")?;
+        // SAFETY: the fresh mapping is `len >= image.len()` bytes long and
+        // does not overlap `image`.
+        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ptr.as_ptr(), image.len()) };
+        self.mem.push(GuestMem { ptr, len });
+        let mut region = UserspaceMemoryRegion {
+            slot,
+            flags: 0,
+            guest_phys_addr: gpa,
+            memory_size: len as u64,
+            userspace_addr: ptr.as_ptr() as u64,
+        };
+        ioctl_ptr(self.fd(), KVM_SET_USER_MEMORY_REGION, &mut region)
+            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: errno {e}"))?;
+        Ok(())
+    }
+
+    /// `KVM_CREATE_VCPU` and maps its `kvm_run`.
+    pub fn create_vcpu(&self, id: u64) -> Result<Vcpu, String> {
+        let fd = ioctl_val(self.fd(), KVM_CREATE_VCPU, id)
+            .map_err(|e| format!("KVM_CREATE_VCPU: errno {e}"))?;
+        // SAFETY: a successful KVM_CREATE_VCPU returns a new fd we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: shared mapping of the vCPU fd, the size KVM reported.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                self.run_size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(last_err("mmap kvm_run"));
+        }
+        let run = NonNull::new(p.cast::<u8>()).ok_or("mmap returned NULL")?;
+        Ok(Vcpu { fd, run, run_size: self.run_size })
+    }
+}
+
+/// A vCPU fd and its mapped `kvm_run`.
+pub struct Vcpu {
+    fd: OwnedFd,
+    run: NonNull<u8>,
+    run_size: usize,
+}
+
+/// An MMIO exit as userspace sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MmioExit {
+    pub phys_addr: u64,
+    pub data: [u8; 8],
+    pub len: u32,
+    pub is_write: bool,
+}
+
+impl Vcpu {
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// `KVM_SET_ONE_REG` with a 64-bit value.
+    pub fn set_one_reg(&self, id: u64, value: u64) -> Result<(), String> {
+        let mut v = value;
+        let mut reg = OneReg { id, addr: &mut v as *mut u64 as u64 };
+        ioctl_ptr(self.fd(), KVM_SET_ONE_REG, &mut reg)
+            .map(|_| ())
+            .map_err(|e| format!("KVM_SET_ONE_REG {id:#x}: errno {e}"))
+    }
+
+    /// `KVM_RUN`; returns the exit reason.
+    pub fn run(&self) -> Result<u32, String> {
+        ioctl_val(self.fd(), KVM_RUN, 0).map_err(|e| format!("KVM_RUN: errno {e}"))?;
+        Ok(self.read_u32(run_off::EXIT_REASON))
+    }
+
+    fn read_u32(&self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        self.read(off, &mut b);
+        u32::from_ne_bytes(b)
+    }
+
+    fn read(&self, off: usize, out: &mut [u8]) {
+        assert!(off + out.len() <= self.run_size);
+        // SAFETY: in bounds of the kvm_run mapping (checked above); KVM
+        // does not write it while KVM_RUN is not executing.
+        unsafe { core::ptr::copy_nonoverlapping(self.run.as_ptr().add(off), out.as_mut_ptr(), out.len()) };
+    }
+
+    /// Decodes the MMIO exit fields of `kvm_run`.
+    pub fn mmio(&self) -> MmioExit {
+        let mut addr = [0u8; 8];
+        let mut data = [0u8; 8];
+        let mut w = [0u8; 1];
+        self.read(run_off::MMIO_PHYS_ADDR, &mut addr);
+        self.read(run_off::MMIO_DATA, &mut data);
+        self.read(run_off::MMIO_IS_WRITE, &mut w);
+        MmioExit {
+            phys_addr: u64::from_ne_bytes(addr),
+            data,
+            len: self.read_u32(run_off::MMIO_LEN),
+            is_write: w[0] != 0,
+        }
+    }
+}
+
+impl Drop for Vcpu {
+    fn drop(&mut self) {
+        // SAFETY: `run`/`run_size` describe the mapping made in create_vcpu.
+        unsafe { libc::munmap(self.run.as_ptr().cast(), self.run_size) };
+    }
+}
