@@ -79,6 +79,7 @@ def judge(arch, lines, reason):
     passed = failed = skipped = 0
     problems = []
     kunit_cases = 0
+    suite_cases = 0
     selftest_exit = None
     for line in lines:
         kernel = bool(TS.match(line))
@@ -96,8 +97,11 @@ def judge(arch, lines, reason):
             # cases, and count a failed suite line only if it had no cases.
             if indent:
                 kunit_cases += 1
-            elif status == "ok":
-                continue
+                suite_cases += 1
+            else:
+                had_cases, suite_cases = suite_cases, 0
+                if status == "ok" or had_cases:
+                    continue
         label = f"{arch}/{'kunit' if kernel else 'selftest'}/{name.strip()}"
         if directive == "SKIP":
             skipped += 1

@@ -44,6 +44,14 @@ impl Delegated {
         self.0
     }
 
+    /// Hands the granule to the RMM for use as RD, REC, RTT or DATA.
+    ///
+    /// The RMM gives it back, `DELEGATED`, from the matching destroy
+    /// command; the caller keeps only the address to find it again.
+    pub fn hand_over(self) -> Pa {
+        self.0
+    }
+
     /// A granule the RMM handed back in the `DELEGATED` state (from
     /// `DATA_DESTROY`, `RTT_DESTROY` or `RTT_FOLD`).
     pub(crate) fn returned_by_rmm(pa: Pa) -> Delegated {

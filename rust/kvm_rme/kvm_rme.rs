@@ -1,7 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Arm CCA realm host support for KVM.
+//! Arm CCA realm host support for KVM: the host side of the Realm
+//! Management Interface (RMI 1.0).
+//!
+//! The modules below `abi`, `rmi`, `granule`, `probe`, `realm` and `exit`
+//! are pure logic shared with the host build (`cargo test` runs them
+//! against an executable RMM model); `smc` is the kernel's RMI conduit.
+
 use kernel::prelude::*;
+
+// The pure-logic modules are complete on their own and tested on the
+// host; the KVM hooks that use all of them land with the realm uAPI.
+#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+mod abi;
+#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+mod errno;
+#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+mod granule;
+mod probe;
+#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+mod rmi;
+#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+mod smc;
+
+use abi::RmiVersion;
+use probe::Probe;
 
 module! {
     type: KvmRme,
@@ -11,11 +34,183 @@ module! {
     license: "GPL",
 }
 
-struct KvmRme;
+struct KvmRme {
+    probe: Probe,
+}
+
+fn fmt_version(v: RmiVersion) -> (u16, u16) {
+    (v.major, v.minor)
+}
 
 impl kernel::Module for KvmRme {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("probe\n");
-        Ok(KvmRme)
+        let has_rme = smc::feat_rme();
+        let probe = if has_rme {
+            let mut rmi = smc::SmcRmi::new()?;
+            probe::probe(&mut rmi, true)
+        } else {
+            Probe::NoFeatRme
+        };
+        match probe {
+            Probe::NoFeatRme => pr_info!("FEAT_RME not implemented: realms disabled\n"),
+            Probe::Incompatible(i) | Probe::FeaturesFailed(i) => {
+                let (lo, hi) = (fmt_version(i.lower), fmt_version(i.higher));
+                pr_info!(
+                    "RMM implements RMI {}.{}..{}.{}, this host speaks 1.0: realms disabled\n",
+                    lo.0, lo.1, hi.0, hi.1
+                );
+            }
+            Probe::Ready { version, features, .. } => {
+                pr_info!(
+                    "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
+                    version.major, version.minor, features.max_ipa_bits, features.gicv3_num_lrs
+                );
+            }
+        }
+        Ok(KvmRme { probe })
+    }
+}
+
+impl KvmRme {
+    /// Whether realms may be created.
+    #[expect(dead_code, reason = "queried by the KVM hooks of the realm uAPI")]
+    fn realms_enabled(&self) -> bool {
+        self.probe.ready()
+    }
+}
+
+#[cfg(CONFIG_KVM_RME_KUNIT_TEST)]
+#[kunit_tests(kvm_rme_abi)]
+mod abi_tests {
+    use crate::abi::v1_0::{Command, Features0};
+    use crate::abi::{negotiate, ErrorStatus, RmiError, RmiVersion, VersionInfo};
+
+    #[test]
+    fn status_decoding() {
+        assert_eq!(RmiError::decode(0), Ok(()));
+        assert_eq!(RmiError::decode(0x0204), Err(RmiError::rtt(2)));
+        assert_eq!(RmiError::decode(0x0102).map_err(|e| e.status), Err(ErrorStatus::Realm));
+        assert_eq!(RmiError::decode(0x11).map_err(|e| e.status), Err(ErrorStatus::Unknown(0x11)));
+        assert_eq!(RmiError::rtt(3).encode(), 0x0304);
+    }
+
+    #[test]
+    fn function_ids() {
+        assert_eq!(Command::Version.fid(), 0xC400_0150);
+        assert_eq!(Command::RttSetRipas.fid(), 0xC400_0169);
+        for c in Command::ALL {
+            assert_eq!(Command::from_fid(c.fid()), Some(c));
+        }
+        assert_eq!(Command::from_fid(0xC400_0156), None);
+    }
+
+    #[test]
+    fn version_negotiation() {
+        let v = |lo: (u16, u16), hi: (u16, u16)| VersionInfo {
+            lower: RmiVersion { major: lo.0, minor: lo.1 },
+            higher: RmiVersion { major: hi.0, minor: hi.1 },
+        };
+        assert_eq!(negotiate(v((1, 0), (1, 0))), Some(RmiVersion::V1_0));
+        assert_eq!(negotiate(v((0, 0), (0, 0))), None);
+        assert_eq!(negotiate(v((1, 0), (2, 0))), Some(RmiVersion::V1_0));
+        assert_eq!(negotiate(v((2, 0), (2, 0))), None);
+    }
+
+    #[test]
+    fn features_round_trip() {
+        let f = Features0::decode(0x0000_0003_0000_0030 | (4 << 34) | (5 << 38));
+        assert_eq!(f.max_ipa_bits, 0x30);
+        assert!(f.hash_sha256 && f.hash_sha512);
+        assert_eq!(f.gicv3_num_lrs, 4);
+        assert_eq!(f.max_recs_order, 5);
+        assert_eq!(Features0::decode(f.encode()), f);
+    }
+}
+
+#[cfg(CONFIG_KVM_RME_KUNIT_TEST)]
+#[kunit_tests(kvm_rme_rmm)]
+mod rmm_tests {
+    use crate::abi::v1_0::Command;
+    use crate::abi::{Pa, RmiError, RmiVersion};
+    use crate::granule::{self, Undelegated};
+    use crate::rmi::Rmi;
+    use crate::smc::{feat_rme, SmcRmi};
+    use kernel::alloc::flags::{GFP_KERNEL, __GFP_ZERO};
+    use kernel::page::Page;
+    use kernel::prelude::*;
+
+    /// With FEAT_RME, RMI_VERSION answers with a status the host can
+    /// decode and a range where lower <= higher.
+    #[test]
+    fn rmi_version_answers() -> Result {
+        if !feat_rme() {
+            return Ok(());
+        }
+        let mut rmi = SmcRmi::new()?;
+        let reply = rmi.version(RmiVersion::V1_0);
+        assert!(reply.info.lower <= reply.info.higher);
+        if let Err(e) = reply.status {
+            assert_eq!(e, RmiError::input());
+        }
+        assert_eq!(rmi.counts.get(Command::Version), 1);
+        Ok(())
+    }
+
+    /// Real granule protection: pages delegate, refuse a second delegation,
+    /// undelegate, refuse a second undelegation, and are usable again.
+    #[test]
+    fn granule_delegation_round_trip() -> Result {
+        if !feat_rme() {
+            return Ok(());
+        }
+        const N: usize = 16;
+        let mut rmi = SmcRmi::new()?;
+        let mut pages = KVec::new();
+        for _ in 0..N {
+            pages.push(Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, GFP_KERNEL)?;
+        }
+        let mut failures = 0;
+        while let Some(page) = pages.pop() {
+            let pa = Pa(page.phys_addr());
+            let g = Undelegated::from_host_page(pa).ok_or(EINVAL)?;
+            let d = match granule::delegate(&mut rmi, g) {
+                Ok(d) => d,
+                Err(_) => {
+                    failures += 1;
+                    continue;
+                }
+            };
+            // A granule cannot be delegated twice.  The RMM says
+            // ERROR_INPUT; TRP passes EL3's own status (-3) through.
+            if rmi.granule_delegate(pa).is_ok() {
+                failures += 1;
+            }
+            match granule::undelegate(&mut rmi, d) {
+                Ok(_) => {}
+                Err(_) => {
+                    // Still delegated: it must never reach the allocator.
+                    core::mem::forget(page);
+                    failures += 1;
+                    continue;
+                }
+            }
+            if rmi.granule_undelegate(pa).is_ok() {
+                failures += 1;
+            }
+            // Back in the normal world: the host can write and read it.
+            let v: u64 = 0x5a5a_0000 + pa.0;
+            // SAFETY: `v` is a live u64 and the range is inside the page.
+            unsafe { page.write_raw((&v as *const u64).cast::<u8>(), 8, 8)? };
+            let mut back: u64 = 0;
+            // SAFETY: `back` is a writable u64 and the range is inside the page.
+            unsafe { page.read_raw((&mut back as *mut u64).cast::<u8>(), 8, 8)? };
+            if back != v {
+                failures += 1;
+            }
+        }
+        assert_eq!(failures, 0);
+        assert_eq!(rmi.counts.get(Command::GranuleDelegate), 2 * N as u64);
+        assert_eq!(rmi.counts.get(Command::GranuleUndelegate), 2 * N as u64);
+        Ok(())
     }
 }

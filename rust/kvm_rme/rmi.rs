@@ -92,6 +92,16 @@ impl RecCreate {
     }
 }
 
+/// What `RMI_VERSION` returns: whether the requested version is
+/// implemented, and the range the RMM implements either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VersionReply {
+    /// `Ok` if the requested version is implemented.
+    pub status: RmiResult,
+    /// The RMM's range.
+    pub info: VersionInfo,
+}
+
 /// Results of `DATA_DESTROY` and `RTT_DESTROY`: the granule handed back
 /// (now `DELEGATED`) and the next IPA worth visiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +117,9 @@ pub struct Destroyed {
 /// Implementations return the firmware's status untouched; they neither
 /// retry nor translate errors.
 pub trait Rmi {
-    /// `RMI_VERSION`.
-    fn version(&mut self, requested: RmiVersion) -> RmiResult<VersionInfo>;
+    /// `RMI_VERSION`.  The RMM reports its range even when it does not
+    /// implement `requested` (status `ERROR_INPUT`).
+    fn version(&mut self, requested: RmiVersion) -> VersionReply;
     /// `RMI_FEATURES`.
     fn features(&mut self, index: u64) -> RmiResult<u64>;
     /// `RMI_GRANULE_DELEGATE`.

@@ -1,0 +1,834 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Realm lifecycle over the RMI 1.0 commands.
+//!
+//! [`Realm`] owns the realm's granules and keeps the counters KVM exports:
+//! it creates the RD and the concatenated start-level RTTs, sets RIPAS,
+//! populates measured data, maps private pages at fault time (creating
+//! RTTs on demand and folding full 2 MiB tables into blocks), maps shared
+//! pages at the unprotected alias, creates and destroys RECs, activates
+//! the realm and tears it down in an order the RMM accepts.  A granule
+//! whose undelegation fails is leaked on purpose and counted in
+//! [`RealmStats::leaked`]; no delegated granule reaches the allocator.
+//!
+//! Every loop that reacts to RMM answers is bounded, so a misbehaving RMM
+//! yields an error, never a livelock.
+
+use crate::abi::v1_0::{Command, HashAlgo, RttEntryState, DATA_FLAG_MEASURE, MAX_REC_AUX_GRANULES, MAX_START_RTTS};
+use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, GRANULE_SIZE};
+use crate::errno;
+use crate::granule::{delegate, undelegate, Delegated, GranuleAlloc, Undelegated};
+use crate::rmi::{RealmCreate, RecCreate, Rmi};
+
+/// Deepest RTT level (4 KiB pages).
+pub const RTT_PAGE_LEVEL: u8 = 3;
+/// Level whose entries map 2 MiB blocks.
+pub const RTT_BLOCK_LEVEL: u8 = 2;
+
+/// Bytes mapped by one entry of an RTT at `level` (0..=3).
+pub const fn level_size(level: u8) -> u64 {
+    1u64 << (12 + 9 * (3 - level as u32))
+}
+
+const fn align_down(x: u64, size: u64) -> u64 {
+    x & !(size - 1)
+}
+
+/// Stage-2 shape of a realm's IPA space with 4 KiB granules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// IPA width in bits; the top bit selects the unprotected alias.
+    pub ipa_bits: u8,
+    /// Level of the start RTTs.
+    pub start_level: u8,
+    /// Number of concatenated start RTTs (1..=16).
+    pub num_start: u8,
+}
+
+impl Geometry {
+    /// Smallest IPA width accepted.
+    pub const MIN_IPA_BITS: u8 = 32;
+    /// Largest IPA width accepted without LPA2.
+    pub const MAX_IPA_BITS: u8 = 48;
+
+    /// The geometry for `ipa_bits`, the way Linux sizes stage 2: as few
+    /// levels as possible, concatenating up to 16 start tables.
+    pub const fn new(ipa_bits: u8) -> Option<Geometry> {
+        if ipa_bits < Self::MIN_IPA_BITS || ipa_bits > Self::MAX_IPA_BITS {
+            return None;
+        }
+        let levels = (ipa_bits - 8) / 9;
+        let start_level = 4 - levels;
+        let span_bits = 12 + 9 * (4 - start_level as u32);
+        let num = if ipa_bits as u32 > span_bits { 1u32 << (ipa_bits as u32 - span_bits) } else { 1 };
+        // CAST: num <= 16 for 32..=48 bits (checked by the tests).
+        Some(Geometry { ipa_bits, start_level, num_start: num as u8 })
+    }
+
+    /// The IPA bit that selects the unprotected (shared) alias.
+    pub const fn shared_bit(&self) -> u64 {
+        1u64 << (self.ipa_bits - 1)
+    }
+
+    /// Whether `ipa` is in the protected (private) half.
+    pub const fn is_protected(&self, ipa: Ipa) -> bool {
+        ipa.0 < self.shared_bit()
+    }
+
+    /// Whether `ipa` is inside the IPA space.
+    pub const fn contains(&self, ipa: Ipa) -> bool {
+        ipa.0 < (1u64 << self.ipa_bits)
+    }
+
+    /// Number of entries across the concatenated start tables.
+    pub const fn start_entries(&self) -> usize {
+        512 * self.num_start as usize
+    }
+}
+
+/// Why a realm operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RealmError {
+    /// The RMM refused `cmd`.
+    Rmi {
+        /// The command.
+        cmd: Command,
+        /// Its status.
+        err: RmiError,
+    },
+    /// No memory for a granule.
+    NoMemory,
+    /// Bad argument from the VMM (alignment, range, alias).
+    Invalid,
+    /// Not allowed in the realm's current state.
+    State,
+    /// RECs still exist.
+    Busy,
+    /// The RMM answered in a way the specification does not allow.
+    Protocol,
+}
+
+impl RealmError {
+    /// The errno for userspace.
+    pub const fn errno(self) -> i32 {
+        match self {
+            RealmError::Rmi { err, .. } => err.errno(),
+            RealmError::NoMemory => errno::ENOMEM,
+            RealmError::Invalid => errno::EINVAL,
+            RealmError::State => errno::EPERM,
+            RealmError::Busy => errno::EBUSY,
+            RealmError::Protocol => errno::EIO,
+        }
+    }
+
+    fn rmi(cmd: Command) -> impl FnOnce(RmiError) -> RealmError {
+        move |err| RealmError::Rmi { cmd, err }
+    }
+}
+
+/// Result of realm operations.
+pub type Result<T = ()> = core::result::Result<T, RealmError>;
+
+/// What the VMM chose for a realm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealmConfig {
+    /// IPA width, including the shared bit.
+    pub ipa_bits: u8,
+    /// Measurement algorithm.
+    pub hash_algo: HashAlgo,
+    /// Realm personalization value.
+    pub rpv: [u8; 64],
+    /// VMID.
+    pub vmid: u16,
+    /// `RealmParams::flags`.
+    pub flags: u64,
+    /// SVE vector length.
+    pub sve_vl: u8,
+    /// Breakpoints.
+    pub num_bps: u8,
+    /// Watchpoints.
+    pub num_wps: u8,
+    /// PMU counters.
+    pub pmu_num_ctrs: u8,
+}
+
+impl RealmConfig {
+    /// SHA-256, zero RPV, no optional features.
+    pub const fn new(ipa_bits: u8, vmid: u16) -> RealmConfig {
+        RealmConfig {
+            ipa_bits,
+            hash_algo: HashAlgo::Sha256,
+            rpv: [0; 64],
+            vmid,
+            flags: 0,
+            sve_vl: 0,
+            num_bps: 0,
+            num_wps: 0,
+            pmu_num_ctrs: 0,
+        }
+    }
+}
+
+/// Lifecycle state as the host tracks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RealmState {
+    /// Created, not yet activated: data may be populated, RECs created.
+    New,
+    /// Activated: RECs may run.
+    Active,
+    /// The realm called `SYSTEM_OFF`; only teardown remains.
+    SystemOff,
+    /// Torn down: the RD no longer exists.
+    Destroyed,
+}
+
+/// Counters KVM exports per realm.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealmStats {
+    /// Granules the realm currently holds delegated (leaks excluded).
+    pub delegated: u64,
+    /// RTT granules, the start-level ones included.
+    pub rtt_pages: u64,
+    /// Private pages mapped (each 4 KiB, also inside folded blocks).
+    pub data_pages: u64,
+    /// Granules whose undelegation failed, deliberately never freed.
+    pub leaked: u64,
+}
+
+/// A REC: one realm vCPU's context, and its auxiliary granules.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rec {
+    pa: Pa,
+    aux: [Pa; MAX_REC_AUX_GRANULES],
+    num_aux: usize,
+    mpidr: u64,
+}
+
+impl Rec {
+    /// The REC granule.
+    pub fn pa(&self) -> Pa {
+        self.pa
+    }
+
+    /// The vCPU's MPIDR.
+    pub fn mpidr(&self) -> u64 {
+        self.mpidr
+    }
+}
+
+/// Unprotected stage-2 descriptor attributes: normal write-back memory,
+/// read/write, inner shareable.
+pub const UNPROTECTED_ATTRS: u64 = (0xf << 2) | (0x3 << 6) | (0x3 << 8);
+
+/// Bound on the RTT-creation retries of one operation (one per level).
+const MAX_RETRIES: usize = 4;
+
+/// One realm, as the host sees it.
+#[derive(Debug)]
+pub struct Realm {
+    rd: Pa,
+    roots: Pa,
+    geo: Geometry,
+    state: RealmState,
+    aux_count: Option<usize>,
+    recs: usize,
+    stats: RealmStats,
+    /// Start-level entries that point to a table the host created.
+    tables: [u64; MAX_START_RTTS * 512 / 64],
+}
+
+impl Realm {
+    /// Delegates an RD and the start RTTs and issues `REALM_CREATE`.
+    ///
+    /// On failure everything taken is given back (or counted as leaked in
+    /// the returned stats, if an undelegation fails).
+    pub fn create<R: Rmi, A: GranuleAlloc>(rmi: &mut R, alloc: &mut A, cfg: &RealmConfig) -> core::result::Result<Realm, (RealmError, RealmStats)> {
+        let Some(geo) = Geometry::new(cfg.ipa_bits) else {
+            return Err((RealmError::Invalid, RealmStats::default()));
+        };
+        let mut realm = Realm {
+            rd: Pa(0),
+            roots: Pa(0),
+            geo,
+            state: RealmState::Destroyed,
+            aux_count: None,
+            recs: 0,
+            stats: RealmStats::default(),
+            tables: [0; MAX_START_RTTS * 512 / 64],
+        };
+        let rd = match realm.take_granule(rmi, alloc) {
+            Ok(g) => g,
+            Err(e) => return Err((e, realm.stats)),
+        };
+        let n = usize::from(geo.num_start);
+        let Some(base) = alloc.alloc_contiguous(n) else {
+            realm.give_back(rmi, alloc, rd);
+            return Err((RealmError::NoMemory, realm.stats));
+        };
+        let mut roots: [Option<Delegated>; MAX_START_RTTS] = Default::default();
+        let mut failed = None;
+        for i in 0..n {
+            // CAST: i < 16.
+            let page = Undelegated::from_host_page(base.add_granules(i as u64));
+            let Some(page) = page else {
+                failed = Some(RealmError::Protocol);
+                break;
+            };
+            if failed.is_some() {
+                alloc.free(page);
+                continue;
+            }
+            match delegate(rmi, page) {
+                Ok(g) => {
+                    realm.stats.delegated += 1;
+                    roots[i] = Some(g);
+                }
+                Err((page, e)) => {
+                    alloc.free(page);
+                    failed = Some(RealmError::Rmi { cmd: Command::GranuleDelegate, err: e });
+                }
+            }
+        }
+        let params = RealmCreate {
+            flags: cfg.flags,
+            s2sz: cfg.ipa_bits,
+            sve_vl: cfg.sve_vl,
+            num_bps: cfg.num_bps,
+            num_wps: cfg.num_wps,
+            pmu_num_ctrs: cfg.pmu_num_ctrs,
+            hash_algo: cfg.hash_algo,
+            rpv: cfg.rpv,
+            vmid: cfg.vmid,
+            rtt_base: base,
+            // CAST: the start level is 0..=3.
+            rtt_level_start: geo.start_level as i8,
+            rtt_num_start: geo.num_start,
+        };
+        let created = match failed {
+            Some(e) => Err(e),
+            None => rmi.realm_create(rd.pa(), &params).map_err(RealmError::rmi(Command::RealmCreate)),
+        };
+        if let Err(e) = created {
+            for g in roots.into_iter().flatten() {
+                realm.give_back(rmi, alloc, g);
+            }
+            realm.give_back(rmi, alloc, rd);
+            return Err((e, realm.stats));
+        }
+        for g in roots.into_iter().flatten() {
+            let _ = g.hand_over();
+        }
+        realm.rd = rd.hand_over();
+        realm.roots = base;
+        realm.stats.rtt_pages = u64::from(geo.num_start);
+        realm.state = RealmState::New;
+        Ok(realm)
+    }
+
+    /// The RD's address.
+    pub fn rd(&self) -> Pa {
+        self.rd
+    }
+
+    /// The realm's stage-2 geometry.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    /// Lifecycle state.
+    pub fn state(&self) -> RealmState {
+        self.state
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RealmStats {
+        self.stats
+    }
+
+    /// Number of live RECs.
+    pub fn recs(&self) -> usize {
+        self.recs
+    }
+
+    /// Records that the realm reported `SYSTEM_OFF` (from REC entry).
+    pub fn mark_system_off(&mut self) {
+        if self.state != RealmState::Destroyed {
+            self.state = RealmState::SystemOff;
+        }
+    }
+
+    fn alive(&self) -> Result {
+        if self.state == RealmState::Destroyed {
+            Err(RealmError::State)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take_granule<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A) -> Result<Delegated> {
+        let page = alloc.alloc().ok_or(RealmError::NoMemory)?;
+        match delegate(rmi, page) {
+            Ok(g) => {
+                self.stats.delegated += 1;
+                Ok(g)
+            }
+            Err((page, e)) => {
+                alloc.free(page);
+                Err(RealmError::Rmi { cmd: Command::GranuleDelegate, err: e })
+            }
+        }
+    }
+
+    /// Undelegates `g` and frees it; leaks it (counted) if that fails.
+    fn give_back<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, g: Delegated) {
+        self.stats.delegated -= 1;
+        match undelegate(rmi, g) {
+            Ok(page) => alloc.free(page),
+            Err((_leaked, _)) => self.stats.leaked += 1,
+        }
+    }
+
+    /// As [`Realm::give_back`], for a data page owned by the VMM.
+    fn give_back_data<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, g: Delegated) {
+        self.stats.delegated -= 1;
+        match undelegate(rmi, g) {
+            Ok(page) => alloc.release_data(page),
+            Err((_leaked, _)) => self.stats.leaked += 1,
+        }
+    }
+
+    fn start_index(&self, ipa: u64) -> usize {
+        // CAST: bounded by start_entries() <= 8192.
+        (ipa / level_size(self.geo.start_level)) as usize
+    }
+
+    fn mark_table(&mut self, ipa: u64, present: bool) {
+        let i = self.start_index(ipa);
+        if let Some(w) = self.tables.get_mut(i / 64) {
+            if present {
+                *w |= 1 << (i % 64);
+            } else {
+                *w &= !(1 << (i % 64));
+            }
+        }
+    }
+
+    /// Creates the RTTs for `ipa` from level `reached + 1` down to
+    /// `target`, after an RMI command reported `ERROR_RTT(reached)`.
+    fn create_rtts<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, reached: u8, target: u8) -> Result {
+        if reached < self.geo.start_level || target > RTT_PAGE_LEVEL {
+            return Err(RealmError::Protocol);
+        }
+        for level in reached + 1..=target {
+            let g = self.take_granule(rmi, alloc)?;
+            let base = Ipa(align_down(ipa.0, level_size(level - 1)));
+            match rmi.rtt_create(self.rd, g.pa(), base, level) {
+                Ok(()) => {
+                    let _ = g.hand_over();
+                    self.stats.rtt_pages += 1;
+                    if level == self.geo.start_level + 1 {
+                        self.mark_table(base.0, true);
+                    }
+                }
+                // The table exists already (created by a concurrent path).
+                Err(e) if e.status == ErrorStatus::Rtt && e.index == level - 1 => {
+                    self.give_back(rmi, alloc, g);
+                }
+                Err(e) => {
+                    self.give_back(rmi, alloc, g);
+                    return Err(RealmError::Rmi { cmd: Command::RttCreate, err: e });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `op`, creating missing RTTs down to `target` when it reports
+    /// `ERROR_RTT` at a shallower level, and retries (boundedly).
+    fn with_rtts<R: Rmi, A: GranuleAlloc, T>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        target: u8,
+        cmd: Command,
+        mut op: impl FnMut(&mut R, Pa) -> crate::abi::RmiResult<T>,
+    ) -> Result<T> {
+        for _ in 0..MAX_RETRIES {
+            match op(rmi, self.rd) {
+                Ok(v) => return Ok(v),
+                Err(e) if e.status == ErrorStatus::Rtt && e.index < target => {
+                    self.create_rtts(rmi, alloc, ipa, e.index, target)?;
+                }
+                Err(e) => return Err(RealmError::Rmi { cmd, err: e }),
+            }
+        }
+        Err(RealmError::Protocol)
+    }
+
+    fn check_private(&self, ipa: Ipa) -> Result {
+        if ipa.0 % GRANULE_SIZE != 0 || !self.geo.is_protected(ipa) {
+            return Err(RealmError::Invalid);
+        }
+        Ok(())
+    }
+
+    /// Sets RIPAS to RAM over `[base, top)` (realm NEW only), creating
+    /// RTTs where a range edge does not fall on a block boundary.
+    pub fn init_ripas<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, base: Ipa, top: Ipa) -> Result {
+        if self.state != RealmState::New {
+            return Err(RealmError::State);
+        }
+        if base.0 % GRANULE_SIZE != 0 || top.0 % GRANULE_SIZE != 0 || base.0 >= top.0 || top.0 > self.geo.shared_bit() {
+            return Err(RealmError::Invalid);
+        }
+        let mut cur = base.0;
+        // Each call either advances or creates one RTT level; both are
+        // bounded by the range's page count and the level count.
+        let mut budget = 4 + 2 * ((top.0 - base.0) / GRANULE_SIZE);
+        while cur < top.0 {
+            if budget == 0 {
+                return Err(RealmError::Protocol);
+            }
+            budget -= 1;
+            match rmi.rtt_init_ripas(self.rd, Ipa(cur), top) {
+                Ok(next) if next.0 > cur && next.0 <= top.0 => cur = next.0,
+                Ok(_) => return Err(RealmError::Protocol),
+                Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
+                    self.create_rtts(rmi, alloc, Ipa(cur), e.index, e.index + 1)?;
+                }
+                Err(e) => return Err(RealmError::Rmi { cmd: Command::RttInitRipas, err: e }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Delegates `page`, and maps it at `ipa` with the contents of `src`
+    /// (`DATA_CREATE`), extending the measurement if `measure`.  Realm NEW
+    /// only.  On failure the page goes back through
+    /// [`GranuleAlloc::release_data`] (or is leaked, counted).
+    pub fn populate<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, page: Undelegated, src: Pa, measure: bool) -> Result {
+        let flags = if measure { DATA_FLAG_MEASURE } else { 0 };
+        let ok = self.state == RealmState::New;
+        self.map_data(rmi, alloc, ipa, page, ok, Command::DataCreate, move |rmi, rd, data| {
+            rmi.data_create(rd, data, ipa, src, flags)
+        })
+    }
+
+    /// Maps `page` at private `ipa` with unknown contents
+    /// (`DATA_CREATE_UNKNOWN`): the stage-2 fault path.
+    pub fn map_unknown<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, page: Undelegated) -> Result {
+        let ok = matches!(self.state, RealmState::New | RealmState::Active);
+        self.map_data(rmi, alloc, ipa, page, ok, Command::DataCreateUnknown, move |rmi, rd, data| {
+            rmi.data_create_unknown(rd, data, ipa)
+        })
+    }
+
+    fn map_data<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        page: Undelegated,
+        state_ok: bool,
+        cmd: Command,
+        mut op: impl FnMut(&mut R, Pa, Pa) -> crate::abi::RmiResult,
+    ) -> Result {
+        if let Err(e) = self.alive().and_then(|()| if state_ok { Ok(()) } else { Err(RealmError::State) }).and_then(|()| self.check_private(ipa)) {
+            alloc.release_data(page);
+            return Err(e);
+        }
+        let data = match delegate(rmi, page) {
+            Ok(g) => g,
+            Err((page, err)) => {
+                alloc.release_data(page);
+                return Err(RealmError::Rmi { cmd: Command::GranuleDelegate, err });
+            }
+        };
+        self.stats.delegated += 1;
+        let pa = data.pa();
+        match self.with_rtts(rmi, alloc, ipa, RTT_PAGE_LEVEL, cmd, |rmi, rd| op(rmi, rd, pa)) {
+            Ok(()) => {
+                let _ = data.hand_over();
+                self.stats.data_pages += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.give_back_data(rmi, alloc, data);
+                Err(e)
+            }
+        }
+    }
+
+    /// Folds the full RTT at `level` covering `ipa` into a block entry of
+    /// its parent (`RTT_FOLD`) and frees it.  `Ok(false)` if the table is
+    /// not foldable (not homogeneous, or not there).
+    pub fn fold<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, level: u8) -> Result<bool> {
+        self.alive()?;
+        if level <= self.geo.start_level + 1 || level > RTT_PAGE_LEVEL {
+            return Err(RealmError::Invalid);
+        }
+        let base = Ipa(align_down(ipa.0, level_size(level - 1)));
+        match rmi.rtt_fold(self.rd, base, level) {
+            Ok(pa) => {
+                self.stats.rtt_pages -= 1;
+                self.give_back(rmi, alloc, Delegated::returned_by_rmm(pa));
+                Ok(true)
+            }
+            Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
+            Err(e) => Err(RealmError::Rmi { cmd: Command::RttFold, err: e }),
+        }
+    }
+
+    /// Maps host page `pa` at the unprotected IPA `ipa` (top bit set).
+    pub fn map_shared<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, pa: Pa) -> Result {
+        self.alive()?;
+        if ipa.0 % GRANULE_SIZE != 0 || !pa.is_aligned() || self.geo.is_protected(ipa) || !self.geo.contains(ipa) {
+            return Err(RealmError::Invalid);
+        }
+        let desc = pa.0 | UNPROTECTED_ATTRS;
+        self.with_rtts(rmi, alloc, ipa, RTT_PAGE_LEVEL, Command::RttMapUnprotected, |rmi, rd| {
+            rmi.rtt_map_unprotected(rd, ipa, RTT_PAGE_LEVEL, desc)
+        })
+    }
+
+    /// Unmaps the unprotected page at `ipa`; `Ok(false)` if none was mapped.
+    pub fn unmap_shared<R: Rmi>(&mut self, rmi: &mut R, ipa: Ipa) -> Result<bool> {
+        self.alive()?;
+        if ipa.0 % GRANULE_SIZE != 0 || self.geo.is_protected(ipa) || !self.geo.contains(ipa) {
+            return Err(RealmError::Invalid);
+        }
+        match rmi.rtt_unmap_unprotected(self.rd, ipa, RTT_PAGE_LEVEL) {
+            Ok(_) => Ok(true),
+            Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
+            Err(e) => Err(RealmError::Rmi { cmd: Command::RttUnmapUnprotected, err: e }),
+        }
+    }
+
+    /// Destroys the private pages mapped in `[start, end)` and returns them
+    /// to the VMM: memslot removal, or a private-to-shared conversion.
+    /// Folded blocks in the range are split first.
+    pub fn unmap_private<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, start: Ipa, end: Ipa) -> Result {
+        self.alive()?;
+        if start.0 % GRANULE_SIZE != 0 || end.0 % GRANULE_SIZE != 0 || start.0 > end.0 || end.0 > self.geo.shared_bit() {
+            return Err(RealmError::Invalid);
+        }
+        self.clear_leaves(rmi, alloc, start.0, end.0)
+    }
+
+    /// Destroys every data page / unprotected mapping in `[start, end)`.
+    fn clear_leaves<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, start: u64, end: u64) -> Result {
+        let mut cur = start;
+        let mut splits = 0;
+        while cur < end {
+            if !self.geo.is_protected(Ipa(cur)) {
+                match rmi.rtt_unmap_unprotected(self.rd, Ipa(cur), RTT_PAGE_LEVEL) {
+                    Ok(top) => cur = top.0.max(cur + GRANULE_SIZE),
+                    Err(e) if e.status == ErrorStatus::Rtt => {
+                        cur = align_down(cur, level_size(e.index.min(RTT_PAGE_LEVEL))) + level_size(e.index.min(RTT_PAGE_LEVEL));
+                    }
+                    Err(e) => return Err(RealmError::Rmi { cmd: Command::RttUnmapUnprotected, err: e }),
+                }
+                continue;
+            }
+            match rmi.data_destroy(self.rd, Ipa(cur)) {
+                Ok(d) => {
+                    self.stats.data_pages -= 1;
+                    self.give_back_data(rmi, alloc, Delegated::returned_by_rmm(d.pa));
+                    cur = d.top.0.clamp(cur + GRANULE_SIZE, end.max(cur + GRANULE_SIZE));
+                }
+                Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
+                    // The walk stopped at a block or an empty entry.
+                    let level = e.index;
+                    let entry = rmi
+                        .rtt_read_entry(self.rd, Ipa(align_down(cur, level_size(level))), level)
+                        .map_err(RealmError::rmi(Command::RttReadEntry))?;
+                    if entry.state == RttEntryState::Assigned && level >= 1 {
+                        // A folded block: split it back into pages.
+                        splits += 1;
+                        if splits > 2 * MAX_RETRIES + ((end - start) / level_size(RTT_BLOCK_LEVEL)) as usize {
+                            return Err(RealmError::Protocol);
+                        }
+                        self.create_rtts(rmi, alloc, Ipa(cur), level, RTT_PAGE_LEVEL)?;
+                    } else {
+                        cur = align_down(cur, level_size(level)) + level_size(level);
+                    }
+                }
+                Err(e) if e.status == ErrorStatus::Rtt => cur += GRANULE_SIZE,
+                Err(e) => return Err(RealmError::Rmi { cmd: Command::DataDestroy, err: e }),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a REC for vCPU `mpidr` (realm NEW only; RMI 1.0 creates all
+    /// RECs before activation), with its auxiliary granules.
+    pub fn rec_create<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, mpidr: u64, pc: u64, gprs: [u64; 8], runnable: bool) -> Result<Rec> {
+        if self.state != RealmState::New {
+            return Err(RealmError::State);
+        }
+        let num_aux = match self.aux_count {
+            Some(n) => n,
+            None => {
+                let n = rmi.rec_aux_count(self.rd).map_err(RealmError::rmi(Command::RecAuxCount))?;
+                // CAST: bounded by MAX_REC_AUX_GRANULES just below.
+                let n = n as usize;
+                if n > MAX_REC_AUX_GRANULES {
+                    return Err(RealmError::Protocol);
+                }
+                self.aux_count = Some(n);
+                n
+            }
+        };
+        let rec = self.take_granule(rmi, alloc)?;
+        let mut aux: [Option<Delegated>; MAX_REC_AUX_GRANULES] = Default::default();
+        let mut failed = None;
+        for slot in aux.iter_mut().take(num_aux) {
+            match self.take_granule(rmi, alloc) {
+                Ok(g) => *slot = Some(g),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let mut params = RecCreate { runnable, mpidr, pc, gprs, aux: [Pa(0); MAX_REC_AUX_GRANULES], num_aux };
+        for (p, g) in params.aux.iter_mut().zip(aux.iter()) {
+            if let Some(g) = g {
+                *p = g.pa();
+            }
+        }
+        let res = match failed {
+            Some(e) => Err(e),
+            None => rmi.rec_create(self.rd, rec.pa(), &params).map_err(RealmError::rmi(Command::RecCreate)),
+        };
+        if let Err(e) = res {
+            for g in aux.into_iter().flatten() {
+                self.give_back(rmi, alloc, g);
+            }
+            self.give_back(rmi, alloc, rec);
+            return Err(e);
+        }
+        for g in aux.into_iter().flatten() {
+            let _ = g.hand_over();
+        }
+        self.recs += 1;
+        Ok(Rec { pa: rec.hand_over(), aux: params.aux, num_aux, mpidr })
+    }
+
+    /// Destroys a REC and frees its granules.  On an RMM error the REC is
+    /// handed back so the caller can retry or [`Realm::rec_leak`] it.
+    pub fn rec_destroy<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, rec: Rec) -> core::result::Result<(), (Rec, RealmError)> {
+        if let Err(err) = rmi.rec_destroy(rec.pa) {
+            return Err((rec, RealmError::Rmi { cmd: Command::RecDestroy, err }));
+        }
+        self.recs -= 1;
+        self.give_back(rmi, alloc, Delegated::returned_by_rmm(rec.pa));
+        for pa in rec.aux.iter().take(rec.num_aux) {
+            self.give_back(rmi, alloc, Delegated::returned_by_rmm(*pa));
+        }
+        Ok(())
+    }
+
+    /// Gives up on a REC the RMM will not destroy: its granules are leaked
+    /// and counted.
+    pub fn rec_leak(&mut self, rec: Rec) {
+        self.recs -= 1;
+        // CAST: num_aux <= 16.
+        let n = 1 + rec.num_aux as u64;
+        self.stats.delegated -= n;
+        self.stats.leaked += n;
+    }
+
+    /// `REALM_ACTIVATE`.
+    pub fn activate<R: Rmi>(&mut self, rmi: &mut R) -> Result {
+        if self.state != RealmState::New {
+            return Err(RealmError::State);
+        }
+        rmi.realm_activate(self.rd).map_err(RealmError::rmi(Command::RealmActivate))?;
+        self.state = RealmState::Active;
+        Ok(())
+    }
+
+    /// Tears the realm down: destroys every RTT below the start level
+    /// (and the data and shared mappings in them), then the realm, then
+    /// gives back the RD and the start RTTs.
+    ///
+    /// Fails with [`RealmError::Busy`] while RECs exist.  After any other
+    /// error the realm is still consistent and teardown may be retried, or
+    /// abandoned with [`Realm::leak`].
+    pub fn destroy<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A) -> Result {
+        self.alive()?;
+        if self.recs != 0 {
+            return Err(RealmError::Busy);
+        }
+        let span = level_size(self.geo.start_level);
+        for i in 0..self.geo.start_entries() {
+            if self.tables[i / 64] & (1 << (i % 64)) == 0 {
+                continue;
+            }
+            // CAST: i < 8192.
+            let base = i as u64 * span;
+            self.destroy_table(rmi, alloc, self.geo.start_level + 1, base)?;
+            self.mark_table(base, false);
+        }
+        rmi.realm_destroy(self.rd).map_err(RealmError::rmi(Command::RealmDestroy))?;
+        self.state = RealmState::Destroyed;
+        self.give_back(rmi, alloc, Delegated::returned_by_rmm(self.rd));
+        for i in 0..u64::from(self.geo.num_start) {
+            self.give_back(rmi, alloc, Delegated::returned_by_rmm(self.roots.add_granules(i)));
+        }
+        self.stats.rtt_pages -= u64::from(self.geo.num_start);
+        Ok(())
+    }
+
+    /// Destroys the RTT at `level` whose parent entry covers `base`, after
+    /// emptying it.  A missing table is not an error.
+    fn destroy_table<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, level: u8, base: u64) -> Result {
+        let span = level_size(level - 1);
+        for _ in 0..MAX_RETRIES {
+            match rmi.rtt_destroy(self.rd, Ipa(base), level) {
+                Ok(d) => {
+                    self.stats.rtt_pages -= 1;
+                    self.give_back(rmi, alloc, Delegated::returned_by_rmm(d.pa));
+                    return Ok(());
+                }
+                Err(e) if e.status == ErrorStatus::Rtt && e.index < level => {
+                    // No table here.  A block in the parent still holds data.
+                    if e.index >= 1 && self.geo.is_protected(Ipa(base)) {
+                        let entry = rmi
+                            .rtt_read_entry(self.rd, Ipa(base), e.index)
+                            .map_err(RealmError::rmi(Command::RttReadEntry))?;
+                        if entry.state == RttEntryState::Assigned {
+                            self.clear_leaves(rmi, alloc, base, base + span)?;
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.status == ErrorStatus::Rtt && e.index == level => {
+                    // Live: empty it, then try again.
+                    if level == RTT_PAGE_LEVEL {
+                        self.clear_leaves(rmi, alloc, base, base + span)?;
+                    } else {
+                        let child = level_size(level);
+                        for j in 0..512 {
+                            self.destroy_table(rmi, alloc, level + 1, base + j * child)?;
+                        }
+                    }
+                }
+                Err(e) => return Err(RealmError::Rmi { cmd: Command::RttDestroy, err: e }),
+            }
+        }
+        Err(RealmError::Protocol)
+    }
+
+    /// Abandons a realm whose teardown cannot finish: every granule it
+    /// still holds is leaked on purpose and counted.  Returns the number.
+    pub fn leak(&mut self) -> u64 {
+        let n = self.stats.delegated;
+        self.stats.leaked += n;
+        self.stats.delegated = 0;
+        self.state = RealmState::Destroyed;
+        n
+    }
+}
