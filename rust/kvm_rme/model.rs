@@ -135,7 +135,8 @@ pub struct RmmModel {
     pub aux_count: u64,
     /// Exits `REC_ENTER` will report, in order.
     pub exits: VecDeque<ScriptedExit>,
-    /// Fail each call with this probability (per million).
+    /// Fail each call with this probability (per million), with a status
+    /// that carries no RTT-walk information (INPUT, REALM, REC, unknown).
     pub inject_ppm: u32,
     /// One-shot failures: the next call of the command fails with the error.
     pub fail_next: Vec<(Command, RmiError)>,
@@ -320,11 +321,14 @@ impl RmmModel {
         }
         if (self.next_rand() % 1_000_000) < u64::from(self.inject_ppm) {
             self.injected += 1;
+            // ERROR_RTT is not injected: its index is walk information the
+            // host acts on (create a level, skip an empty range), so a
+            // fake one models an RMM that lies, not one that fails.
             let st = match self.next_rand() % 4 {
                 0 => ErrorStatus::Input,
                 1 => ErrorStatus::Realm,
                 2 => ErrorStatus::Rec,
-                _ => ErrorStatus::Rtt,
+                _ => ErrorStatus::Unknown(0x7f),
             };
             return err(st, (self.next_rand() % 4) as u8);
         }

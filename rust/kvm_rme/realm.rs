@@ -800,7 +800,10 @@ impl Realm {
                             .rtt_read_entry(self.rd, Ipa(base), e.index)
                             .map_err(RealmError::rmi(Command::RttReadEntry))?;
                         if entry.state == RttEntryState::Assigned {
-                            self.clear_leaves(rmi, alloc, base, base + span)?;
+                            // Split the block back into a (live) table,
+                            // which the next round empties and destroys.
+                            self.create_rtts(rmi, alloc, Ipa(base), e.index, level)?;
+                            continue;
                         }
                     }
                     return Ok(());

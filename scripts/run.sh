@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The main job (README): set up, build both host kernels and the firmware,
+# boot them in QEMU and go as far towards a confidential guest as the
+# firmware and the code allow, then print the RMI cost counters.
+#
+#   arm64: TF-A + TRP (or RME_RMM_IMAGE=<rmm.img>, a full RMM) -> Linux at
+#          NS-EL2 -> kvm_rme probes the RMM and delegates real granules
+#          (KUnit) -> selftests create VMs.
+#   riscv: OpenSBI -> Linux at HS -> kvm_cove probes COVH -> selftests.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+bash "$here/setup.sh"
+status=0
+for arch in arm64 riscv; do
+    bash "$here/selftests.sh" "$arch"
+    bash "$here/kernel.sh" build "$arch"
+    image=$BUILD/obj-$arch/arch/$arch/boot/Image
+    if [ "$arch" = arm64 ]; then
+        bash "$here/firmware.sh" arm64 "$image"
+        python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$BUILD/console-arm64.log" || status=1
+        log "firmware and host on arm64:"
+        grep -E 'TRP:|RMM|kvm_rme:|VHE mode|All CPU\(s\) started' "$BUILD/console-arm64.log" | sed 's/^/    /' || true
+    else
+        python3 "$here/run-qemu.py" riscv --image "$image" --log "$BUILD/console-riscv.log" || status=1
+        log "host on riscv64:"
+        grep -E 'kvm_cove:|kvm \[1\]: (hypervisor|AIA)' "$BUILD/console-riscv.log" | sed 's/^/    /' || true
+    fi
+done
+
+if grep -q 'kvm_rme: .*realms enabled' "$BUILD/console-arm64.log"; then
+    log "realm launch: the RMM speaks RMI 1.0, but the realm uAPI (KVM_CAP_ARM_RME) is not wired into KVM yet"
+else
+    log "realm launch: not possible with this firmware (see the kvm_rme line above; TRP implements only VERSION and GRANULE_(UN)DELEGATE)"
+fi
+
+log "RMI calls per 4 KiB of realm memory (realm logic against the RMM model):"
+(cd "$CONFVM_TOP" && cargo run --release -q --locked -p kvm_rme --example rmi_counters --features kvm_rme/model)
+exit $status

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run).  Installs what is missing, then runs
+# every tier and ends with "N passed, N failed, N skipped":
+#
+#   host     cargo test: ABI, RMM model, realm logic, property tests
+#   arm64    Rust selftests + kernel, TF-A with RME (TRP, or RME_RMM_IMAGE),
+#            QEMU boot: KUnit suites and kselftest TAP
+#   riscv    Rust selftests + kernel, QEMU boot on OpenSBI: KUnit + TAP
+#
+# TIERS="host arm64" runs a subset.  Logs go to build/logs/.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+TIERS=${TIERS:-host arm64 riscv}
+logs=$BUILD/logs
+mkdir -p "$logs"
+passed=0 failed=0 skipped=0
+t_start=$SECONDS
+
+count() { passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3)); }
+fail_step() { log "FAIL: $1 (log: $2)"; echo "FAIL $1"; count 0 1 0; }
+
+log "setting up the toolchain"
+if ! bash "$here/setup.sh" >"$logs/setup.log" 2>&1; then
+    tail -n 20 "$logs/setup.log"
+    fail_step setup "$logs/setup.log"
+    echo "$passed passed, $failed failed, $skipped skipped"
+    exit 1
+fi
+
+host_tier() {
+    local t0=$SECONDS out=$logs/cargo-test.log
+    log "host: cargo test"
+    (cd "$CONFVM_TOP" && cargo test --workspace --locked) >"$out" 2>&1
+    local rc=$?
+    local p f i
+    p=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1/p' "$out" | paste -sd+ | bc)
+    f=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\2/p' "$out" | paste -sd+ | bc)
+    i=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\3/p' "$out" | paste -sd+ | bc)
+    grep -E '^test .* (FAILED|ok)$|property steps' "$out" | sed 's/^/  /'
+    count "${p:-0}" "${f:-0}" "${i:-0}"
+    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then fail_step "host/cargo-test (exit $rc)" "$out"; fi
+    log "host tier: ${p:-0} passed, ${f:-0} failed in $((SECONDS - t0)) s"
+}
+
+boot_tier() {
+    local arch=$1 t0=$SECONDS tb image out
+    log "$arch: building selftests"
+    bash "$here/selftests.sh" "$arch" >"$logs/selftests-$arch.log" 2>&1 ||
+        { fail_step "$arch/selftests-build" "$logs/selftests-$arch.log"; return; }
+    tb=$SECONDS
+    bash "$here/kernel.sh" build "$arch" >"$logs/kernel-$arch.log" 2>&1 ||
+        { tail -n 30 "$logs/kernel-$arch.log"; fail_step "$arch/kernel-build" "$logs/kernel-$arch.log"; return; }
+    log "$arch: kernel built in $((SECONDS - tb)) s"
+    image=$BUILD/obj-$arch/arch/$arch/boot/Image
+    out=$logs/boot-$arch.txt
+    if [ "$arch" = arm64 ]; then
+        bash "$here/firmware.sh" arm64 "$image" >"$logs/firmware.log" 2>&1 ||
+            { tail -n 30 "$logs/firmware.log"; fail_step arm64/firmware-build "$logs/firmware.log"; return; }
+        python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$logs/console-arm64.log" >"$out" 2>&1
+    else
+        python3 "$here/run-qemu.py" riscv --image "$image" --log "$logs/console-riscv.log" >"$out" 2>&1
+    fi
+    grep -E '^(PASS|FAIL|SKIP|#)' "$out" | sed 's/^/  /'
+    local r
+    r=$(sed -n 's/^RESULT [a-z0-9]* //p' "$out")
+    if [ -z "$r" ]; then
+        fail_step "$arch/boot (runner crashed)" "$out"
+        return
+    fi
+    # shellcheck disable=SC2086
+    count $r
+    log "$arch tier done in $((SECONDS - t0)) s"
+}
+
+for t in $TIERS; do
+    case "$t" in
+        host) host_tier ;;
+        arm64|riscv) boot_tier "$t" ;;
+        *) fail_step "unknown tier $t" /dev/null ;;
+    esac
+done
+
+log "all tiers done in $((SECONDS - t_start)) s"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
