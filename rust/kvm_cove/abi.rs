@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The CoVE SBI interface: extension IDs, SBI errors and the structures
+//! shared with the TSM.
+//!
+//! Function numbering differs between the CoVE RFC (and Salus) and spec
+//! v0.7, so each numbering lives in its own submodule (`rfc`); callers use
+//! the typed functions of [`crate::tsm::Tsm`] and never see the numbers.
+
+use core::mem::{offset_of, size_of};
+
+pub mod rfc;
+
+/// `COVH`: host-side extension.
+pub const EXT_COVH: u64 = 0x434F_5648;
+/// `COVI`: interrupt extension.
+pub const EXT_COVI: u64 = 0x434F_5649;
+/// `COVG`: guest-side extension.
+pub const EXT_COVG: u64 = 0x434F_5647;
+/// `NACL`: nested acceleration (shared memory with the TSM).
+pub const EXT_NACL: u64 = 0x4E41_434C;
+
+/// Page size the TSM tracks.
+pub const PAGE_SIZE: u64 = 4096;
+
+/// A host physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pa(pub u64);
+
+impl Pa {
+    /// Whether the address is 4 KiB aligned.
+    pub const fn is_aligned(self) -> bool {
+        self.0 % PAGE_SIZE == 0
+    }
+
+    /// The address `n` pages further on.
+    pub const fn add_pages(self, n: u64) -> Pa {
+        Pa(self.0 + n * PAGE_SIZE)
+    }
+}
+
+/// A guest physical address of a TVM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Gpa(pub u64);
+
+/// SBI error codes (`sbiret.error`), never `SBI_SUCCESS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SbiError {
+    /// `SBI_ERR_FAILED` (-1).
+    Failed,
+    /// `SBI_ERR_NOT_SUPPORTED` (-2).
+    NotSupported,
+    /// `SBI_ERR_INVALID_PARAM` (-3).
+    InvalidParam,
+    /// `SBI_ERR_DENIED` (-4).
+    Denied,
+    /// `SBI_ERR_INVALID_ADDRESS` (-5).
+    InvalidAddress,
+    /// `SBI_ERR_ALREADY_AVAILABLE` (-6).
+    AlreadyAvailable,
+    /// `SBI_ERR_ALREADY_STARTED` (-7).
+    AlreadyStarted,
+    /// `SBI_ERR_ALREADY_STOPPED` (-8).
+    AlreadyStopped,
+    /// `SBI_ERR_NO_SHMEM` (-9).
+    NoShmem,
+    /// A code this host does not know.
+    Unknown(i64),
+}
+
+impl SbiError {
+    /// Decodes `sbiret.error`; `Ok` for `SBI_SUCCESS`.
+    pub const fn decode(code: i64) -> Result<(), SbiError> {
+        Err(match code {
+            0 => return Ok(()),
+            -1 => SbiError::Failed,
+            -2 => SbiError::NotSupported,
+            -3 => SbiError::InvalidParam,
+            -4 => SbiError::Denied,
+            -5 => SbiError::InvalidAddress,
+            -6 => SbiError::AlreadyAvailable,
+            -7 => SbiError::AlreadyStarted,
+            -8 => SbiError::AlreadyStopped,
+            -9 => SbiError::NoShmem,
+            c => SbiError::Unknown(c),
+        })
+    }
+
+    /// The wire code.
+    pub const fn code(self) -> i64 {
+        match self {
+            SbiError::Failed => -1,
+            SbiError::NotSupported => -2,
+            SbiError::InvalidParam => -3,
+            SbiError::Denied => -4,
+            SbiError::InvalidAddress => -5,
+            SbiError::AlreadyAvailable => -6,
+            SbiError::AlreadyStarted => -7,
+            SbiError::AlreadyStopped => -8,
+            SbiError::NoShmem => -9,
+            SbiError::Unknown(c) => c,
+        }
+    }
+
+    /// The errno userspace sees when this ends an ioctl.
+    pub const fn errno(self) -> i32 {
+        match self {
+            SbiError::NotSupported => crate::errno::EOPNOTSUPP,
+            SbiError::InvalidParam => crate::errno::EINVAL,
+            SbiError::Denied => crate::errno::EPERM,
+            SbiError::InvalidAddress => crate::errno::EFAULT,
+            SbiError::AlreadyAvailable | SbiError::AlreadyStarted | SbiError::AlreadyStopped => crate::errno::EALREADY,
+            SbiError::NoShmem => crate::errno::ENOMEM,
+            SbiError::Failed | SbiError::Unknown(_) => crate::errno::EIO,
+        }
+    }
+}
+
+/// Result of an SBI call.
+pub type SbiResult<T = ()> = core::result::Result<T, SbiError>;
+
+/// TSM state in [`TsmInfo::tstate`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TsmState {
+    /// No TSM loaded.
+    NotLoaded = 0,
+    /// Loaded, not ready.
+    Loaded = 1,
+    /// Ready to create TVMs.
+    Ready = 2,
+}
+
+/// `sbi_cove_tsm_info` (RFC/Salus layout, RV64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TsmInfo {
+    /// [`TsmState`] as u32.
+    pub tstate: u32,
+    /// TSM version.
+    pub version: u32,
+    /// Pages of TVM state per TVM.
+    pub tvm_pages_needed: u64,
+    /// vCPUs per TVM.
+    pub tvm_max_vcpus: u64,
+    /// Pages of state per vCPU.
+    pub tvcpu_pages_needed: u64,
+}
+
+/// `sbi_cove_tvm_create_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TvmCreateParams {
+    /// 16 KiB-aligned, 16 KiB confidential G-stage root.
+    pub tvm_page_directory_addr: u64,
+    /// TVM state pages (`tvm_pages_needed` contiguous).
+    pub tvm_state_addr: u64,
+}
+
+/// `sbi_cove_tvm_aia_params`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TvmAiaParams {
+    /// Guest IMSIC base.
+    pub imsic_base_addr: u64,
+    /// Group index bits.
+    pub group_index_bits: u32,
+    /// Group index shift (>= 24).
+    pub group_index_shift: u32,
+    /// Hart index bits.
+    pub hart_index_bits: u32,
+    /// Guest index bits.
+    pub guest_index_bits: u32,
+    /// Guests per hart.
+    pub guests_per_hart: u32,
+    _pad: u32,
+}
+
+/// Page sizes in `page_type` arguments.
+#[repr(u64)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageType {
+    /// 4 KiB.
+    Page4K = 0,
+    /// 2 MiB.
+    Page2M = 1,
+    /// 1 GiB.
+    Page1G = 2,
+    /// 512 GiB.
+    Page512G = 3,
+}
+
+impl PageType {
+    /// Bytes in one page of this type.
+    pub const fn size(self) -> u64 {
+        match self {
+            PageType::Page4K => 1 << 12,
+            PageType::Page2M => 1 << 21,
+            PageType::Page1G => 1 << 30,
+            PageType::Page512G => 1 << 39,
+        }
+    }
+}
+
+/// Layout of the NACL shared memory the TSM and the host exchange vCPU
+/// state through (per physical CPU).
+pub mod nacl {
+    /// Scratch area: after `TVM_VCPU_RUN`, `guest_gprs[32]` at its start.
+    pub const SCRATCH_OFFSET: usize = 0x0;
+    /// Scratch bytes.
+    pub const SCRATCH_SIZE: usize = 0x800;
+    /// CSR dirty bitmap.
+    pub const DIRTY_BITMAP_OFFSET: usize = 0xF80;
+    /// CSR area: 1024 u64 slots.
+    pub const CSR_OFFSET: usize = 0x1000;
+    /// CSR slots.
+    pub const CSR_SLOTS: usize = 1024;
+    /// Whole shared memory.
+    pub const SIZE: usize = CSR_OFFSET + 8 * CSR_SLOTS;
+
+    /// Slot of CSR `csr` in the CSR area.
+    pub const fn csr_index(csr: u16) -> usize {
+        (((csr & 0xc00) >> 2) | (csr & 0xff)) as usize
+    }
+
+    /// Byte offset of GPR `x<i>` in the scratch area.
+    pub const fn gpr_offset(i: usize) -> usize {
+        SCRATCH_OFFSET + 8 * i
+    }
+
+    /// `scause`.
+    pub const CSR_SCAUSE: u16 = 0x142;
+    /// `stval`.
+    pub const CSR_STVAL: u16 = 0x143;
+    /// `htval`.
+    pub const CSR_HTVAL: u16 = 0x643;
+    /// `htinst`.
+    pub const CSR_HTINST: u16 = 0x64A;
+    /// `vsie`.
+    pub const CSR_VSIE: u16 = 0x204;
+}
+
+const _: () = {
+    assert!(size_of::<TsmInfo>() == 32);
+    assert!(offset_of!(TsmInfo, tstate) == 0);
+    assert!(offset_of!(TsmInfo, version) == 4);
+    assert!(offset_of!(TsmInfo, tvm_pages_needed) == 8);
+    assert!(offset_of!(TsmInfo, tvm_max_vcpus) == 16);
+    assert!(offset_of!(TsmInfo, tvcpu_pages_needed) == 24);
+    assert!(size_of::<TvmCreateParams>() == 16);
+    assert!(offset_of!(TvmCreateParams, tvm_state_addr) == 8);
+    assert!(size_of::<TvmAiaParams>() == 32);
+    assert!(offset_of!(TvmAiaParams, group_index_bits) == 8);
+    assert!(offset_of!(TvmAiaParams, guests_per_hart) == 24);
+    assert!(nacl::SCRATCH_SIZE + 0x780 == nacl::DIRTY_BITMAP_OFFSET);
+    assert!(nacl::DIRTY_BITMAP_OFFSET + 16 * 8 == nacl::CSR_OFFSET);
+    assert!(nacl::SIZE == 0x3000);
+    assert!(nacl::csr_index(0xfff) < nacl::CSR_SLOTS);
+};

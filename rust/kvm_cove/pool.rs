@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host pages and confidential pages, and a per-TVM pool of confidential
+//! pages converted in batches.
+//!
+//! A [`Plain`] page is normal host memory; only a `Plain` page goes back
+//! to the allocator.  Pages become confidential by `TSM_CONVERT_PAGES`
+//! plus a global fence, and normal again only by `TSM_RECLAIM_PAGES` once
+//! no TVM uses them.  The pool converts `batch` contiguous pages with one
+//! convert call and one global fence, hands them out one by one, and
+//! reclaims every batch with one call when the TVM is gone: the RFC code
+//! converted and fenced on every 4 KiB fault.
+
+use crate::abi::{Pa, SbiError};
+use crate::tsm::{global_fence, Tsm};
+
+/// A normal-world host page, owned by its holder.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use]
+pub struct Plain(Pa);
+
+impl Plain {
+    /// Takes ownership of a host page; `None` unless 4 KiB aligned.
+    pub fn from_host_page(pa: Pa) -> Option<Plain> {
+        pa.is_aligned().then_some(Plain(pa))
+    }
+
+    /// Physical address.
+    pub fn pa(&self) -> Pa {
+        self.0
+    }
+}
+
+/// Where the CoVE logic gets and returns host pages.
+pub trait PageAlloc {
+    /// `count` contiguous zeroed pages (count may be 1), each freeable on
+    /// its own; returns the first.
+    fn alloc_contiguous(&mut self, count: u64) -> Option<Pa>;
+    /// Returns a page.
+    fn free(&mut self, page: Plain);
+}
+
+/// Most batches one pool tracks.
+pub const MAX_BATCHES: usize = 256;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Batch {
+    base: u64,
+    count: u64,
+    /// Pages handed out from the start of the batch.
+    used: u64,
+    /// The batch could not be reclaimed: leaked on purpose.
+    leaked: bool,
+}
+
+/// Why a pool operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    /// No host memory, or the batch table is full.
+    NoMemory,
+    /// The TSM refused the conversion or the fence.
+    Tsm(SbiError),
+}
+
+/// Counters of a pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Pages currently converted (in the pool or given to the TSM).
+    pub converted: u64,
+    /// Pages handed out.
+    pub handed_out: u64,
+    /// Pages leaked because the TSM would not reclaim them.
+    pub leaked: u64,
+    /// Global fences issued.
+    pub fences: u64,
+}
+
+/// Confidential pages for one TVM.
+#[derive(Debug)]
+pub struct Pool {
+    batches: [Batch; MAX_BATCHES],
+    nr: usize,
+    batch_pages: u64,
+    grow: bool,
+    stats: PoolStats,
+}
+
+/// Batches between doublings of the batch size of a growing pool.
+pub const GROW_EVERY: usize = 32;
+/// Largest batch a growing pool converts at once (128 MiB).
+pub const MAX_BATCH_PAGES: u64 = 1 << 15;
+
+impl Pool {
+    /// A pool converting `batch_pages` pages at a time at first, doubling
+    /// the batch every [`GROW_EVERY`] batches up to [`MAX_BATCH_PAGES`], so
+    /// the batch table covers TVMs of any size.
+    pub fn new(batch_pages: u64) -> Pool {
+        Pool { batches: [Batch::default(); MAX_BATCHES], nr: 0, batch_pages: batch_pages.max(1), grow: true, stats: PoolStats::default() }
+    }
+
+    /// A pool that always converts `batch_pages` pages (capacity
+    /// `MAX_BATCHES * batch_pages`).
+    pub fn fixed(batch_pages: u64) -> Pool {
+        Pool { grow: false, ..Pool::new(batch_pages) }
+    }
+
+    fn next_batch(&self) -> u64 {
+        if self.grow {
+            // CAST: nr / GROW_EVERY <= 8.
+            (self.batch_pages << (self.nr / GROW_EVERY) as u32).min(MAX_BATCH_PAGES.max(self.batch_pages))
+        } else {
+            self.batch_pages
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> PoolStats {
+        self.stats
+    }
+
+    /// Converts a new batch of (up to) `want` pages: fewer if contiguous
+    /// memory is short, down to one page.
+    fn refill<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, want: u64) -> Result<(), PoolError> {
+        if self.nr == MAX_BATCHES {
+            return Err(PoolError::NoMemory);
+        }
+        let mut count = want.max(1);
+        let base = loop {
+            if let Some(pa) = alloc.alloc_contiguous(count) {
+                break pa;
+            }
+            if count == 1 {
+                return Err(PoolError::NoMemory);
+            }
+            count /= 2;
+        };
+        let give_back = |alloc: &mut A| {
+            for i in 0..count {
+                if let Some(p) = Plain::from_host_page(base.add_pages(i)) {
+                    alloc.free(p);
+                }
+            }
+        };
+        if let Err(e) = tsm.convert_pages(base, count) {
+            give_back(alloc);
+            return Err(PoolError::Tsm(e));
+        }
+        self.stats.converted += count;
+        self.stats.fences += 1;
+        if let Err(e) = global_fence(tsm) {
+            // Converted but not fenced: take it back at once.
+            if tsm.reclaim_pages(base, count).is_ok() {
+                self.stats.converted -= count;
+                give_back(alloc);
+            } else {
+                self.batches[self.nr] = Batch { base: base.0, count, used: count, leaked: true };
+                self.nr += 1;
+                self.stats.converted -= count;
+                self.stats.leaked += count;
+            }
+            return Err(PoolError::Tsm(e));
+        }
+        self.batches[self.nr] = Batch { base: base.0, count, used: 0, leaked: false };
+        self.nr += 1;
+        Ok(())
+    }
+
+    /// `n` contiguous confidential pages (n <= the batch size); the TSM
+    /// owns them once the caller hands them to it.
+    pub fn take<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, n: u64) -> Result<Pa, PoolError> {
+        if let Some(b) = self.batches[..self.nr].iter_mut().rev().find(|b| !b.leaked && b.count - b.used >= n) {
+            let pa = Pa(b.base).add_pages(b.used);
+            b.used += n;
+            self.stats.handed_out += n;
+            return Ok(pa);
+        }
+        self.refill(tsm, alloc, self.next_batch().max(n))?;
+        let b = &mut self.batches[self.nr - 1];
+        if b.count < n {
+            return Err(PoolError::NoMemory);
+        }
+        b.used = n;
+        self.stats.handed_out += n;
+        Ok(Pa(b.base))
+    }
+
+    /// After the TVM is destroyed (every page unassigned): reclaims each
+    /// batch with one call and frees its pages; a batch the TSM will not
+    /// reclaim is leaked, counted.
+    pub fn reclaim_all<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A) {
+        for b in self.batches[..self.nr].iter_mut() {
+            if b.leaked {
+                continue;
+            }
+            // A reclaim can fail transiently (another CPU's fence in
+            // flight): try a few times before giving the batch up.
+            let mut res = tsm.reclaim_pages(Pa(b.base), b.count);
+            for _ in 0..2 {
+                if res.is_ok() {
+                    break;
+                }
+                res = tsm.reclaim_pages(Pa(b.base), b.count);
+            }
+            match res {
+                Ok(()) => {
+                    for i in 0..b.count {
+                        if let Some(p) = Plain::from_host_page(Pa(b.base).add_pages(i)) {
+                            alloc.free(p);
+                        }
+                    }
+                }
+                Err(_) => {
+                    b.leaked = true;
+                    self.stats.leaked += b.count;
+                }
+            }
+            self.stats.converted -= b.count;
+        }
+        self.nr = 0;
+        self.stats.handed_out = 0;
+    }
+}

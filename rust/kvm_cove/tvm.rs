@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! TVM lifecycle over the COVH calls.
+//!
+//! [`Tvm`] owns a TVM's confidential pages through its [`Pool`]: the
+//! G-stage root, TVM and vCPU state, page-table pages, measured and zero
+//! pages all come from it, and all go back with one reclaim per batch
+//! after `DESTROY_TVM`.  Nothing converted ever reaches the allocator.
+
+use crate::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE};
+use crate::errno;
+use crate::exit::{self, Exit, NaclShmem};
+use crate::pool::{PageAlloc, Pool, PoolError, PoolStats};
+use crate::tsm::{Gid, Tsm};
+
+/// Pages of the confidential G-stage root (16 KiB).
+pub const PGD_PAGES: u64 = 4;
+/// Most confidential memory regions per TVM.
+pub const MAX_REGIONS: usize = 8;
+/// Pages per 2 MiB block.
+pub const BLOCK_PAGES: u64 = 512;
+
+/// Why a TVM operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TvmError {
+    /// The TSM refused the call.
+    Tsm(SbiError),
+    /// Out of host memory.
+    NoMemory,
+    /// Bad argument from the VMM.
+    Invalid,
+    /// Not allowed in the TVM's state.
+    State,
+    /// The TSM is missing or not ready.
+    NoTsm,
+}
+
+impl TvmError {
+    /// The errno for userspace.
+    pub const fn errno(self) -> i32 {
+        match self {
+            TvmError::Tsm(e) => e.errno(),
+            TvmError::NoMemory => errno::ENOMEM,
+            TvmError::Invalid => errno::EINVAL,
+            TvmError::State | TvmError::NoTsm => errno::EPERM,
+        }
+    }
+}
+
+impl From<PoolError> for TvmError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::NoMemory => TvmError::NoMemory,
+            PoolError::Tsm(e) => TvmError::Tsm(e),
+        }
+    }
+}
+
+impl From<SbiError> for TvmError {
+    fn from(e: SbiError) -> Self {
+        TvmError::Tsm(e)
+    }
+}
+
+/// Result of TVM operations.
+pub type Result<T = ()> = core::result::Result<T, TvmError>;
+
+/// Lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TvmState {
+    /// Created; regions, measured pages and vCPUs may be added.
+    Initializing,
+    /// Finalized; vCPUs run, faults add zero pages.
+    Runnable,
+    /// Destroyed.
+    Destroyed,
+}
+
+/// Counters of a TVM.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TvmStats {
+    /// Measured pages added.
+    pub measured_pages: u64,
+    /// Zero pages added (4 KiB units; blocks count 512).
+    pub zero_pages: u64,
+    /// Shared pages mapped.
+    pub shared_pages: u64,
+    /// Page-table pages given to the TSM.
+    pub pgt_pages: u64,
+    /// vCPUs created.
+    pub vcpus: u64,
+}
+
+/// Checks the TSM's report and returns it if TVMs can run.
+pub fn check_tsm<T: Tsm>(tsm: &mut T) -> Result<TsmInfo> {
+    let info = tsm.get_info().map_err(|_| TvmError::NoTsm)?;
+    if info.tstate != TsmState::Ready as u32 || info.tvm_max_vcpus == 0 {
+        return Err(TvmError::NoTsm);
+    }
+    Ok(info)
+}
+
+/// Page-table pages the TSM needs to map `len` bytes at `gpa` with 4 KiB
+/// pages in Sv48x4: one leaf table per 2 MiB, one per 1 GiB above it, one
+/// per 512 GiB.
+pub const fn pgt_pages_for(gpa: u64, len: u64) -> u64 {
+    const fn span(gpa: u64, len: u64, shift: u32) -> u64 {
+        ((gpa + len - 1) >> shift) - (gpa >> shift) + 1
+    }
+    span(gpa, len, 21) + span(gpa, len, 30) + span(gpa, len, 39)
+}
+
+/// One TVM.
+#[derive(Debug)]
+pub struct Tvm {
+    gid: Gid,
+    state: TvmState,
+    pool: Pool,
+    info: TsmInfo,
+    regions: [(u64, u64); MAX_REGIONS],
+    nregions: usize,
+    stats: TvmStats,
+}
+
+impl Tvm {
+    /// Converts the root and state pages and creates the TVM.
+    /// `batch_pages` is the pool's conversion batch (512 = 2 MiB).
+    pub fn create<T: Tsm, A: PageAlloc>(tsm: &mut T, alloc: &mut A, info: &TsmInfo, batch_pages: u64) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
+        Self::create_with_pool(tsm, alloc, info, Pool::new(batch_pages.max(PGD_PAGES)))
+    }
+
+    /// As [`Tvm::create`], with a caller-built pool.
+    pub fn create_with_pool<T: Tsm, A: PageAlloc>(tsm: &mut T, alloc: &mut A, info: &TsmInfo, mut pool: Pool) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
+        let r = (|| -> Result<Gid> {
+            let pgd = pool.take(tsm, alloc, PGD_PAGES)?;
+            if pgd.0 % (PGD_PAGES * PAGE_SIZE) != 0 {
+                return Err(TvmError::NoMemory);
+            }
+            let state = pool.take(tsm, alloc, info.tvm_pages_needed.max(1))?;
+            let params = TvmCreateParams { tvm_page_directory_addr: pgd.0, tvm_state_addr: state.0 };
+            Ok(tsm.create_tvm(&params)?)
+        })();
+        match r {
+            Ok(gid) => Ok(Tvm {
+                gid,
+                state: TvmState::Initializing,
+                pool,
+                info: *info,
+                regions: [(0, 0); MAX_REGIONS],
+                nregions: 0,
+                stats: TvmStats::default(),
+            }),
+            Err(e) => {
+                pool.reclaim_all(tsm, alloc);
+                Err((e, pool.stats()))
+            }
+        }
+    }
+
+    /// The guest ID.
+    pub fn gid(&self) -> Gid {
+        self.gid
+    }
+
+    /// Lifecycle state.
+    pub fn state(&self) -> TvmState {
+        self.state
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> TvmStats {
+        self.stats
+    }
+
+    /// The pool's counters (conversions, fences, leaks).
+    pub fn pool_stats(&self) -> PoolStats {
+        self.pool.stats()
+    }
+
+    /// Whether `gpa` lies in a confidential region.
+    pub fn is_confidential(&self, gpa: Gpa) -> bool {
+        self.regions[..self.nregions].iter().any(|&(b, l)| gpa.0 >= b && gpa.0 - b < l)
+    }
+
+    fn need(&self, s: TvmState) -> Result {
+        if self.state == s {
+            Ok(())
+        } else {
+            Err(TvmError::State)
+        }
+    }
+
+    /// Declares a confidential memory region (before finalize) and gives
+    /// the TSM the page-table pages to map it.
+    pub fn add_region<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: Gpa, len: u64) -> Result {
+        self.need(TvmState::Initializing)?;
+        if gpa.0 % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 || gpa.0.checked_add(len).is_none() {
+            return Err(TvmError::Invalid);
+        }
+        if self.nregions == MAX_REGIONS || self.regions[..self.nregions].iter().any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len) {
+            return Err(TvmError::Invalid);
+        }
+        tsm.add_memory_region(self.gid, gpa, len)?;
+        self.regions[self.nregions] = (gpa.0, len);
+        self.nregions += 1;
+        let mut pages = pgt_pages_for(gpa.0, len);
+        while pages > 0 {
+            let n = pages.min(BLOCK_PAGES);
+            let pa = self.pool.take(tsm, alloc, n)?;
+            tsm.add_pgt_pages(self.gid, pa, n)?;
+            self.stats.pgt_pages += n;
+            pages -= n;
+        }
+        Ok(())
+    }
+
+    /// `KVM_RISCV_COVE_MEASURE_REGION` for one page: copies `src` (a VMM
+    /// page) into a fresh confidential page at `gpa` and measures it.
+    pub fn measure_page<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: Gpa, src: Pa) -> Result {
+        self.need(TvmState::Initializing)?;
+        if gpa.0 % PAGE_SIZE != 0 || !src.is_aligned() || !self.is_confidential(gpa) {
+            return Err(TvmError::Invalid);
+        }
+        let dst = self.pool.take(tsm, alloc, 1)?;
+        tsm.add_measured_pages(self.gid, src, dst, PageType::Page4K, 1, gpa)?;
+        self.stats.measured_pages += 1;
+        Ok(())
+    }
+
+    /// Creates vCPU `id` with its state pages (before finalize).
+    pub fn create_vcpu<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, id: u64) -> Result {
+        self.need(TvmState::Initializing)?;
+        if id >= self.info.tvm_max_vcpus {
+            return Err(TvmError::Invalid);
+        }
+        let state = self.pool.take(tsm, alloc, self.info.tvcpu_pages_needed.max(1))?;
+        tsm.create_vcpu(self.gid, id, state)?;
+        self.stats.vcpus += 1;
+        Ok(())
+    }
+
+    /// `FINALIZE_TVM`: the TVM starts at `entry` with `arg` in a1.
+    pub fn finalize<T: Tsm>(&mut self, tsm: &mut T, entry: u64, arg: u64) -> Result {
+        self.need(TvmState::Initializing)?;
+        if self.stats.vcpus == 0 {
+            return Err(TvmError::State);
+        }
+        tsm.finalize_tvm(self.gid, entry, arg)?;
+        self.state = TvmState::Runnable;
+        Ok(())
+    }
+
+    /// Maps a zeroed confidential page at faulting `gpa`; a whole 2 MiB
+    /// block at once when `block` and the block lies in one region.
+    pub fn map_zero<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: Gpa, block: bool) -> Result {
+        self.need(TvmState::Runnable)?;
+        if !self.is_confidential(gpa) {
+            return Err(TvmError::Invalid);
+        }
+        let base = gpa.0 & !(PageType::Page2M.size() - 1);
+        if block && self.is_confidential(Gpa(base)) && self.is_confidential(Gpa(base + PageType::Page2M.size() - 1)) {
+            let pa = self.pool.take(tsm, alloc, BLOCK_PAGES)?;
+            if pa.0 % PageType::Page2M.size() == 0 {
+                tsm.add_zero_pages(self.gid, pa, PageType::Page2M, 1, Gpa(base))?;
+                self.stats.zero_pages += BLOCK_PAGES;
+                return Ok(());
+            }
+            // Not a naturally aligned run: map the pages one by one.
+            for i in 0..BLOCK_PAGES {
+                tsm.add_zero_pages(self.gid, pa.add_pages(i), PageType::Page4K, 1, Gpa(base + i * PAGE_SIZE))?;
+                self.stats.zero_pages += 1;
+            }
+            return Ok(());
+        }
+        let pa = self.pool.take(tsm, alloc, 1)?;
+        tsm.add_zero_pages(self.gid, pa, PageType::Page4K, 1, Gpa(gpa.0 & !(PAGE_SIZE - 1)))?;
+        self.stats.zero_pages += 1;
+        Ok(())
+    }
+
+    /// Maps VMM page `pa` at shared (non-confidential) `gpa`.
+    pub fn map_shared<T: Tsm>(&mut self, tsm: &mut T, gpa: Gpa, pa: Pa) -> Result {
+        self.need(TvmState::Runnable)?;
+        if gpa.0 % PAGE_SIZE != 0 || !pa.is_aligned() || self.is_confidential(gpa) {
+            return Err(TvmError::Invalid);
+        }
+        tsm.add_shared_pages(self.gid, pa, PageType::Page4K, 1, gpa)?;
+        self.stats.shared_pages += 1;
+        Ok(())
+    }
+
+    /// Takes confidential pages out of `[gpa, gpa+len)` (the TVM shared
+    /// the range): invalidate, TVM fence, remove.  The pages stay in the
+    /// pool's batches until the TVM is destroyed.
+    pub fn remove_range<T: Tsm>(&mut self, tsm: &mut T, gpa: Gpa, len: u64) -> Result {
+        self.need(TvmState::Runnable)?;
+        if gpa.0 % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 {
+            return Err(TvmError::Invalid);
+        }
+        tsm.invalidate_pages(self.gid, gpa, len)?;
+        tsm.tvm_fence(self.gid)?;
+        tsm.remove_pages(self.gid, gpa, len)?;
+        Ok(())
+    }
+
+    /// Runs vCPU `id` once and decodes why it stopped.
+    pub fn run<T: Tsm>(&mut self, tsm: &mut T, id: u64, nacl: &dyn NaclShmem) -> Result<Exit> {
+        self.need(TvmState::Runnable)?;
+        let ret = tsm.vcpu_run(self.gid, id)?;
+        let regions = self.regions;
+        let n = self.nregions;
+        let conf = move |g: Gpa| regions[..n].iter().any(|&(b, l)| g.0 >= b && g.0 - b < l);
+        Ok(exit::decode(ret, nacl, &conf))
+    }
+
+    /// `DESTROY_TVM`, then reclaims and frees every confidential page.
+    /// On a TSM error the TVM stays and may be destroyed again.
+    pub fn destroy<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A) -> Result {
+        if self.state == TvmState::Destroyed {
+            return Err(TvmError::State);
+        }
+        tsm.destroy_tvm(self.gid)?;
+        self.state = TvmState::Destroyed;
+        self.pool.reclaim_all(tsm, alloc);
+        Ok(())
+    }
+}
