@@ -22,7 +22,9 @@ tfa_source() {
         return 0
     fi
     log "fetching TF-A $TFA_VERSION source package"
-    rm -rf "$BUILD/tfa-src"
+    # Unpacked files keep the tarball's old mtimes, so objects built from
+    # an earlier source would look up to date: drop them with it.
+    rm -rf "$BUILD/tfa-src" "$BUILD/tfa-trp" "$BUILD/tfa-rmm"
     mkdir -p "$BUILD/tfa-src"
     (cd "$BUILD/tfa-src" &&
         apt-get source --download-only "arm-trusted-firmware=$TFA_VERSION" >/dev/null 2>&1 ||

@@ -31,6 +31,11 @@ unpack() {
         return 0
     fi
     log "unpacking kernel source into $SRC"
+    # Unpacked files keep the tarball's mtimes, older than the objects in
+    # build/obj-*: files an earlier patch set changed must look new, or a
+    # dropped patch would leave its objects in place.
+    local stale=""
+    [ -f "$SRC/.confvm-patched" ] && stale=$(cat "$SRC/.confvm-patched")
     rm -rf "$SRC" "$SRC.tmp"
     mkdir -p "$SRC.tmp"
     if [ -n "${KERNEL_SRC:-}" ]; then
@@ -46,6 +51,11 @@ unpack() {
     for p in "$CONFVM_TOP"/patches/*.patch; do
         log "applying $(basename "$p")"
         patch -d "$SRC.tmp" -p1 --forward --quiet < "$p"
+    done
+    sed -n 's|^+++ b/||p' "$CONFVM_TOP"/patches/*.patch | sort -u > "$SRC.tmp/.confvm-patched"
+    local f
+    for f in $stale; do
+        [ -e "$SRC.tmp/$f" ] && touch "$SRC.tmp/$f"
     done
     echo "$want_id" > "$SRC.tmp/.confvm-source"
     mv "$SRC.tmp" "$SRC"

@@ -22,6 +22,7 @@ TS = re.compile(r"^\[\s*\d+\.\d+\] ?")
 RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+) ([^#]*?)\s*(?:#\s*(SKIP|TODO)\b\s*(.*))?$")
 BAD = re.compile(r"(WARNING: CPU:|\bBUG:|Kernel panic|Internal error: Oops|Unable to handle kernel|"
                  r"kernel BUG at|rcu: INFO: rcu_.* stall|general protection fault|RMM init failed)")
+SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 MARKER = "confvm-run-complete"
 
 
@@ -81,9 +82,13 @@ def judge(arch, lines, reason):
     kunit_cases = 0
     suite_cases = 0
     selftest_exit = None
+    suite = ""
     for line in lines:
         kernel = bool(TS.match(line))
         text = TS.sub("", line)
+        sm = SUBTEST.match(text)
+        if kernel and sm:
+            suite = sm.group(1)
         if kernel and BAD.search(text):
             problems.append("kernel log: " + text.strip())
         if text.startswith("confvm-selftests-exit:"):
@@ -102,7 +107,10 @@ def judge(arch, lines, reason):
                 had_cases, suite_cases = suite_cases, 0
                 if status == "ok" or had_cases:
                     continue
-        label = f"{arch}/{'kunit' if kernel else 'selftest'}/{name.strip()}"
+        if kernel and indent:
+            label = f"{arch}/kunit/{suite}.{name.strip()}"
+        else:
+            label = f"{arch}/{'kunit' if kernel else 'selftest'}/{name.strip()}"
         if directive == "SKIP":
             skipped += 1
             print(f"SKIP {label}: {why}")

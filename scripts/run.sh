@@ -6,7 +6,8 @@
 #   arm64: TF-A + TRP (or RME_RMM_IMAGE=<rmm.img>, a full RMM) -> Linux at
 #          NS-EL2 -> kvm_rme probes the RMM and delegates real granules
 #          (KUnit) -> selftests create VMs.
-#   riscv: OpenSBI -> Linux at HS -> kvm_cove probes COVH -> selftests.
+#   riscv: OpenSBI -> Linux at HS -> kvm_cove probes COVH (absent: TVMs are
+#          refused with EPERM) -> selftests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -37,4 +38,6 @@ fi
 
 log "RMI calls per 4 KiB of realm memory (realm logic against the RMM model):"
 (cd "$CONFVM_TOP" && cargo run --release -q --locked -p kvm_rme --example rmi_counters --features kvm_rme/model)
+log "COVH calls and global fences per MiB of TVM memory (TVM logic against the TSM model):"
+(cd "$CONFVM_TOP" && cargo run --release -q --locked -p kvm_cove --example sbi_counters --features kvm_cove/model)
 exit $status

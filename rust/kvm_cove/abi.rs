@@ -109,7 +109,9 @@ impl SbiError {
             SbiError::InvalidParam => crate::errno::EINVAL,
             SbiError::Denied => crate::errno::EPERM,
             SbiError::InvalidAddress => crate::errno::EFAULT,
-            SbiError::AlreadyAvailable | SbiError::AlreadyStarted | SbiError::AlreadyStopped => crate::errno::EALREADY,
+            SbiError::AlreadyAvailable | SbiError::AlreadyStarted | SbiError::AlreadyStopped => {
+                crate::errno::EALREADY
+            }
             SbiError::NoShmem => crate::errno::ENOMEM,
             SbiError::Failed | SbiError::Unknown(_) => crate::errno::EIO,
         }

@@ -158,10 +158,14 @@ pub fn decode(ret: u64, n: &dyn NaclShmem, confidential: &dyn Fn(Gpa) -> bool) -
     match scause {
         cause::VS_ECALL => decode_ecall(n),
         cause::VIRTUAL_INSN => Exit::VirtualInsn,
-        cause::LOAD_GUEST_PAGE_FAULT | cause::STORE_GUEST_PAGE_FAULT | cause::INSN_GUEST_PAGE_FAULT => {
+        cause::LOAD_GUEST_PAGE_FAULT
+        | cause::STORE_GUEST_PAGE_FAULT
+        | cause::INSN_GUEST_PAGE_FAULT => {
             let gpa = Gpa((n.csr(nacl::CSR_HTVAL) << 2) | (n.csr(nacl::CSR_STVAL) & 3));
             if confidential(gpa) {
-                return Exit::Fault { gpa: Gpa(gpa.0 & !0xfff) };
+                return Exit::Fault {
+                    gpa: Gpa(gpa.0 & !0xfff),
+                };
             }
             if scause == cause::INSN_GUEST_PAGE_FAULT {
                 return Exit::Unhandled { scause };
@@ -179,17 +183,32 @@ fn decode_ecall(n: &dyn NaclShmem) -> Exit {
     // a0..a7 are x10..x17.
     let ext = n.gpr(17);
     let fid = n.gpr(16);
-    let args = [n.gpr(10), n.gpr(11), n.gpr(12), n.gpr(13), n.gpr(14), n.gpr(15)];
+    let args = [
+        n.gpr(10),
+        n.gpr(11),
+        n.gpr(12),
+        n.gpr(13),
+        n.gpr(14),
+        n.gpr(15),
+    ];
     if ext == EXT_COVG {
         return match Covg::from_fid(fid) {
-            Some(Covg::ShareMemory) => Exit::Share { gpa: Gpa(args[0]), len: args[1] },
-            Some(Covg::UnshareMemory) => Exit::Unshare { gpa: Gpa(args[0]), len: args[1] },
+            Some(Covg::ShareMemory) => Exit::Share {
+                gpa: Gpa(args[0]),
+                len: args[1],
+            },
+            Some(Covg::UnshareMemory) => Exit::Unshare {
+                gpa: Gpa(args[0]),
+                len: args[1],
+            },
             Some(_) => Exit::CovgAck,
             None => Exit::SbiNotSupported,
         };
     }
     match ext {
-        forwarded::DBCN | forwarded::HSM | forwarded::SRST | forwarded::LEGACY_PUTCHAR => Exit::Sbi { ext, fid, args },
+        forwarded::DBCN | forwarded::HSM | forwarded::SRST | forwarded::LEGACY_PUTCHAR => {
+            Exit::Sbi { ext, fid, args }
+        }
         _ => Exit::SbiNotSupported,
     }
 }
@@ -218,7 +237,14 @@ fn decode_mmio(gpa: Gpa, htinst: u64, n: &dyn NaclShmem) -> Option<Mmio> {
                 _ => return None,
             };
             // CAST: rd is 5 bits.
-            Some(Mmio { gpa, write: false, size, reg: ((htinst >> 7) & 0x1f) as u8, signed, value: 0 })
+            Some(Mmio {
+                gpa,
+                write: false,
+                size,
+                reg: ((htinst >> 7) & 0x1f) as u8,
+                signed,
+                value: 0,
+            })
         }
         0x23 => {
             if funct3 > 3 {
@@ -228,8 +254,19 @@ fn decode_mmio(gpa: Gpa, htinst: u64, n: &dyn NaclShmem) -> Option<Mmio> {
             // CAST: rs2 is 5 bits.
             let reg = ((htinst >> 20) & 0x1f) as u8;
             let v = n.gpr(usize::from(reg));
-            let value = if size == 8 { v } else { v & ((1u64 << (8 * u32::from(size))) - 1) };
-            Some(Mmio { gpa, write: true, size, reg, signed: false, value })
+            let value = if size == 8 {
+                v
+            } else {
+                v & ((1u64 << (8 * u32::from(size))) - 1)
+            };
+            Some(Mmio {
+                gpa,
+                write: true,
+                size,
+                reg,
+                signed: false,
+                value,
+            })
         }
         _ => None,
     }

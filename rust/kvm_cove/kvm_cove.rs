@@ -2,15 +2,40 @@
 
 //! RISC-V CoVE TVM host support for KVM: the host side of the COVH/COVI
 //! SBI extensions.
+//!
+//! `abi`, `tsm`, `pool`, `tvm` and `exit` are pure logic shared with the
+//! host build (`cargo test` runs them against an executable TSM model);
+//! `sbi` and `sbi_tsm` are the kernel's SBI conduit.
+
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::prelude::*;
 
+// The pure-logic modules are complete and host-tested; the KVM run loop
+// and fault path that use all of them are not wired yet.
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod abi;
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod errno;
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod exit;
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod pool;
 mod sbi;
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod sbi_tsm;
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod tsm;
+#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
+mod tvm;
 
-/// `COVH`: CoVE host extension ID.
-const EXT_COVH: u64 = 0x434F_5648;
-/// `NACL`: nested acceleration, required by CoVE.
-const EXT_NACL: u64 = 0x4E41_434C;
+use abi::{EXT_COVH, EXT_NACL};
+
+/// `KVM_VM_TYPE_RISCV_COVE` (arch/riscv/include/uapi/asm/kvm.h, patch 0003).
+const VM_TYPE_COVE: core::ffi::c_ulong = 1 << 9;
+
+/// Set once at boot when a ready TSM answered.
+static TSM_READY: AtomicBool = AtomicBool::new(false);
 
 module! {
     type: KvmCove,
@@ -20,36 +45,66 @@ module! {
     license: "GPL",
 }
 
-struct KvmCove {
-    tsm: bool,
+struct KvmCove;
+
+/// Probes COVH and NACL and asks a present TSM whether it is ready.
+fn probe() -> Result<bool> {
+    let covh = sbi::probe_extension(EXT_COVH);
+    let nacl = sbi::probe_extension(EXT_NACL);
+    if !(covh && nacl) {
+        pr_info!("no TSM (COVH {}, NACL {}): TVMs disabled\n", covh, nacl);
+        return Ok(false);
+    }
+    let mut t = sbi_tsm::SbiTsm::new()?;
+    match tvm::check_tsm(&mut t) {
+        Ok(info) => {
+            pr_info!(
+                "TSM version {:#x} ready: up to {} vCPUs per TVM, but the TVM run loop is not wired: TVMs disabled\n",
+                info.version, info.tvm_max_vcpus
+            );
+            Ok(false)
+        }
+        Err(_) => {
+            pr_info!("TSM present but not ready: TVMs disabled\n");
+            Ok(false)
+        }
+    }
 }
 
 impl kernel::Module for KvmCove {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        let covh = sbi::probe_extension(EXT_COVH);
-        let nacl = sbi::probe_extension(EXT_NACL);
-        let tsm = covh && nacl;
-        if tsm {
-            pr_info!("TSM found (COVH and NACL): TVMs enabled\n");
-        } else {
-            pr_info!("no TSM (COVH {}, NACL {}): TVMs disabled\n", covh, nacl);
-        }
-        Ok(KvmCove { tsm })
+        TSM_READY.store(probe()?, Ordering::Release);
+        Ok(KvmCove)
     }
 }
 
-impl KvmCove {
-    /// Whether TVMs may be created.
-    #[expect(dead_code, reason = "queried by the KVM hooks of the TVM uAPI")]
-    fn tvms_enabled(&self) -> bool {
-        self.tsm
+/// Checks a `KVM_CREATE_VM` type for riscv (called from `kvm_arch_init_vm`
+/// by patch 0003).
+///
+/// Returns 0 for a normal VM, `-EINVAL` for unknown type bits and
+/// `-EPERM` for a TVM when TVMs are disabled (no ready TSM), as the CoVE
+/// RFC documents.
+#[no_mangle]
+pub extern "C" fn kvm_cove_check_vm_type(vm_type: core::ffi::c_ulong) -> core::ffi::c_int {
+    if vm_type & !VM_TYPE_COVE != 0 {
+        return -errno::EINVAL;
     }
+    if vm_type & VM_TYPE_COVE != 0 && !TSM_READY.load(Ordering::Acquire) {
+        return -errno::EPERM;
+    }
+    if vm_type & VM_TYPE_COVE != 0 {
+        // A ready TSM, but no TVM support yet in KVM.
+        return -errno::EOPNOTSUPP;
+    }
+    0
 }
 
 #[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
 #[kunit_tests(kvm_cove_sbi)]
 mod sbi_tests {
+    use crate::abi::{SbiError, EXT_COVH};
     use crate::sbi;
+    use crate::tsm::Tsm;
 
     /// The ecall path works: the base extension reports itself.
     #[test]
@@ -61,5 +116,66 @@ mod sbi_tests {
     #[test]
     fn unknown_extension_absent() {
         assert!(!sbi::probe_extension(0x0BAD_CAFE));
+    }
+
+    /// The COVH conduit: without a TSM, TSM_GET_INFO is refused with
+    /// SBI_ERR_NOT_SUPPORTED; with one, it reports a valid state.
+    #[test]
+    fn covh_get_info_through_ecall() -> kernel::error::Result {
+        let mut t = crate::sbi_tsm::SbiTsm::new()?;
+        match t.get_info() {
+            Err(e) => {
+                assert!(!sbi::probe_extension(EXT_COVH));
+                assert_eq!(e, SbiError::NotSupported);
+            }
+            Ok(info) => assert!(info.tstate <= 2),
+        }
+        assert_eq!(t.counts.get(crate::abi::rfc::Covh::TsmGetInfo), 1);
+        Ok(())
+    }
+}
+
+#[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
+#[kunit_tests(kvm_cove_abi)]
+mod abi_tests {
+    use crate::abi::rfc::Covh;
+    use crate::abi::{nacl, SbiError};
+    use crate::tvm::pgt_pages_for;
+
+    #[test]
+    fn sbi_errors() {
+        assert_eq!(SbiError::decode(0), Ok(()));
+        assert_eq!(SbiError::decode(-2), Err(SbiError::NotSupported));
+        assert_eq!(SbiError::decode(-42), Err(SbiError::Unknown(-42)));
+        assert_eq!(SbiError::InvalidParam.code(), -3);
+    }
+
+    #[test]
+    fn function_ids() {
+        assert_eq!(Covh::TvmVcpuRun.fid(), 14);
+        assert_eq!(Covh::from_fid(20), Some(Covh::TvmRemovePages));
+        assert_eq!(Covh::from_fid(21), None);
+    }
+
+    #[test]
+    fn nacl_layout() {
+        assert_eq!(nacl::csr_index(nacl::CSR_HTVAL), 0x143);
+        assert_eq!(nacl::SIZE, 0x3000);
+        assert_eq!(pgt_pages_for(0x8000_0000, 4 << 20), 2 + 1 + 1);
+    }
+}
+
+#[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
+#[kunit_tests(kvm_cove_vm_type)]
+mod vm_type_tests {
+    use super::kvm_cove_check_vm_type;
+    use crate::errno;
+
+    #[test]
+    fn vm_types() {
+        assert_eq!(kvm_cove_check_vm_type(0), 0);
+        assert_eq!(kvm_cove_check_vm_type(1 << 20), -errno::EINVAL);
+        let tvm = kvm_cove_check_vm_type(1 << 9);
+        assert!(tvm == -errno::EPERM || tvm == -errno::EOPNOTSUPP);
     }
 }

@@ -12,13 +12,15 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::format;
 use std::rc::Rc;
 use std::string::String;
 use std::vec::Vec;
-use std::format;
 
 use crate::abi::rfc::Covh;
-use crate::abi::{nacl, Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE};
+use crate::abi::{
+    nacl, Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE,
+};
 use crate::exit::{NaclBuf, NaclShmem};
 use crate::pool::{PageAlloc, Plain};
 use crate::tsm::{CallCounts, Gid, Tsm};
@@ -116,7 +118,13 @@ impl TsmModel {
             tvms: HashMap::new(),
             next_gid: 1,
             fence_initiated: false,
-            info: TsmInfo { tstate: TsmState::Ready as u32, version: 1, tvm_pages_needed: 4, tvm_max_vcpus: 8, tvcpu_pages_needed: 2 },
+            info: TsmInfo {
+                tstate: TsmState::Ready as u32,
+                version: 1,
+                tvm_pages_needed: 4,
+                tvm_max_vcpus: 8,
+                tvcpu_pages_needed: 2,
+            },
             counts: CallCounts::default(),
             exits: VecDeque::new(),
             nacl: NaclBuf::default(),
@@ -133,7 +141,10 @@ impl TsmModel {
 
     /// State of the page at `pa`.
     pub fn page(&self, pa: Pa) -> PageState {
-        self.pages.get(&pa.0).copied().unwrap_or(PageState::NonConfidential)
+        self.pages
+            .get(&pa.0)
+            .copied()
+            .unwrap_or(PageState::NonConfidential)
     }
 
     /// Pages not non-confidential.
@@ -149,11 +160,15 @@ impl TsmModel {
     /// The mapping at `gpa` of TVM `gid`: `Some(true)` confidential,
     /// `Some(false)` shared.
     pub fn mapped(&self, gid: Gid, gpa: u64) -> Option<bool> {
-        self.tvms.get(&gid)?.mapped.get(&(gpa & !(PAGE_SIZE - 1))).and_then(|m| match m {
-            Mapping::Confidential(_) => Some(true),
-            Mapping::Shared(_) => Some(false),
-            Mapping::Invalidated(..) => None,
-        })
+        self.tvms
+            .get(&gid)?
+            .mapped
+            .get(&(gpa & !(PAGE_SIZE - 1)))
+            .and_then(|m| match m {
+                Mapping::Confidential(_) => Some(true),
+                Mapping::Shared(_) => Some(false),
+                Mapping::Invalidated(..) => None,
+            })
     }
 
     fn call(&mut self, f: Covh) -> SbiResult {
@@ -169,7 +184,8 @@ impl TsmModel {
         let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
         if r % 1_000_000 < u64::from(self.inject_ppm) {
             self.injected += 1;
-            return Err([SbiError::Failed, SbiError::Denied, SbiError::InvalidParam][(r >> 32) as usize % 3]);
+            return Err([SbiError::Failed, SbiError::Denied, SbiError::InvalidParam]
+                [(r >> 32) as usize % 3]);
         }
         Ok(())
     }
@@ -199,7 +215,15 @@ impl TsmModel {
 
     /// Maps `npages` of type `ty` at `gpa` to `pa` after the checks common
     /// to measured and zero pages.
-    fn map_conf(&mut self, gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa, want: ModelTvmState) -> SbiResult {
+    fn map_conf(
+        &mut self,
+        gid: Gid,
+        pa: Pa,
+        ty: PageType,
+        npages: u64,
+        gpa: Gpa,
+        want: ModelTvmState,
+    ) -> SbiResult {
         let pages_per = ty.size() / PAGE_SIZE;
         let total = npages * pages_per;
         if ty == PageType::Page512G || gpa.0 % ty.size() != 0 || pa.0 % ty.size() != 0 {
@@ -238,7 +262,10 @@ impl TsmModel {
         t.pgt_avail -= new.len() as u64;
         t.tables.extend(new);
         for i in 0..total {
-            t.mapped.insert(gpa.0 + i * PAGE_SIZE, Mapping::Confidential(pa.0 + i * PAGE_SIZE));
+            t.mapped.insert(
+                gpa.0 + i * PAGE_SIZE,
+                Mapping::Confidential(pa.0 + i * PAGE_SIZE),
+            );
         }
         self.set(pa, total, PageState::Assigned(gid));
         Ok(())
@@ -265,7 +292,12 @@ impl Tsm for TsmModel {
         if !self.range_ok(pa, n) {
             return Err(SbiError::InvalidAddress);
         }
-        if !(0..n).all(|i| matches!(self.page(pa.add_pages(i)), PageState::Converted | PageState::PendingFence)) {
+        if !(0..n).all(|i| {
+            matches!(
+                self.page(pa.add_pages(i)),
+                PageState::Converted | PageState::PendingFence
+            )
+        }) {
             return Err(SbiError::Denied);
         }
         self.set(pa, n, PageState::NonConfidential);
@@ -351,7 +383,13 @@ impl Tsm for TsmModel {
         if t.state != ModelTvmState::Initializing {
             return Err(SbiError::Denied);
         }
-        if gpa.0 % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 || t.regions.iter().any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len) {
+        if gpa.0 % PAGE_SIZE != 0
+            || len == 0
+            || len % PAGE_SIZE != 0
+            || t.regions
+                .iter()
+                .any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len)
+        {
             return inval();
         }
         t.regions.push((gpa.0, len));
@@ -368,7 +406,15 @@ impl Tsm for TsmModel {
         Ok(())
     }
 
-    fn add_measured_pages(&mut self, gid: Gid, src: Pa, dst: Pa, ty: PageType, n: u64, gpa: Gpa) -> SbiResult {
+    fn add_measured_pages(
+        &mut self,
+        gid: Gid,
+        src: Pa,
+        dst: Pa,
+        ty: PageType,
+        n: u64,
+        gpa: Gpa,
+    ) -> SbiResult {
         self.call(Covh::TvmAddMeasuredPages)?;
         let pages = n * ty.size() / PAGE_SIZE;
         if !self.all(src, pages, PageState::NonConfidential) {
@@ -430,7 +476,10 @@ impl Tsm for TsmModel {
         if !t.vcpus.contains(&id) {
             return inval();
         }
-        let x = self.exits.pop_front().unwrap_or(ScriptedExit { ret: 1, ..Default::default() });
+        let x = self.exits.pop_front().unwrap_or(ScriptedExit {
+            ret: 1,
+            ..Default::default()
+        });
         self.nacl = NaclBuf::default();
         self.nacl.set_csr(nacl::CSR_SCAUSE, x.scause);
         self.nacl.set_csr(nacl::CSR_STVAL, x.stval);
@@ -482,8 +531,17 @@ impl Tsm for TsmModel {
     fn remove_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
         self.call(Covh::TvmRemovePages)?;
         let t = self.tvm(gid)?;
-        let keys: Vec<u64> = t.mapped.range(gpa.0..gpa.0 + len).map(|(k, _)| *k).collect();
-        if keys.iter().any(|k| matches!(t.mapped[k], Mapping::Confidential(_) | Mapping::Invalidated(_, false))) {
+        let keys: Vec<u64> = t
+            .mapped
+            .range(gpa.0..gpa.0 + len)
+            .map(|(k, _)| *k)
+            .collect();
+        if keys.iter().any(|k| {
+            matches!(
+                t.mapped[k],
+                Mapping::Confidential(_) | Mapping::Invalidated(_, false)
+            )
+        }) {
             return Err(SbiError::Denied);
         }
         let mut freed = Vec::new();
@@ -536,9 +594,20 @@ pub fn machine(size: u64) -> (ModelTsm, ModelAlloc, ModelNacl, Shared) {
     let base = 0x8000_0000;
     let m = Rc::new(RefCell::new(Machine {
         tsm: TsmModel::new(base, size),
-        host: HostMem { next: base, end: base + size, free: Vec::new(), out: HashSet::new(), violations: Vec::new() },
+        host: HostMem {
+            next: base,
+            end: base + size,
+            free: Vec::new(),
+            out: HashSet::new(),
+            violations: Vec::new(),
+        },
     }));
-    (ModelTsm(m.clone()), ModelAlloc(m.clone()), ModelNacl(m.clone()), m)
+    (
+        ModelTsm(m.clone()),
+        ModelAlloc(m.clone()),
+        ModelNacl(m.clone()),
+        m,
+    )
 }
 
 impl HostMem {
@@ -581,11 +650,13 @@ impl PageAlloc for ModelAlloc {
         let st = m.tsm.page(page.pa());
         let h = &mut m.host;
         if st != PageState::NonConfidential {
-            h.violations.push(format!("page {:#x} freed while {:?}", page.pa().0, st));
+            h.violations
+                .push(format!("page {:#x} freed while {:?}", page.pa().0, st));
             return;
         }
         if !h.out.remove(&page.pa().0) {
-            h.violations.push(format!("page {:#x} freed twice", page.pa().0));
+            h.violations
+                .push(format!("page {:#x} freed twice", page.pa().0));
             return;
         }
         h.free.push(page.pa().0);

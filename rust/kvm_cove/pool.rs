@@ -95,19 +95,29 @@ impl Pool {
     /// the batch every [`GROW_EVERY`] batches up to [`MAX_BATCH_PAGES`], so
     /// the batch table covers TVMs of any size.
     pub fn new(batch_pages: u64) -> Pool {
-        Pool { batches: [Batch::default(); MAX_BATCHES], nr: 0, batch_pages: batch_pages.max(1), grow: true, stats: PoolStats::default() }
+        Pool {
+            batches: [Batch::default(); MAX_BATCHES],
+            nr: 0,
+            batch_pages: batch_pages.max(1),
+            grow: true,
+            stats: PoolStats::default(),
+        }
     }
 
     /// A pool that always converts `batch_pages` pages (capacity
     /// `MAX_BATCHES * batch_pages`).
     pub fn fixed(batch_pages: u64) -> Pool {
-        Pool { grow: false, ..Pool::new(batch_pages) }
+        Pool {
+            grow: false,
+            ..Pool::new(batch_pages)
+        }
     }
 
     fn next_batch(&self) -> u64 {
         if self.grow {
             // CAST: nr / GROW_EVERY <= 8.
-            (self.batch_pages << (self.nr / GROW_EVERY) as u32).min(MAX_BATCH_PAGES.max(self.batch_pages))
+            (self.batch_pages << (self.nr / GROW_EVERY) as u32)
+                .min(MAX_BATCH_PAGES.max(self.batch_pages))
         } else {
             self.batch_pages
         }
@@ -120,7 +130,12 @@ impl Pool {
 
     /// Converts a new batch of (up to) `want` pages: fewer if contiguous
     /// memory is short, down to one page.
-    fn refill<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, want: u64) -> Result<(), PoolError> {
+    fn refill<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tsm: &mut T,
+        alloc: &mut A,
+        want: u64,
+    ) -> Result<(), PoolError> {
         if self.nr == MAX_BATCHES {
             return Err(PoolError::NoMemory);
         }
@@ -153,22 +168,41 @@ impl Pool {
                 self.stats.converted -= count;
                 give_back(alloc);
             } else {
-                self.batches[self.nr] = Batch { base: base.0, count, used: count, leaked: true };
+                self.batches[self.nr] = Batch {
+                    base: base.0,
+                    count,
+                    used: count,
+                    leaked: true,
+                };
                 self.nr += 1;
                 self.stats.converted -= count;
                 self.stats.leaked += count;
             }
             return Err(PoolError::Tsm(e));
         }
-        self.batches[self.nr] = Batch { base: base.0, count, used: 0, leaked: false };
+        self.batches[self.nr] = Batch {
+            base: base.0,
+            count,
+            used: 0,
+            leaked: false,
+        };
         self.nr += 1;
         Ok(())
     }
 
     /// `n` contiguous confidential pages (n <= the batch size); the TSM
     /// owns them once the caller hands them to it.
-    pub fn take<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, n: u64) -> Result<Pa, PoolError> {
-        if let Some(b) = self.batches[..self.nr].iter_mut().rev().find(|b| !b.leaked && b.count - b.used >= n) {
+    pub fn take<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tsm: &mut T,
+        alloc: &mut A,
+        n: u64,
+    ) -> Result<Pa, PoolError> {
+        if let Some(b) = self.batches[..self.nr]
+            .iter_mut()
+            .rev()
+            .find(|b| !b.leaked && b.count - b.used >= n)
+        {
             let pa = Pa(b.base).add_pages(b.used);
             b.used += n;
             self.stats.handed_out += n;

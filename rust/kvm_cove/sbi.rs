@@ -37,7 +37,10 @@ pub(crate) fn ecall(ext: u64, fid: u64, args: [u64; 6]) -> SbiRet {
         );
     }
     // CAST: a0 carries a signed SBI error code.
-    SbiRet { error: error as i64, value }
+    SbiRet {
+        error: error as i64,
+        value,
+    }
 }
 
 /// Whether the SBI implementation offers extension `ext`.

@@ -35,11 +35,33 @@ pub trait Tsm {
     /// `TVM_ADD_PGT_PAGES`.
     fn add_pgt_pages(&mut self, gid: Gid, pa: Pa, npages: u64) -> SbiResult;
     /// `TVM_ADD_MEASURED_PAGES`.
-    fn add_measured_pages(&mut self, gid: Gid, src: Pa, dst: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
+    fn add_measured_pages(
+        &mut self,
+        gid: Gid,
+        src: Pa,
+        dst: Pa,
+        ty: PageType,
+        npages: u64,
+        gpa: Gpa,
+    ) -> SbiResult;
     /// `TVM_ADD_ZERO_PAGES`.
-    fn add_zero_pages(&mut self, gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
+    fn add_zero_pages(
+        &mut self,
+        gid: Gid,
+        pa: Pa,
+        ty: PageType,
+        npages: u64,
+        gpa: Gpa,
+    ) -> SbiResult;
     /// `TVM_ADD_SHARED_PAGES`.
-    fn add_shared_pages(&mut self, gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
+    fn add_shared_pages(
+        &mut self,
+        gid: Gid,
+        pa: Pa,
+        ty: PageType,
+        npages: u64,
+        gpa: Gpa,
+    ) -> SbiResult;
     /// `TVM_CREATE_VCPU`.
     fn create_vcpu(&mut self, gid: Gid, vcpu_id: u64, state: Pa) -> SbiResult;
     /// `TVM_VCPU_RUN`: 0 if the vCPU can be resumed, else it terminated.
@@ -89,7 +111,11 @@ impl CallCounts {
 
     /// `(function, count)` for every function called.
     pub fn iter(&self) -> impl Iterator<Item = (Covh, u64)> + '_ {
-        Covh::ALL.iter().copied().zip(self.counts.iter().copied()).filter(|(_, n)| *n != 0)
+        Covh::ALL
+            .iter()
+            .copied()
+            .zip(self.counts.iter().copied())
+            .filter(|(_, n)| *n != 0)
     }
 }
 

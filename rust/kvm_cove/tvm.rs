@@ -125,19 +125,32 @@ pub struct Tvm {
 impl Tvm {
     /// Converts the root and state pages and creates the TVM.
     /// `batch_pages` is the pool's conversion batch (512 = 2 MiB).
-    pub fn create<T: Tsm, A: PageAlloc>(tsm: &mut T, alloc: &mut A, info: &TsmInfo, batch_pages: u64) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
+    pub fn create<T: Tsm, A: PageAlloc>(
+        tsm: &mut T,
+        alloc: &mut A,
+        info: &TsmInfo,
+        batch_pages: u64,
+    ) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
         Self::create_with_pool(tsm, alloc, info, Pool::new(batch_pages.max(PGD_PAGES)))
     }
 
     /// As [`Tvm::create`], with a caller-built pool.
-    pub fn create_with_pool<T: Tsm, A: PageAlloc>(tsm: &mut T, alloc: &mut A, info: &TsmInfo, mut pool: Pool) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
+    pub fn create_with_pool<T: Tsm, A: PageAlloc>(
+        tsm: &mut T,
+        alloc: &mut A,
+        info: &TsmInfo,
+        mut pool: Pool,
+    ) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
         let r = (|| -> Result<Gid> {
             let pgd = pool.take(tsm, alloc, PGD_PAGES)?;
             if pgd.0 % (PGD_PAGES * PAGE_SIZE) != 0 {
                 return Err(TvmError::NoMemory);
             }
             let state = pool.take(tsm, alloc, info.tvm_pages_needed.max(1))?;
-            let params = TvmCreateParams { tvm_page_directory_addr: pgd.0, tvm_state_addr: state.0 };
+            let params = TvmCreateParams {
+                tvm_page_directory_addr: pgd.0,
+                tvm_state_addr: state.0,
+            };
             Ok(tsm.create_tvm(&params)?)
         })();
         match r {
@@ -179,7 +192,9 @@ impl Tvm {
 
     /// Whether `gpa` lies in a confidential region.
     pub fn is_confidential(&self, gpa: Gpa) -> bool {
-        self.regions[..self.nregions].iter().any(|&(b, l)| gpa.0 >= b && gpa.0 - b < l)
+        self.regions[..self.nregions]
+            .iter()
+            .any(|&(b, l)| gpa.0 >= b && gpa.0 - b < l)
     }
 
     fn need(&self, s: TvmState) -> Result {
@@ -192,12 +207,26 @@ impl Tvm {
 
     /// Declares a confidential memory region (before finalize) and gives
     /// the TSM the page-table pages to map it.
-    pub fn add_region<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: Gpa, len: u64) -> Result {
+    pub fn add_region<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tsm: &mut T,
+        alloc: &mut A,
+        gpa: Gpa,
+        len: u64,
+    ) -> Result {
         self.need(TvmState::Initializing)?;
-        if gpa.0 % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 || gpa.0.checked_add(len).is_none() {
+        if gpa.0 % PAGE_SIZE != 0
+            || len == 0
+            || len % PAGE_SIZE != 0
+            || gpa.0.checked_add(len).is_none()
+        {
             return Err(TvmError::Invalid);
         }
-        if self.nregions == MAX_REGIONS || self.regions[..self.nregions].iter().any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len) {
+        if self.nregions == MAX_REGIONS
+            || self.regions[..self.nregions]
+                .iter()
+                .any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len)
+        {
             return Err(TvmError::Invalid);
         }
         tsm.add_memory_region(self.gid, gpa, len)?;
@@ -216,7 +245,13 @@ impl Tvm {
 
     /// `KVM_RISCV_COVE_MEASURE_REGION` for one page: copies `src` (a VMM
     /// page) into a fresh confidential page at `gpa` and measures it.
-    pub fn measure_page<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: Gpa, src: Pa) -> Result {
+    pub fn measure_page<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tsm: &mut T,
+        alloc: &mut A,
+        gpa: Gpa,
+        src: Pa,
+    ) -> Result {
         self.need(TvmState::Initializing)?;
         if gpa.0 % PAGE_SIZE != 0 || !src.is_aligned() || !self.is_confidential(gpa) {
             return Err(TvmError::Invalid);
@@ -228,12 +263,19 @@ impl Tvm {
     }
 
     /// Creates vCPU `id` with its state pages (before finalize).
-    pub fn create_vcpu<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, id: u64) -> Result {
+    pub fn create_vcpu<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tsm: &mut T,
+        alloc: &mut A,
+        id: u64,
+    ) -> Result {
         self.need(TvmState::Initializing)?;
         if id >= self.info.tvm_max_vcpus {
             return Err(TvmError::Invalid);
         }
-        let state = self.pool.take(tsm, alloc, self.info.tvcpu_pages_needed.max(1))?;
+        let state = self
+            .pool
+            .take(tsm, alloc, self.info.tvcpu_pages_needed.max(1))?;
         tsm.create_vcpu(self.gid, id, state)?;
         self.stats.vcpus += 1;
         Ok(())
@@ -252,13 +294,22 @@ impl Tvm {
 
     /// Maps a zeroed confidential page at faulting `gpa`; a whole 2 MiB
     /// block at once when `block` and the block lies in one region.
-    pub fn map_zero<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: Gpa, block: bool) -> Result {
+    pub fn map_zero<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tsm: &mut T,
+        alloc: &mut A,
+        gpa: Gpa,
+        block: bool,
+    ) -> Result {
         self.need(TvmState::Runnable)?;
         if !self.is_confidential(gpa) {
             return Err(TvmError::Invalid);
         }
         let base = gpa.0 & !(PageType::Page2M.size() - 1);
-        if block && self.is_confidential(Gpa(base)) && self.is_confidential(Gpa(base + PageType::Page2M.size() - 1)) {
+        if block
+            && self.is_confidential(Gpa(base))
+            && self.is_confidential(Gpa(base + PageType::Page2M.size() - 1))
+        {
             let pa = self.pool.take(tsm, alloc, BLOCK_PAGES)?;
             if pa.0 % PageType::Page2M.size() == 0 {
                 tsm.add_zero_pages(self.gid, pa, PageType::Page2M, 1, Gpa(base))?;
@@ -267,13 +318,25 @@ impl Tvm {
             }
             // Not a naturally aligned run: map the pages one by one.
             for i in 0..BLOCK_PAGES {
-                tsm.add_zero_pages(self.gid, pa.add_pages(i), PageType::Page4K, 1, Gpa(base + i * PAGE_SIZE))?;
+                tsm.add_zero_pages(
+                    self.gid,
+                    pa.add_pages(i),
+                    PageType::Page4K,
+                    1,
+                    Gpa(base + i * PAGE_SIZE),
+                )?;
                 self.stats.zero_pages += 1;
             }
             return Ok(());
         }
         let pa = self.pool.take(tsm, alloc, 1)?;
-        tsm.add_zero_pages(self.gid, pa, PageType::Page4K, 1, Gpa(gpa.0 & !(PAGE_SIZE - 1)))?;
+        tsm.add_zero_pages(
+            self.gid,
+            pa,
+            PageType::Page4K,
+            1,
+            Gpa(gpa.0 & !(PAGE_SIZE - 1)),
+        )?;
         self.stats.zero_pages += 1;
         Ok(())
     }

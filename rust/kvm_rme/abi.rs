@@ -161,7 +161,10 @@ impl RmiVersion {
     /// Decodes the wire encoding (bits above 31 are ignored, as RES0).
     pub const fn decode(v: u64) -> RmiVersion {
         // CAST: masked to 16 bits each.
-        RmiVersion { major: ((v >> 16) & 0x7fff) as u16, minor: (v & 0xffff) as u16 }
+        RmiVersion {
+            major: ((v >> 16) & 0x7fff) as u16,
+            minor: (v & 0xffff) as u16,
+        }
     }
 }
 
@@ -183,6 +186,7 @@ pub const SUPPORTED: [RmiVersion; 1] = [RmiVersion::V1_0];
 pub fn negotiate(info: VersionInfo) -> Option<RmiVersion> {
     SUPPORTED.iter().copied().find(|v| {
         (info.lower.major < v.major || (info.lower.major == v.major && info.lower.minor <= v.minor))
-            && (info.higher.major > v.major || (info.higher.major == v.major && info.higher.minor >= v.minor))
+            && (info.higher.major > v.major
+                || (info.higher.major == v.major && info.higher.minor >= v.minor))
     })
 }

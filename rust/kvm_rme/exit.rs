@@ -119,7 +119,11 @@ impl Exit {
     /// MPIDR.
     pub fn psci_target(&self) -> Option<u64> {
         match *self {
-            Exit::Psci { function: psci::CPU_ON | psci::AFFINITY_INFO, args, .. } => Some(args[0]),
+            Exit::Psci {
+                function: psci::CPU_ON | psci::AFFINITY_INFO,
+                args,
+                ..
+            } => Some(args[0]),
             _ => None,
         }
     }
@@ -147,9 +151,16 @@ pub fn decode(exit: &RecExit, geo: &Geometry) -> Exit {
                         && top % GRANULE_SIZE == 0
                         && top <= geo.shared_bit() =>
                 {
-                    Exit::RipasChange { base: Ipa(base), top: Ipa(top), ripas }
+                    Exit::RipasChange {
+                        base: Ipa(base),
+                        top: Ipa(top),
+                        ripas,
+                    }
                 }
-                _ => Exit::Unhandled { reason: exit_reason::RIPAS_CHANGE, esr },
+                _ => Exit::Unhandled {
+                    reason: exit_reason::RIPAS_CHANGE,
+                    esr,
+                },
             }
         }
         exit_reason::HOST_CALL => Exit::HostCall { imm: exit.imm },
@@ -168,7 +179,10 @@ fn decode_sync(exit: &RecExit, geo: &Geometry) -> Exit {
             let page = ((exit.hpfar >> 4) & ((1 << 40) - 1)) << 12;
             let ipa = Ipa(page | (exit.far & (GRANULE_SIZE - 1)));
             if !geo.contains(ipa) {
-                return Exit::Unhandled { reason: exit_reason::SYNC, esr };
+                return Exit::Unhandled {
+                    reason: exit_reason::SYNC,
+                    esr,
+                };
             }
             let private = geo.is_protected(ipa);
             let isv = esr & (1 << 24) != 0;
@@ -177,8 +191,19 @@ fn decode_sync(exit: &RecExit, geo: &Geometry) -> Exit {
                 // CAST: SAS is 2 bits, SRT 5 bits.
                 let size = 1u8 << ((esr >> 22) & 3);
                 let reg = ((esr >> 16) & 0x1f) as u8;
-                let value = if write { truncate(exit.gprs[0], size) } else { 0 };
-                return Exit::Mmio(Mmio { ipa, write, size, reg, sign_extend: esr & (1 << 21) != 0, value });
+                let value = if write {
+                    truncate(exit.gprs[0], size)
+                } else {
+                    0
+                };
+                return Exit::Mmio(Mmio {
+                    ipa,
+                    write,
+                    size,
+                    reg,
+                    sign_extend: esr & (1 << 21) != 0,
+                    value,
+                });
             }
             Exit::Fault {
                 ipa: Ipa(page),
@@ -187,7 +212,10 @@ fn decode_sync(exit: &RecExit, geo: &Geometry) -> Exit {
                 exec: class == ec::IABT_LOW,
             }
         }
-        _ => Exit::Unhandled { reason: exit_reason::SYNC, esr },
+        _ => Exit::Unhandled {
+            reason: exit_reason::SYNC,
+            esr,
+        },
     }
 }
 
@@ -216,7 +244,12 @@ pub struct Timers {
 impl Timers {
     /// Reads the timers from an exit.
     pub fn from_exit(exit: &RecExit) -> Timers {
-        Timers { cntv_ctl: exit.cntv_ctl, cntv_cval: exit.cntv_cval, cntp_ctl: exit.cntp_ctl, cntp_cval: exit.cntp_cval }
+        Timers {
+            cntv_ctl: exit.cntv_ctl,
+            cntv_cval: exit.cntv_cval,
+            cntp_ctl: exit.cntp_ctl,
+            cntp_cval: exit.cntp_cval,
+        }
     }
 
     /// Whether the virtual timer is enabled, unmasked and has fired at

@@ -77,7 +77,10 @@ pub trait GranuleAlloc {
 }
 
 /// `GRANULE_DELEGATE`; on failure the page comes back unchanged.
-pub fn delegate<R: Rmi>(rmi: &mut R, page: Undelegated) -> Result<Delegated, (Undelegated, RmiError)> {
+pub fn delegate<R: Rmi>(
+    rmi: &mut R,
+    page: Undelegated,
+) -> Result<Delegated, (Undelegated, RmiError)> {
     match rmi.granule_delegate(page.0) {
         Ok(()) => Ok(Delegated(page.0)),
         Err(e) => Err((page, e)),

@@ -57,13 +57,21 @@ impl kernel::Module for KvmRme {
                 let (lo, hi) = (fmt_version(i.lower), fmt_version(i.higher));
                 pr_info!(
                     "RMM implements RMI {}.{}..{}.{}, this host speaks 1.0: realms disabled\n",
-                    lo.0, lo.1, hi.0, hi.1
+                    lo.0,
+                    lo.1,
+                    hi.0,
+                    hi.1
                 );
             }
-            Probe::Ready { version, features, .. } => {
+            Probe::Ready {
+                version, features, ..
+            } => {
                 pr_info!(
                     "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
-                    version.major, version.minor, features.max_ipa_bits, features.gicv3_num_lrs
+                    version.major,
+                    version.minor,
+                    features.max_ipa_bits,
+                    features.gicv3_num_lrs
                 );
             }
         }
@@ -89,8 +97,14 @@ mod abi_tests {
     fn status_decoding() {
         assert_eq!(RmiError::decode(0), Ok(()));
         assert_eq!(RmiError::decode(0x0204), Err(RmiError::rtt(2)));
-        assert_eq!(RmiError::decode(0x0102).map_err(|e| e.status), Err(ErrorStatus::Realm));
-        assert_eq!(RmiError::decode(0x11).map_err(|e| e.status), Err(ErrorStatus::Unknown(0x11)));
+        assert_eq!(
+            RmiError::decode(0x0102).map_err(|e| e.status),
+            Err(ErrorStatus::Realm)
+        );
+        assert_eq!(
+            RmiError::decode(0x11).map_err(|e| e.status),
+            Err(ErrorStatus::Unknown(0x11))
+        );
         assert_eq!(RmiError::rtt(3).encode(), 0x0304);
     }
 
@@ -107,8 +121,14 @@ mod abi_tests {
     #[test]
     fn version_negotiation() {
         let v = |lo: (u16, u16), hi: (u16, u16)| VersionInfo {
-            lower: RmiVersion { major: lo.0, minor: lo.1 },
-            higher: RmiVersion { major: hi.0, minor: hi.1 },
+            lower: RmiVersion {
+                major: lo.0,
+                minor: lo.1,
+            },
+            higher: RmiVersion {
+                major: hi.0,
+                minor: hi.1,
+            },
         };
         assert_eq!(negotiate(v((1, 0), (1, 0))), Some(RmiVersion::V1_0));
         assert_eq!(negotiate(v((0, 0), (0, 0))), None);
@@ -135,7 +155,7 @@ mod rmm_tests {
     use crate::granule::{self, Undelegated};
     use crate::rmi::Rmi;
     use crate::smc::{feat_rme, SmcRmi};
-    use kernel::alloc::flags::{GFP_KERNEL, __GFP_ZERO};
+    use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
     use kernel::page::Page;
     use kernel::prelude::*;
 

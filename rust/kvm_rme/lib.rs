@@ -13,8 +13,8 @@ extern crate std;
 
 pub mod abi;
 pub mod errno;
-pub mod granule;
 pub mod exit;
+pub mod granule;
 pub mod probe;
 pub mod realm;
 pub mod rmi;

@@ -21,9 +21,13 @@ use std::string::String;
 use std::vec::Vec;
 use std::{format, vec};
 
-use crate::abi::v1_0::{Command, Features0, HashAlgo, RecExit, RecRun, Ripas, RttEntry, RttEntryState};
-use crate::abi::v1_0::{exit_reason, enter_flags, MAX_REC_AUX_GRANULES};
-use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo, GRANULE_SIZE};
+use crate::abi::v1_0::{enter_flags, exit_reason, MAX_REC_AUX_GRANULES};
+use crate::abi::v1_0::{
+    Command, Features0, HashAlgo, RecExit, RecRun, Ripas, RttEntry, RttEntryState,
+};
+use crate::abi::{
+    ErrorStatus, Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo, GRANULE_SIZE,
+};
 use crate::granule::{GranuleAlloc, Undelegated};
 use crate::realm::level_size;
 use crate::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
@@ -185,7 +189,10 @@ impl RmmModel {
                 gicv3_num_lrs: 4,
                 max_recs_order: 8,
             },
-            version: VersionInfo { lower: RmiVersion::V1_0, higher: RmiVersion::V1_0 },
+            version: VersionInfo {
+                lower: RmiVersion::V1_0,
+                higher: RmiVersion::V1_0,
+            },
             aux_count: 2,
             exits: VecDeque::new(),
             inject_ppm: 0,
@@ -212,7 +219,10 @@ impl RmmModel {
 
     /// State of the granule at `pa`.
     pub fn granule(&self, pa: Pa) -> GranuleState {
-        self.granules.get(&pa.0).copied().unwrap_or(GranuleState::Undelegated)
+        self.granules
+            .get(&pa.0)
+            .copied()
+            .unwrap_or(GranuleState::Undelegated)
     }
 
     /// Number of granules in `state`.
@@ -278,13 +288,21 @@ impl RmmModel {
         }
         let s = r.start_level;
         let idx = (ipa / level_size(s)) as usize;
-        let mut w = Walk { level: s, table: r.rtt_base.add_granules((idx / 512) as u64), index: idx % 512 };
+        let mut w = Walk {
+            level: s,
+            table: r.rtt_base.add_granules((idx / 512) as u64),
+            index: idx % 512,
+        };
         while w.level < target {
             let t = self.rtts.get(&w.table.0).ok_or(RmiError::input())?;
             match t.entries[w.index] {
                 Entry::Table(next) => {
                     let level = w.level + 1;
-                    w = Walk { level, table: next, index: ((ipa / level_size(level)) % 512) as usize };
+                    w = Walk {
+                        level,
+                        table: next,
+                        index: ((ipa / level_size(level)) % 512) as usize,
+                    };
                 }
                 _ => break,
             }
@@ -292,8 +310,34 @@ impl RmmModel {
         Ok(w)
     }
 
+    /// The RTT at `level` whose parent entry covers `ipa` (aligned to the
+    /// parent's entry size), for commands that act on a whole table.
+    /// `level` must be at least `min_above_start` below the start level.
+    fn table_at(&self, rd: Pa, ipa: Ipa, level: u8, min_above_start: u8) -> RmiResult<(Walk, Pa)> {
+        let r = self.realm(rd)?;
+        if level < r.start_level + min_above_start
+            || level > 3
+            || ipa.0 % level_size(level - 1) != 0
+        {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, level)?;
+        if w.level < level {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        // The walk reached `level`: the parent entry is a table.
+        let parent = self.walk(rd, ipa.0, level - 1)?;
+        match self.entry(&parent) {
+            Entry::Table(table) => Ok((parent, table)),
+            _ => err(ErrorStatus::Rtt, level - 1),
+        }
+    }
+
     fn entry(&self, w: &Walk) -> Entry {
-        self.rtts.get(&w.table.0).map(|t| t.entries[w.index]).unwrap_or(Entry::Unassigned(Ripas::Empty))
+        self.rtts
+            .get(&w.table.0)
+            .map(|t| t.entries[w.index])
+            .unwrap_or(Entry::Unassigned(Ripas::Empty))
     }
 
     fn set_entry(&mut self, w: &Walk, e: Entry) {
@@ -303,7 +347,10 @@ impl RmmModel {
     }
 
     fn protected(&self, rd: Pa, ipa: u64) -> bool {
-        self.realms.get(&rd.0).map(|r| ipa < 1u64 << (r.ipa_bits - 1)).unwrap_or(false)
+        self.realms
+            .get(&rd.0)
+            .map(|r| ipa < 1u64 << (r.ipa_bits - 1))
+            .unwrap_or(false)
     }
 
     fn live(entries: &[Entry]) -> bool {
@@ -344,12 +391,19 @@ impl Rmi for RmmModel {
     fn version(&mut self, requested: RmiVersion) -> VersionReply {
         self.counts.record(Command::Version);
         let ok = requested >= self.version.lower && requested <= self.version.higher;
-        VersionReply { status: if ok { Ok(()) } else { input() }, info: self.version }
+        VersionReply {
+            status: if ok { Ok(()) } else { input() },
+            info: self.version,
+        }
     }
 
     fn features(&mut self, index: u64) -> RmiResult<u64> {
         self.inject(Command::Features)?;
-        Ok(if index == 0 { self.features.encode() } else { 0 })
+        Ok(if index == 0 {
+            self.features.encode()
+        } else {
+            0
+        })
     }
 
     fn granule_delegate(&mut self, pa: Pa) -> RmiResult {
@@ -392,7 +446,11 @@ impl Rmi for RmmModel {
         let Entry::Assigned(pa, ripas) = self.entry(&w) else {
             return err(ErrorStatus::Rtt, 3);
         };
-        let new_ripas = if ripas == Ripas::Ram { Ripas::Destroyed } else { ripas };
+        let new_ripas = if ripas == Ripas::Ram {
+            Ripas::Destroyed
+        } else {
+            ripas
+        };
         self.set_entry(&w, Entry::Unassigned(new_ripas));
         self.set(pa, GranuleState::Delegated);
         if let Some(r) = self.realms.get_mut(&rd.0) {
@@ -401,8 +459,13 @@ impl Rmi for RmmModel {
         // Top: the next assigned entry in this table, or the table's end.
         let table_base = ipa.0 - (w.index as u64) * GRANULE_SIZE;
         let entries = &self.rtts[&w.table.0].entries;
-        let next = (w.index + 1..512).find(|&i| matches!(entries[i], Entry::Assigned(..))).unwrap_or(512);
-        Ok(Destroyed { pa, top: Ipa(table_base + next as u64 * GRANULE_SIZE) })
+        let next = (w.index + 1..512)
+            .find(|&i| matches!(entries[i], Entry::Assigned(..)))
+            .unwrap_or(512);
+        Ok(Destroyed {
+            pa,
+            top: Ipa(table_base + next as u64 * GRANULE_SIZE),
+        })
     }
 
     fn realm_activate(&mut self, rd: Pa) -> RmiResult {
@@ -433,19 +496,29 @@ impl Rmi for RmmModel {
         if !hash_ok || self.vmids.contains(&p.vmid) {
             return input();
         }
-        let Some(geo) = crate::realm::Geometry::new(p.s2sz) else { return input() };
+        let Some(geo) = crate::realm::Geometry::new(p.s2sz) else {
+            return input();
+        };
         // CAST: start level 0..=3.
         if p.rtt_level_start != geo.start_level as i8 || p.rtt_num_start != geo.num_start {
             return input();
         }
         let n = u64::from(p.rtt_num_start);
-        if (0..n).any(|i| !self.is(p.rtt_base.add_granules(i), GranuleState::Delegated) || p.rtt_base.add_granules(i) == rd) {
+        if (0..n).any(|i| {
+            !self.is(p.rtt_base.add_granules(i), GranuleState::Delegated)
+                || p.rtt_base.add_granules(i) == rd
+        }) {
             return input();
         }
         for i in 0..n {
             let pa = p.rtt_base.add_granules(i);
             self.set(pa, GranuleState::Rtt);
-            self.rtts.insert(pa.0, Rtt { entries: vec![Entry::Unassigned(Ripas::Empty); 512] });
+            self.rtts.insert(
+                pa.0,
+                Rtt {
+                    entries: vec![Entry::Unassigned(Ripas::Empty); 512],
+                },
+            );
         }
         self.set(rd, GranuleState::Rd);
         self.vmids.insert(p.vmid);
@@ -476,7 +549,12 @@ impl Rmi for RmmModel {
         let (base, n, vmid) = (r.rtt_base, u64::from(r.num_start), r.vmid);
         for i in 0..n {
             let pa = base.add_granules(i);
-            if self.rtts.get(&pa.0).map(|t| Self::live(&t.entries)).unwrap_or(false) {
+            if self
+                .rtts
+                .get(&pa.0)
+                .map(|t| Self::live(&t.entries))
+                .unwrap_or(false)
+            {
                 return err(ErrorStatus::Realm, 0);
             }
         }
@@ -518,7 +596,14 @@ impl Rmi for RmmModel {
         }
         self.recs.insert(
             rec.0,
-            RecM { rd, aux: aux.to_vec(), mpidr: p.mpidr, runnable: p.runnable, pending_ripas: None, pending_psci: None },
+            RecM {
+                rd,
+                aux: aux.to_vec(),
+                mpidr: p.mpidr,
+                runnable: p.runnable,
+                pending_ripas: None,
+                pending_psci: None,
+            },
         );
         if let Some(r) = self.realms.get_mut(&rd.0) {
             r.recs += 1;
@@ -531,7 +616,9 @@ impl Rmi for RmmModel {
         if !self.is(rec, GranuleState::Rec) {
             return input();
         }
-        let Some(m) = self.recs.remove(&rec.0) else { return input() };
+        let Some(m) = self.recs.remove(&rec.0) else {
+            return input();
+        };
         self.set(rec, GranuleState::Delegated);
         for a in &m.aux {
             self.set(*a, GranuleState::Delegated);
@@ -547,7 +634,9 @@ impl Rmi for RmmModel {
         if !self.is(rec, GranuleState::Rec) {
             return input();
         }
-        let Some(m) = self.recs.get(&rec.0) else { return input() };
+        let Some(m) = self.recs.get(&rec.0) else {
+            return input();
+        };
         let rd = m.rd;
         let state = self.realms.get(&rd.0).map(|r| r.state);
         match state {
@@ -559,7 +648,11 @@ impl Rmi for RmmModel {
             return err(ErrorStatus::Rec, 0);
         }
         // A pending RIPAS request is answered by this entry.
-        if let Some((base, top, ripas)) = self.recs.get_mut(&rec.0).and_then(|m| m.pending_ripas.take()) {
+        if let Some((base, top, ripas)) = self
+            .recs
+            .get_mut(&rec.0)
+            .and_then(|m| m.pending_ripas.take())
+        {
             if run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT == 0 {
                 let _ = (base, top, ripas);
             }
@@ -608,11 +701,15 @@ impl Rmi for RmmModel {
         let protected = self.protected(rd, ipa.0);
         let entries = match self.entry(&w) {
             Entry::Table(_) => return err(ErrorStatus::Rtt, level - 1),
-            Entry::Unassigned(ripas) => vec![Entry::Unassigned(if protected { ripas } else { Ripas::Empty }); 512],
-            Entry::Assigned(pa, ripas) => {
-                (0..512).map(|i| Entry::Assigned(Pa(pa.0 + i * level_size(level)), ripas)).collect()
+            Entry::Unassigned(ripas) => {
+                vec![Entry::Unassigned(if protected { ripas } else { Ripas::Empty }); 512]
             }
-            Entry::AssignedNs(desc) => (0..512).map(|i| Entry::AssignedNs(desc + i * level_size(level))).collect(),
+            Entry::Assigned(pa, ripas) => (0..512)
+                .map(|i| Entry::Assigned(Pa(pa.0 + i * level_size(level)), ripas))
+                .collect(),
+            Entry::AssignedNs(desc) => (0..512)
+                .map(|i| Entry::AssignedNs(desc + i * level_size(level)))
+                .collect(),
         };
         self.set_entry(&w, Entry::Table(rtt));
         self.rtts.insert(rtt.0, Rtt { entries });
@@ -625,34 +722,38 @@ impl Rmi for RmmModel {
 
     fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed> {
         self.inject(Command::RttDestroy)?;
-        let r = self.realm(rd)?;
-        if level <= r.start_level || level > 3 || ipa.0 % level_size(level - 1) != 0 {
-            return input();
-        }
-        let w = self.walk(rd, ipa.0, level)?;
-        if w.level < level {
-            return err(ErrorStatus::Rtt, w.level);
-        }
-        // The walk reached `level`: the parent entry is a table.
-        let parent = self.walk(rd, ipa.0, level - 1)?;
-        let Entry::Table(table) = self.entry(&parent) else { return err(ErrorStatus::Rtt, level - 1) };
+        let (parent, table) = self.table_at(rd, ipa, level, 1)?;
         if Self::live(&self.rtts[&table.0].entries) {
             return err(ErrorStatus::Rtt, level);
         }
         let protected = self.protected(rd, ipa.0);
-        self.set_entry(&parent, Entry::Unassigned(if protected { Ripas::Destroyed } else { Ripas::Empty }));
+        self.set_entry(
+            &parent,
+            Entry::Unassigned(if protected {
+                Ripas::Destroyed
+            } else {
+                Ripas::Empty
+            }),
+        );
         self.rtts.remove(&table.0);
         self.set(table, GranuleState::Delegated);
         if let Some(r) = self.realms.get_mut(&rd.0) {
             r.rtts -= 1;
         }
-        Ok(Destroyed { pa: table, top: Ipa(ipa.0 + level_size(level - 1)) })
+        Ok(Destroyed {
+            pa: table,
+            top: Ipa(ipa.0 + level_size(level - 1)),
+        })
     }
 
     fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult {
         self.inject(Command::RttMapUnprotected)?;
         self.realm(rd)?;
-        if level > 3 || ipa.0 % level_size(level) != 0 || self.protected(rd, ipa.0) || pa_of(desc) % level_size(level) != 0 {
+        if level > 3
+            || ipa.0 % level_size(level) != 0
+            || self.protected(rd, ipa.0)
+            || pa_of(desc) % level_size(level) != 0
+        {
             return input();
         }
         let w = self.walk(rd, ipa.0, level)?;
@@ -678,7 +779,12 @@ impl Rmi for RmmModel {
             Entry::AssignedNs(d) => (RttEntryState::Assigned, d, Ripas::Empty),
             Entry::Table(pa) => (RttEntryState::Table, pa.0, Ripas::Empty),
         };
-        Ok(RttEntry { level: w.level, state, desc, ripas })
+        Ok(RttEntry {
+            level: w.level,
+            state,
+            desc,
+            ripas,
+        })
     }
 
     fn rtt_unmap_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa> {
@@ -703,7 +809,9 @@ impl Rmi for RmmModel {
         if !self.is(calling, GranuleState::Rec) || !self.is(target, GranuleState::Rec) {
             return input();
         }
-        let (Some(c), Some(t)) = (self.recs.get(&calling.0), self.recs.get(&target.0)) else { return input() };
+        let (Some(c), Some(t)) = (self.recs.get(&calling.0), self.recs.get(&target.0)) else {
+            return input();
+        };
         if c.rd != t.rd || c.pending_psci != Some(t.mpidr) {
             return input();
         }
@@ -715,28 +823,27 @@ impl Rmi for RmmModel {
 
     fn rtt_fold(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Pa> {
         self.inject(Command::RttFold)?;
-        let r = self.realm(rd)?;
-        if level <= r.start_level + 1 || level > 3 || ipa.0 % level_size(level - 1) != 0 {
-            return input();
-        }
-        let w = self.walk(rd, ipa.0, level)?;
-        if w.level < level {
-            return err(ErrorStatus::Rtt, w.level);
-        }
-        let parent = self.walk(rd, ipa.0, level - 1)?;
-        let Entry::Table(table) = self.entry(&parent) else { return err(ErrorStatus::Rtt, level - 1) };
+        // A table folds into a block of its parent, which cannot be the
+        // start level's parent.
+        let (parent, table) = self.table_at(rd, ipa, level, 2)?;
         let e = &self.rtts[&table.0].entries;
         let folded = match e[0] {
-            Entry::Unassigned(r0) if e.iter().all(|x| *x == Entry::Unassigned(r0)) => Entry::Unassigned(r0),
+            Entry::Unassigned(r0) if e.iter().all(|x| *x == Entry::Unassigned(r0)) => {
+                Entry::Unassigned(r0)
+            }
             Entry::Assigned(pa0, r0)
                 if pa0.0 % level_size(level - 1) == 0
-                    && e.iter().enumerate().all(|(i, x)| *x == Entry::Assigned(Pa(pa0.0 + i as u64 * level_size(level)), r0)) =>
+                    && e.iter().enumerate().all(|(i, x)| {
+                        *x == Entry::Assigned(Pa(pa0.0 + i as u64 * level_size(level)), r0)
+                    }) =>
             {
                 Entry::Assigned(pa0, r0)
             }
             Entry::AssignedNs(d0)
                 if pa_of(d0) % level_size(level - 1) == 0
-                    && e.iter().enumerate().all(|(i, x)| *x == Entry::AssignedNs(d0 + i as u64 * level_size(level))) =>
+                    && e.iter().enumerate().all(|(i, x)| {
+                        *x == Entry::AssignedNs(d0 + i as u64 * level_size(level))
+                    }) =>
             {
                 Entry::AssignedNs(d0)
             }
@@ -763,7 +870,11 @@ impl Rmi for RmmModel {
         if r.state != ModelRealmState::New {
             return err(ErrorStatus::Realm, 0);
         }
-        if base.0 % GRANULE_SIZE != 0 || top.0 % GRANULE_SIZE != 0 || base.0 >= top.0 || !self.protected(rd, top.0 - 1) {
+        if base.0 % GRANULE_SIZE != 0
+            || top.0 % GRANULE_SIZE != 0
+            || base.0 >= top.0
+            || !self.protected(rd, top.0 - 1)
+        {
             return input();
         }
         let w = self.walk(rd, base.0, 3)?;
@@ -779,7 +890,11 @@ impl Rmi for RmmModel {
                 }
                 break;
             }
-            let ww = Walk { level: w.level, table: w.table, index };
+            let ww = Walk {
+                level: w.level,
+                table: w.table,
+                index,
+            };
             match self.entry(&ww) {
                 Entry::Unassigned(_) => self.set_entry(&ww, Entry::Unassigned(Ripas::Ram)),
                 Entry::Table(_) => break,
@@ -805,7 +920,9 @@ impl Rmi for RmmModel {
         if !self.is(rec, GranuleState::Rec) {
             return input();
         }
-        let Some((pb, pt, ripas)) = self.recs.get(&rec.0).and_then(|m| m.pending_ripas) else { return input() };
+        let Some((pb, pt, ripas)) = self.recs.get(&rec.0).and_then(|m| m.pending_ripas) else {
+            return input();
+        };
         if base.0 != pb || top.0 > pt || base.0 >= top.0 {
             return input();
         }
@@ -821,19 +938,32 @@ impl Rmi for RmmModel {
         self.set_entry(&w, e);
         let next = base.0 + GRANULE_SIZE;
         if let Some(m) = self.recs.get_mut(&rec.0) {
-            m.pending_ripas = if next < pt { Some((next, pt, ripas)) } else { None };
+            m.pending_ripas = if next < pt {
+                Some((next, pt, ripas))
+            } else {
+                None
+            };
         }
         Ok(Ipa(next))
     }
 }
 
 impl RmmModel {
-    fn data_create_common(&mut self, rd: Pa, data: Pa, ipa: Ipa, src: Option<(Pa, u64)>) -> RmiResult {
+    fn data_create_common(
+        &mut self,
+        rd: Pa,
+        data: Pa,
+        ipa: Ipa,
+        src: Option<(Pa, u64)>,
+    ) -> RmiResult {
         let r = self.realm(rd)?;
         if src.is_some() && r.state != ModelRealmState::New {
             return err(ErrorStatus::Realm, 0);
         }
-        if !self.is(data, GranuleState::Delegated) || ipa.0 % GRANULE_SIZE != 0 || !self.protected(rd, ipa.0) {
+        if !self.is(data, GranuleState::Delegated)
+            || ipa.0 % GRANULE_SIZE != 0
+            || !self.protected(rd, ipa.0)
+        {
             return input();
         }
         if let Some((src, flags)) = src {
@@ -887,7 +1017,14 @@ pub struct HostMem {
 
 impl HostMem {
     fn new(base: u64, size: u64) -> HostMem {
-        HostMem { next: base, end: base + size, free: Vec::new(), allocated: BTreeMap::new(), violations: Vec::new(), outstanding: 0 }
+        HostMem {
+            next: base,
+            end: base + size,
+            free: Vec::new(),
+            allocated: BTreeMap::new(),
+            violations: Vec::new(),
+            outstanding: 0,
+        }
     }
 }
 
@@ -905,7 +1042,10 @@ pub type Shared = Rc<RefCell<Machine>>;
 /// A machine with `size` bytes of host memory at 2 GiB.
 pub fn machine(size: u64) -> (ModelRmi, ModelAlloc, Shared) {
     let base = 0x8000_0000;
-    let m = Rc::new(RefCell::new(Machine { rmm: RmmModel::new(base, size), host: HostMem::new(base, size) }));
+    let m = Rc::new(RefCell::new(Machine {
+        rmm: RmmModel::new(base, size),
+        host: HostMem::new(base, size),
+    }));
     (ModelRmi(m.clone()), ModelAlloc(m.clone()), m)
 }
 
@@ -971,14 +1111,22 @@ impl ModelAlloc {
         let st = m.rmm.granule(pa);
         let h = &mut m.host;
         if st != GranuleState::Undelegated {
-            h.violations.push(format!("page {:#x} returned to the host in state {:?}", pa.0, st));
+            h.violations.push(format!(
+                "page {:#x} returned to the host in state {:?}",
+                pa.0, st
+            ));
             return;
         }
         match h.allocated.remove(&pa.0) {
             Some(was_data) if was_data == data => {}
-            Some(_) => h.violations.push(format!("page {:#x} returned through the wrong path", pa.0)),
+            Some(_) => h
+                .violations
+                .push(format!("page {:#x} returned through the wrong path", pa.0)),
             None => {
-                h.violations.push(format!("page {:#x} returned twice or never allocated", pa.0));
+                h.violations.push(format!(
+                    "page {:#x} returned twice or never allocated",
+                    pa.0
+                ));
                 return;
             }
         }

@@ -50,7 +50,11 @@ pub fn probe<R: Rmi>(rmi: &mut R, has_rme: bool) -> Probe {
         return Probe::Incompatible(reply.info);
     }
     match rmi.features(0) {
-        Ok(f) => Probe::Ready { version, info: reply.info, features: Features0::decode(f) },
+        Ok(f) => Probe::Ready {
+            version,
+            info: reply.info,
+            features: Features0::decode(f),
+        },
         Err(_) => Probe::FeaturesFailed(reply.info),
     }
 }

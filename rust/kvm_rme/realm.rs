@@ -14,7 +14,9 @@
 //! Every loop that reacts to RMM answers is bounded, so a misbehaving RMM
 //! yields an error, never a livelock.
 
-use crate::abi::v1_0::{Command, HashAlgo, RttEntryState, DATA_FLAG_MEASURE, MAX_REC_AUX_GRANULES, MAX_START_RTTS};
+use crate::abi::v1_0::{
+    Command, HashAlgo, RttEntryState, DATA_FLAG_MEASURE, MAX_REC_AUX_GRANULES, MAX_START_RTTS,
+};
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, GRANULE_SIZE};
 use crate::errno;
 use crate::granule::{delegate, undelegate, Delegated, GranuleAlloc, Undelegated};
@@ -60,9 +62,17 @@ impl Geometry {
         let levels = (ipa_bits - 8) / 9;
         let start_level = 4 - levels;
         let span_bits = 12 + 9 * (4 - start_level as u32);
-        let num = if ipa_bits as u32 > span_bits { 1u32 << (ipa_bits as u32 - span_bits) } else { 1 };
+        let num = if ipa_bits as u32 > span_bits {
+            1u32 << (ipa_bits as u32 - span_bits)
+        } else {
+            1
+        };
         // CAST: num <= 16 for 32..=48 bits (checked by the tests).
-        Some(Geometry { ipa_bits, start_level, num_start: num as u8 })
+        Some(Geometry {
+            ipa_bits,
+            start_level,
+            num_start: num as u8,
+        })
     }
 
     /// The IPA bit that selects the unprotected (shared) alias.
@@ -242,7 +252,11 @@ impl Realm {
     ///
     /// On failure everything taken is given back (or counted as leaked in
     /// the returned stats, if an undelegation fails).
-    pub fn create<R: Rmi, A: GranuleAlloc>(rmi: &mut R, alloc: &mut A, cfg: &RealmConfig) -> core::result::Result<Realm, (RealmError, RealmStats)> {
+    pub fn create<R: Rmi, A: GranuleAlloc>(
+        rmi: &mut R,
+        alloc: &mut A,
+        cfg: &RealmConfig,
+    ) -> core::result::Result<Realm, (RealmError, RealmStats)> {
         let Some(geo) = Geometry::new(cfg.ipa_bits) else {
             return Err((RealmError::Invalid, RealmStats::default()));
         };
@@ -285,7 +299,10 @@ impl Realm {
                 }
                 Err((page, e)) => {
                     alloc.free(page);
-                    failed = Some(RealmError::Rmi { cmd: Command::GranuleDelegate, err: e });
+                    failed = Some(RealmError::Rmi {
+                        cmd: Command::GranuleDelegate,
+                        err: e,
+                    });
                 }
             }
         }
@@ -306,7 +323,9 @@ impl Realm {
         };
         let created = match failed {
             Some(e) => Err(e),
-            None => rmi.realm_create(rd.pa(), &params).map_err(RealmError::rmi(Command::RealmCreate)),
+            None => rmi
+                .realm_create(rd.pa(), &params)
+                .map_err(RealmError::rmi(Command::RealmCreate)),
         };
         if let Err(e) = created {
             for g in roots.into_iter().flatten() {
@@ -365,7 +384,11 @@ impl Realm {
         }
     }
 
-    fn take_granule<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A) -> Result<Delegated> {
+    fn take_granule<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+    ) -> Result<Delegated> {
         let page = alloc.alloc().ok_or(RealmError::NoMemory)?;
         match delegate(rmi, page) {
             Ok(g) => {
@@ -374,7 +397,10 @@ impl Realm {
             }
             Err((page, e)) => {
                 alloc.free(page);
-                Err(RealmError::Rmi { cmd: Command::GranuleDelegate, err: e })
+                Err(RealmError::Rmi {
+                    cmd: Command::GranuleDelegate,
+                    err: e,
+                })
             }
         }
     }
@@ -389,7 +415,12 @@ impl Realm {
     }
 
     /// As [`Realm::give_back`], for a data page owned by the VMM.
-    fn give_back_data<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, g: Delegated) {
+    fn give_back_data<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        g: Delegated,
+    ) {
         self.stats.delegated -= 1;
         match undelegate(rmi, g) {
             Ok(page) => alloc.release_data(page),
@@ -415,7 +446,14 @@ impl Realm {
 
     /// Creates the RTTs for `ipa` from level `reached + 1` down to
     /// `target`, after an RMI command reported `ERROR_RTT(reached)`.
-    fn create_rtts<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, reached: u8, target: u8) -> Result {
+    fn create_rtts<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        reached: u8,
+        target: u8,
+    ) -> Result {
         if reached < self.geo.start_level || target > RTT_PAGE_LEVEL {
             return Err(RealmError::Protocol);
         }
@@ -436,7 +474,10 @@ impl Realm {
                 }
                 Err(e) => {
                     self.give_back(rmi, alloc, g);
-                    return Err(RealmError::Rmi { cmd: Command::RttCreate, err: e });
+                    return Err(RealmError::Rmi {
+                        cmd: Command::RttCreate,
+                        err: e,
+                    });
                 }
             }
         }
@@ -475,11 +516,21 @@ impl Realm {
 
     /// Sets RIPAS to RAM over `[base, top)` (realm NEW only), creating
     /// RTTs where a range edge does not fall on a block boundary.
-    pub fn init_ripas<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, base: Ipa, top: Ipa) -> Result {
+    pub fn init_ripas<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        base: Ipa,
+        top: Ipa,
+    ) -> Result {
         if self.state != RealmState::New {
             return Err(RealmError::State);
         }
-        if base.0 % GRANULE_SIZE != 0 || top.0 % GRANULE_SIZE != 0 || base.0 >= top.0 || top.0 > self.geo.shared_bit() {
+        if base.0 % GRANULE_SIZE != 0
+            || top.0 % GRANULE_SIZE != 0
+            || base.0 >= top.0
+            || top.0 > self.geo.shared_bit()
+        {
             return Err(RealmError::Invalid);
         }
         let mut cur = base.0;
@@ -497,7 +548,12 @@ impl Realm {
                 Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
                     self.create_rtts(rmi, alloc, Ipa(cur), e.index, e.index + 1)?;
                 }
-                Err(e) => return Err(RealmError::Rmi { cmd: Command::RttInitRipas, err: e }),
+                Err(e) => {
+                    return Err(RealmError::Rmi {
+                        cmd: Command::RttInitRipas,
+                        err: e,
+                    })
+                }
             }
         }
         Ok(())
@@ -507,21 +563,47 @@ impl Realm {
     /// (`DATA_CREATE`), extending the measurement if `measure`.  Realm NEW
     /// only.  On failure the page goes back through
     /// [`GranuleAlloc::release_data`] (or is leaked, counted).
-    pub fn populate<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, page: Undelegated, src: Pa, measure: bool) -> Result {
+    pub fn populate<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        page: Undelegated,
+        src: Pa,
+        measure: bool,
+    ) -> Result {
         let flags = if measure { DATA_FLAG_MEASURE } else { 0 };
         let ok = self.state == RealmState::New;
-        self.map_data(rmi, alloc, ipa, page, ok, Command::DataCreate, move |rmi, rd, data| {
-            rmi.data_create(rd, data, ipa, src, flags)
-        })
+        self.map_data(
+            rmi,
+            alloc,
+            ipa,
+            page,
+            ok,
+            Command::DataCreate,
+            move |rmi, rd, data| rmi.data_create(rd, data, ipa, src, flags),
+        )
     }
 
     /// Maps `page` at private `ipa` with unknown contents
     /// (`DATA_CREATE_UNKNOWN`): the stage-2 fault path.
-    pub fn map_unknown<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, page: Undelegated) -> Result {
+    pub fn map_unknown<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        page: Undelegated,
+    ) -> Result {
         let ok = matches!(self.state, RealmState::New | RealmState::Active);
-        self.map_data(rmi, alloc, ipa, page, ok, Command::DataCreateUnknown, move |rmi, rd, data| {
-            rmi.data_create_unknown(rd, data, ipa)
-        })
+        self.map_data(
+            rmi,
+            alloc,
+            ipa,
+            page,
+            ok,
+            Command::DataCreateUnknown,
+            move |rmi, rd, data| rmi.data_create_unknown(rd, data, ipa),
+        )
     }
 
     fn map_data<R: Rmi, A: GranuleAlloc>(
@@ -534,7 +616,17 @@ impl Realm {
         cmd: Command,
         mut op: impl FnMut(&mut R, Pa, Pa) -> crate::abi::RmiResult,
     ) -> Result {
-        if let Err(e) = self.alive().and_then(|()| if state_ok { Ok(()) } else { Err(RealmError::State) }).and_then(|()| self.check_private(ipa)) {
+        if let Err(e) = self
+            .alive()
+            .and_then(|()| {
+                if state_ok {
+                    Ok(())
+                } else {
+                    Err(RealmError::State)
+                }
+            })
+            .and_then(|()| self.check_private(ipa))
+        {
             alloc.release_data(page);
             return Err(e);
         }
@@ -542,12 +634,17 @@ impl Realm {
             Ok(g) => g,
             Err((page, err)) => {
                 alloc.release_data(page);
-                return Err(RealmError::Rmi { cmd: Command::GranuleDelegate, err });
+                return Err(RealmError::Rmi {
+                    cmd: Command::GranuleDelegate,
+                    err,
+                });
             }
         };
         self.stats.delegated += 1;
         let pa = data.pa();
-        match self.with_rtts(rmi, alloc, ipa, RTT_PAGE_LEVEL, cmd, |rmi, rd| op(rmi, rd, pa)) {
+        match self.with_rtts(rmi, alloc, ipa, RTT_PAGE_LEVEL, cmd, |rmi, rd| {
+            op(rmi, rd, pa)
+        }) {
             Ok(()) => {
                 let _ = data.hand_over();
                 self.stats.data_pages += 1;
@@ -563,7 +660,13 @@ impl Realm {
     /// Folds the full RTT at `level` covering `ipa` into a block entry of
     /// its parent (`RTT_FOLD`) and frees it.  `Ok(false)` if the table is
     /// not foldable (not homogeneous, or not there).
-    pub fn fold<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, level: u8) -> Result<bool> {
+    pub fn fold<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        level: u8,
+    ) -> Result<bool> {
         self.alive()?;
         if level <= self.geo.start_level + 1 || level > RTT_PAGE_LEVEL {
             return Err(RealmError::Invalid);
@@ -576,20 +679,38 @@ impl Realm {
                 Ok(true)
             }
             Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
-            Err(e) => Err(RealmError::Rmi { cmd: Command::RttFold, err: e }),
+            Err(e) => Err(RealmError::Rmi {
+                cmd: Command::RttFold,
+                err: e,
+            }),
         }
     }
 
     /// Maps host page `pa` at the unprotected IPA `ipa` (top bit set).
-    pub fn map_shared<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, ipa: Ipa, pa: Pa) -> Result {
+    pub fn map_shared<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        pa: Pa,
+    ) -> Result {
         self.alive()?;
-        if ipa.0 % GRANULE_SIZE != 0 || !pa.is_aligned() || self.geo.is_protected(ipa) || !self.geo.contains(ipa) {
+        if ipa.0 % GRANULE_SIZE != 0
+            || !pa.is_aligned()
+            || self.geo.is_protected(ipa)
+            || !self.geo.contains(ipa)
+        {
             return Err(RealmError::Invalid);
         }
         let desc = pa.0 | UNPROTECTED_ATTRS;
-        self.with_rtts(rmi, alloc, ipa, RTT_PAGE_LEVEL, Command::RttMapUnprotected, |rmi, rd| {
-            rmi.rtt_map_unprotected(rd, ipa, RTT_PAGE_LEVEL, desc)
-        })
+        self.with_rtts(
+            rmi,
+            alloc,
+            ipa,
+            RTT_PAGE_LEVEL,
+            Command::RttMapUnprotected,
+            |rmi, rd| rmi.rtt_map_unprotected(rd, ipa, RTT_PAGE_LEVEL, desc),
+        )
     }
 
     /// Unmaps the unprotected page at `ipa`; `Ok(false)` if none was mapped.
@@ -601,23 +722,42 @@ impl Realm {
         match rmi.rtt_unmap_unprotected(self.rd, ipa, RTT_PAGE_LEVEL) {
             Ok(_) => Ok(true),
             Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
-            Err(e) => Err(RealmError::Rmi { cmd: Command::RttUnmapUnprotected, err: e }),
+            Err(e) => Err(RealmError::Rmi {
+                cmd: Command::RttUnmapUnprotected,
+                err: e,
+            }),
         }
     }
 
     /// Destroys the private pages mapped in `[start, end)` and returns them
     /// to the VMM: memslot removal, or a private-to-shared conversion.
     /// Folded blocks in the range are split first.
-    pub fn unmap_private<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, start: Ipa, end: Ipa) -> Result {
+    pub fn unmap_private<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        start: Ipa,
+        end: Ipa,
+    ) -> Result {
         self.alive()?;
-        if start.0 % GRANULE_SIZE != 0 || end.0 % GRANULE_SIZE != 0 || start.0 > end.0 || end.0 > self.geo.shared_bit() {
+        if start.0 % GRANULE_SIZE != 0
+            || end.0 % GRANULE_SIZE != 0
+            || start.0 > end.0
+            || end.0 > self.geo.shared_bit()
+        {
             return Err(RealmError::Invalid);
         }
         self.clear_leaves(rmi, alloc, start.0, end.0)
     }
 
     /// Destroys every data page / unprotected mapping in `[start, end)`.
-    fn clear_leaves<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, start: u64, end: u64) -> Result {
+    fn clear_leaves<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        start: u64,
+        end: u64,
+    ) -> Result {
         let mut cur = start;
         let mut splits = 0;
         while cur < end {
@@ -625,9 +765,15 @@ impl Realm {
                 match rmi.rtt_unmap_unprotected(self.rd, Ipa(cur), RTT_PAGE_LEVEL) {
                     Ok(top) => cur = top.0.max(cur + GRANULE_SIZE),
                     Err(e) if e.status == ErrorStatus::Rtt => {
-                        cur = align_down(cur, level_size(e.index.min(RTT_PAGE_LEVEL))) + level_size(e.index.min(RTT_PAGE_LEVEL));
+                        cur = align_down(cur, level_size(e.index.min(RTT_PAGE_LEVEL)))
+                            + level_size(e.index.min(RTT_PAGE_LEVEL));
                     }
-                    Err(e) => return Err(RealmError::Rmi { cmd: Command::RttUnmapUnprotected, err: e }),
+                    Err(e) => {
+                        return Err(RealmError::Rmi {
+                            cmd: Command::RttUnmapUnprotected,
+                            err: e,
+                        })
+                    }
                 }
                 continue;
             }
@@ -635,7 +781,10 @@ impl Realm {
                 Ok(d) => {
                     self.stats.data_pages -= 1;
                     self.give_back_data(rmi, alloc, Delegated::returned_by_rmm(d.pa));
-                    cur = d.top.0.clamp(cur + GRANULE_SIZE, end.max(cur + GRANULE_SIZE));
+                    cur = d
+                        .top
+                        .0
+                        .clamp(cur + GRANULE_SIZE, end.max(cur + GRANULE_SIZE));
                 }
                 Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
                     // The walk stopped at a block or an empty entry.
@@ -646,7 +795,10 @@ impl Realm {
                     if entry.state == RttEntryState::Assigned && level >= 1 {
                         // A folded block: split it back into pages.
                         splits += 1;
-                        if splits > 2 * MAX_RETRIES + ((end - start) / level_size(RTT_BLOCK_LEVEL)) as usize {
+                        if splits
+                            > 2 * MAX_RETRIES
+                                + ((end - start) / level_size(RTT_BLOCK_LEVEL)) as usize
+                        {
                             return Err(RealmError::Protocol);
                         }
                         self.create_rtts(rmi, alloc, Ipa(cur), level, RTT_PAGE_LEVEL)?;
@@ -655,7 +807,12 @@ impl Realm {
                     }
                 }
                 Err(e) if e.status == ErrorStatus::Rtt => cur += GRANULE_SIZE,
-                Err(e) => return Err(RealmError::Rmi { cmd: Command::DataDestroy, err: e }),
+                Err(e) => {
+                    return Err(RealmError::Rmi {
+                        cmd: Command::DataDestroy,
+                        err: e,
+                    })
+                }
             }
         }
         Ok(())
@@ -663,14 +820,24 @@ impl Realm {
 
     /// Creates a REC for vCPU `mpidr` (realm NEW only; RMI 1.0 creates all
     /// RECs before activation), with its auxiliary granules.
-    pub fn rec_create<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, mpidr: u64, pc: u64, gprs: [u64; 8], runnable: bool) -> Result<Rec> {
+    pub fn rec_create<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        mpidr: u64,
+        pc: u64,
+        gprs: [u64; 8],
+        runnable: bool,
+    ) -> Result<Rec> {
         if self.state != RealmState::New {
             return Err(RealmError::State);
         }
         let num_aux = match self.aux_count {
             Some(n) => n,
             None => {
-                let n = rmi.rec_aux_count(self.rd).map_err(RealmError::rmi(Command::RecAuxCount))?;
+                let n = rmi
+                    .rec_aux_count(self.rd)
+                    .map_err(RealmError::rmi(Command::RecAuxCount))?;
                 // CAST: bounded by MAX_REC_AUX_GRANULES just below.
                 let n = n as usize;
                 if n > MAX_REC_AUX_GRANULES {
@@ -692,7 +859,14 @@ impl Realm {
                 }
             }
         }
-        let mut params = RecCreate { runnable, mpidr, pc, gprs, aux: [Pa(0); MAX_REC_AUX_GRANULES], num_aux };
+        let mut params = RecCreate {
+            runnable,
+            mpidr,
+            pc,
+            gprs,
+            aux: [Pa(0); MAX_REC_AUX_GRANULES],
+            num_aux,
+        };
         for (p, g) in params.aux.iter_mut().zip(aux.iter()) {
             if let Some(g) = g {
                 *p = g.pa();
@@ -700,7 +874,9 @@ impl Realm {
         }
         let res = match failed {
             Some(e) => Err(e),
-            None => rmi.rec_create(self.rd, rec.pa(), &params).map_err(RealmError::rmi(Command::RecCreate)),
+            None => rmi
+                .rec_create(self.rd, rec.pa(), &params)
+                .map_err(RealmError::rmi(Command::RecCreate)),
         };
         if let Err(e) = res {
             for g in aux.into_iter().flatten() {
@@ -713,14 +889,30 @@ impl Realm {
             let _ = g.hand_over();
         }
         self.recs += 1;
-        Ok(Rec { pa: rec.hand_over(), aux: params.aux, num_aux, mpidr })
+        Ok(Rec {
+            pa: rec.hand_over(),
+            aux: params.aux,
+            num_aux,
+            mpidr,
+        })
     }
 
     /// Destroys a REC and frees its granules.  On an RMM error the REC is
     /// handed back so the caller can retry or [`Realm::rec_leak`] it.
-    pub fn rec_destroy<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, rec: Rec) -> core::result::Result<(), (Rec, RealmError)> {
+    pub fn rec_destroy<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        rec: Rec,
+    ) -> core::result::Result<(), (Rec, RealmError)> {
         if let Err(err) = rmi.rec_destroy(rec.pa) {
-            return Err((rec, RealmError::Rmi { cmd: Command::RecDestroy, err }));
+            return Err((
+                rec,
+                RealmError::Rmi {
+                    cmd: Command::RecDestroy,
+                    err,
+                },
+            ));
         }
         self.recs -= 1;
         self.give_back(rmi, alloc, Delegated::returned_by_rmm(rec.pa));
@@ -745,7 +937,8 @@ impl Realm {
         if self.state != RealmState::New {
             return Err(RealmError::State);
         }
-        rmi.realm_activate(self.rd).map_err(RealmError::rmi(Command::RealmActivate))?;
+        rmi.realm_activate(self.rd)
+            .map_err(RealmError::rmi(Command::RealmActivate))?;
         self.state = RealmState::Active;
         Ok(())
     }
@@ -772,11 +965,16 @@ impl Realm {
             self.destroy_table(rmi, alloc, self.geo.start_level + 1, base)?;
             self.mark_table(base, false);
         }
-        rmi.realm_destroy(self.rd).map_err(RealmError::rmi(Command::RealmDestroy))?;
+        rmi.realm_destroy(self.rd)
+            .map_err(RealmError::rmi(Command::RealmDestroy))?;
         self.state = RealmState::Destroyed;
         self.give_back(rmi, alloc, Delegated::returned_by_rmm(self.rd));
         for i in 0..u64::from(self.geo.num_start) {
-            self.give_back(rmi, alloc, Delegated::returned_by_rmm(self.roots.add_granules(i)));
+            self.give_back(
+                rmi,
+                alloc,
+                Delegated::returned_by_rmm(self.roots.add_granules(i)),
+            );
         }
         self.stats.rtt_pages -= u64::from(self.geo.num_start);
         Ok(())
@@ -784,7 +982,13 @@ impl Realm {
 
     /// Destroys the RTT at `level` whose parent entry covers `base`, after
     /// emptying it.  A missing table is not an error.
-    fn destroy_table<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, level: u8, base: u64) -> Result {
+    fn destroy_table<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        level: u8,
+        base: u64,
+    ) -> Result {
         let span = level_size(level - 1);
         for _ in 0..MAX_RETRIES {
             match rmi.rtt_destroy(self.rd, Ipa(base), level) {
@@ -819,7 +1023,12 @@ impl Realm {
                         }
                     }
                 }
-                Err(e) => return Err(RealmError::Rmi { cmd: Command::RttDestroy, err: e }),
+                Err(e) => {
+                    return Err(RealmError::Rmi {
+                        cmd: Command::RttDestroy,
+                        err: e,
+                    })
+                }
             }
         }
         Err(RealmError::Protocol)

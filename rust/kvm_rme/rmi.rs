@@ -79,7 +79,11 @@ pub struct RecCreate {
 impl RecCreate {
     /// Writes the parameters into a zeroed parameter granule.
     pub fn write(&self, p: &mut RecParams) {
-        p.flags = if self.runnable { REC_PARAMS_FLAG_RUNNABLE } else { 0 };
+        p.flags = if self.runnable {
+            REC_PARAMS_FLAG_RUNNABLE
+        } else {
+            0
+        };
         p.mpidr = self.mpidr;
         p.pc = self.pc;
         p.gprs = self.gprs;
@@ -199,6 +203,10 @@ impl CallCounts {
 
     /// `(command, count)` for every command called at least once.
     pub fn iter(&self) -> impl Iterator<Item = (Command, u64)> + '_ {
-        Command::ALL.iter().copied().zip(self.counts.iter().copied()).filter(|(_, n)| *n != 0)
+        Command::ALL
+            .iter()
+            .copied()
+            .zip(self.counts.iter().copied())
+            .filter(|(_, n)| *n != 0)
     }
 }

@@ -9,7 +9,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use kernel::alloc::flags::{GFP_KERNEL, __GFP_ZERO};
+use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
 use kernel::page::Page;
 use kernel::prelude::*;
 
@@ -74,7 +74,10 @@ pub(crate) struct SmcRmi {
 impl SmcRmi {
     /// A conduit with its own staging page.
     pub(crate) fn new() -> Result<SmcRmi> {
-        Ok(SmcRmi { stage: Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?, counts: CallCounts::default() })
+        Ok(SmcRmi {
+            stage: Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?,
+            counts: CallCounts::default(),
+        })
     }
 
     fn call(&mut self, cmd: Command, args: [u64; 6]) -> (RmiResult, [u64; 5]) {
@@ -91,7 +94,8 @@ impl SmcRmi {
     /// byte left from an earlier call would be read by the RMM).
     fn clear_stage(&self) -> RmiResult {
         // SAFETY: offset 0, length PAGE_SIZE is within the page.
-        unsafe { self.stage.fill_zero_raw(0, kernel::page::PAGE_SIZE) }.map_err(|_| RmiError::input())
+        unsafe { self.stage.fill_zero_raw(0, kernel::page::PAGE_SIZE) }
+            .map_err(|_| RmiError::input())
     }
 }
 
@@ -106,7 +110,10 @@ impl Rmi for SmcRmi {
         let (status, r) = self.call(Command::Version, [requested.encode(), 0, 0, 0, 0, 0]);
         VersionReply {
             status,
-            info: VersionInfo { lower: RmiVersion::decode(r[1]), higher: RmiVersion::decode(r[2]) },
+            info: VersionInfo {
+                lower: RmiVersion::decode(r[1]),
+                higher: RmiVersion::decode(r[2]),
+            },
         }
     }
 
@@ -120,20 +127,26 @@ impl Rmi for SmcRmi {
     }
 
     fn granule_undelegate(&mut self, pa: Pa) -> RmiResult {
-        self.call(Command::GranuleUndelegate, [pa.0, 0, 0, 0, 0, 0]).0
+        self.call(Command::GranuleUndelegate, [pa.0, 0, 0, 0, 0, 0])
+            .0
     }
 
     fn data_create(&mut self, rd: Pa, data: Pa, ipa: Ipa, src: Pa, flags: u64) -> RmiResult {
-        self.call(Command::DataCreate, [rd.0, data.0, ipa.0, src.0, flags, 0]).0
+        self.call(Command::DataCreate, [rd.0, data.0, ipa.0, src.0, flags, 0])
+            .0
     }
 
     fn data_create_unknown(&mut self, rd: Pa, data: Pa, ipa: Ipa) -> RmiResult {
-        self.call(Command::DataCreateUnknown, [rd.0, data.0, ipa.0, 0, 0, 0]).0
+        self.call(Command::DataCreateUnknown, [rd.0, data.0, ipa.0, 0, 0, 0])
+            .0
     }
 
     fn data_destroy(&mut self, rd: Pa, ipa: Ipa) -> RmiResult<Destroyed> {
         let (s, r) = self.call(Command::DataDestroy, [rd.0, ipa.0, 0, 0, 0, 0]);
-        s.map(|()| Destroyed { pa: Pa(r[1]), top: Ipa(r[2]) })
+        s.map(|()| Destroyed {
+            pa: Pa(r[1]),
+            top: Ipa(r[2]),
+        })
     }
 
     fn realm_activate(&mut self, rd: Pa) -> RmiResult {
@@ -149,18 +162,31 @@ impl Rmi for SmcRmi {
             put(pg, offset_of!(RealmParams, sve_vl), u64::from(p.sve_vl))?;
             put(pg, offset_of!(RealmParams, num_bps), u64::from(p.num_bps))?;
             put(pg, offset_of!(RealmParams, num_wps), u64::from(p.num_wps))?;
-            put(pg, offset_of!(RealmParams, pmu_num_ctrs), u64::from(p.pmu_num_ctrs))?;
+            put(
+                pg,
+                offset_of!(RealmParams, pmu_num_ctrs),
+                u64::from(p.pmu_num_ctrs),
+            )?;
             // CAST: fieldless `repr(u8)` enum to its discriminant.
             put(pg, offset_of!(RealmParams, hash_algo), p.hash_algo as u8)?;
             put(pg, offset_of!(RealmParams, rpv), p.rpv)?;
             put(pg, offset_of!(RealmParams, vmid), p.vmid)?;
             put(pg, offset_of!(RealmParams, rtt_base), p.rtt_base.0)?;
-            put(pg, offset_of!(RealmParams, rtt_level_start), i64::from(p.rtt_level_start))?;
-            put(pg, offset_of!(RealmParams, rtt_num_start), u32::from(p.rtt_num_start))
+            put(
+                pg,
+                offset_of!(RealmParams, rtt_level_start),
+                i64::from(p.rtt_level_start),
+            )?;
+            put(
+                pg,
+                offset_of!(RealmParams, rtt_num_start),
+                u32::from(p.rtt_num_start),
+            )
         })()
         .map_err(stage_err)?;
         let params = self.stage_pa();
-        self.call(Command::RealmCreate, [rd.0, params, 0, 0, 0, 0]).0
+        self.call(Command::RealmCreate, [rd.0, params, 0, 0, 0, 0])
+            .0
     }
 
     fn realm_destroy(&mut self, rd: Pa) -> RmiResult {
@@ -171,7 +197,11 @@ impl Rmi for SmcRmi {
         self.clear_stage()?;
         let pg = &self.stage;
         (|| -> Result {
-            let flags = if p.runnable { crate::abi::v1_0::REC_PARAMS_FLAG_RUNNABLE } else { 0 };
+            let flags = if p.runnable {
+                crate::abi::v1_0::REC_PARAMS_FLAG_RUNNABLE
+            } else {
+                0
+            };
             put(pg, offset_of!(RecParams, flags), flags)?;
             put(pg, offset_of!(RecParams, mpidr), p.mpidr)?;
             put(pg, offset_of!(RecParams, pc), p.pc)?;
@@ -186,7 +216,8 @@ impl Rmi for SmcRmi {
         })()
         .map_err(stage_err)?;
         let params = self.stage_pa();
-        self.call(Command::RecCreate, [rd.0, rec.0, params, 0, 0, 0]).0
+        self.call(Command::RecCreate, [rd.0, rec.0, params, 0, 0, 0])
+            .0
     }
 
     fn rec_destroy(&mut self, rec: Pa) -> RmiResult {
@@ -197,7 +228,11 @@ impl Rmi for SmcRmi {
         // SAFETY: `run.enter` is a live `repr(C)` struct without implicit
         // padding, readable for its size; `write_raw` bounds-checks.
         unsafe {
-            self.stage.write_raw((&run.enter as *const RecEnter).cast::<u8>(), 0, size_of::<RecEnter>())
+            self.stage.write_raw(
+                (&run.enter as *const RecEnter).cast::<u8>(),
+                0,
+                size_of::<RecEnter>(),
+            )
         }
         .map_err(stage_err)?;
         let page = self.stage_pa();
@@ -205,42 +240,75 @@ impl Rmi for SmcRmi {
         // SAFETY: `run.exit` is writable for its size and every bit pattern
         // is a valid `RecExit` (integers and byte arrays only).
         unsafe {
-            self.stage.read_raw((&mut run.exit as *mut RecExit).cast::<u8>(), size_of::<RecEnter>(), size_of::<RecExit>())
+            self.stage.read_raw(
+                (&mut run.exit as *mut RecExit).cast::<u8>(),
+                size_of::<RecEnter>(),
+                size_of::<RecExit>(),
+            )
         }
         .map_err(stage_err)?;
         s
     }
 
     fn rtt_create(&mut self, rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult {
-        self.call(Command::RttCreate, [rd.0, rtt.0, ipa.0, u64::from(level), 0, 0]).0
+        self.call(
+            Command::RttCreate,
+            [rd.0, rtt.0, ipa.0, u64::from(level), 0, 0],
+        )
+        .0
     }
 
     fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed> {
-        let (s, r) = self.call(Command::RttDestroy, [rd.0, ipa.0, u64::from(level), 0, 0, 0]);
-        s.map(|()| Destroyed { pa: Pa(r[1]), top: Ipa(r[2]) })
+        let (s, r) = self.call(
+            Command::RttDestroy,
+            [rd.0, ipa.0, u64::from(level), 0, 0, 0],
+        );
+        s.map(|()| Destroyed {
+            pa: Pa(r[1]),
+            top: Ipa(r[2]),
+        })
     }
 
     fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult {
-        self.call(Command::RttMapUnprotected, [rd.0, ipa.0, u64::from(level), desc, 0, 0]).0
+        self.call(
+            Command::RttMapUnprotected,
+            [rd.0, ipa.0, u64::from(level), desc, 0, 0],
+        )
+        .0
     }
 
     fn rtt_read_entry(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<RttEntry> {
-        let (s, r) = self.call(Command::RttReadEntry, [rd.0, ipa.0, u64::from(level), 0, 0, 0]);
+        let (s, r) = self.call(
+            Command::RttReadEntry,
+            [rd.0, ipa.0, u64::from(level), 0, 0, 0],
+        );
         s?;
         let state = RttEntryState::from_u64(r[2]).ok_or(RmiError::input())?;
         // CAST: RIPAS is r[4][7:0].
         let ripas = Ripas::from_u8((r[4] & 0xff) as u8).ok_or(RmiError::input())?;
         // CAST: the level is 0..=3.
-        Ok(RttEntry { level: (r[1] & 0xff) as u8, state, desc: r[3], ripas })
+        Ok(RttEntry {
+            level: (r[1] & 0xff) as u8,
+            state,
+            desc: r[3],
+            ripas,
+        })
     }
 
     fn rtt_unmap_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa> {
-        let (s, r) = self.call(Command::RttUnmapUnprotected, [rd.0, ipa.0, u64::from(level), 0, 0, 0]);
+        let (s, r) = self.call(
+            Command::RttUnmapUnprotected,
+            [rd.0, ipa.0, u64::from(level), 0, 0, 0],
+        );
         s.map(|()| Ipa(r[1]))
     }
 
     fn psci_complete(&mut self, calling_rec: Pa, target_rec: Pa, status: u64) -> RmiResult {
-        self.call(Command::PsciComplete, [calling_rec.0, target_rec.0, status, 0, 0, 0]).0
+        self.call(
+            Command::PsciComplete,
+            [calling_rec.0, target_rec.0, status, 0, 0, 0],
+        )
+        .0
     }
 
     fn rtt_fold(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Pa> {

@@ -36,35 +36,57 @@ fn run(batch: u64, blocks: bool, image_mib: u64, fault_kib: u64) {
     let fault_mib = fault_kib as f64 / 1024.0;
     let (mut t, mut a, _n, m) = machine(4 << 30);
     let info = check_tsm(&mut t).expect("TSM");
-    let pool = if batch == 1 { Pool::fixed(1) } else { Pool::new(batch) };
+    let pool = if batch == 1 {
+        Pool::fixed(1)
+    } else {
+        Pool::new(batch)
+    };
     let mut tvm = Tvm::create_with_pool(&mut t, &mut a, &info, pool).expect("create");
     let c0 = counts(&m);
-    tvm.add_region(&mut t, &mut a, Gpa(RAM), image_mib * MIB + fault_kib * 1024).expect("region");
+    tvm.add_region(&mut t, &mut a, Gpa(RAM), image_mib * MIB + fault_kib * 1024)
+        .expect("region");
     // An image, measured page by page.
     let src = a.alloc_contiguous(1).expect("src");
     for i in 0..(image_mib * MIB / 4096) {
-        tvm.measure_page(&mut t, &mut a, Gpa(RAM + i * 4096), src).expect("measure");
+        tvm.measure_page(&mut t, &mut a, Gpa(RAM + i * 4096), src)
+            .expect("measure");
     }
     tvm.create_vcpu(&mut t, &mut a, 0).expect("vcpu");
     let d = counts(&m).since(&c0);
     if image_mib > 0 {
-        report(&format!("[batch {batch}] region + measure {image_mib} MiB"), &d, image_mib as f64);
+        report(
+            &format!("[batch {batch}] region + measure {image_mib} MiB"),
+            &d,
+            image_mib as f64,
+        );
     }
     tvm.finalize(&mut t, RAM, 0).expect("finalize");
     // Fault in the rest.
     let c1 = counts(&m);
     let mut gpa = RAM + image_mib * MIB;
     while gpa < RAM + image_mib * MIB + fault_kib * 1024 {
-        tvm.map_zero(&mut t, &mut a, Gpa(gpa), blocks).expect("fault");
+        tvm.map_zero(&mut t, &mut a, Gpa(gpa), blocks)
+            .expect("fault");
         gpa += if blocks { 2 * MIB } else { 4096 };
     }
     let d = counts(&m).since(&c1);
-    report(&format!("[batch {batch}{}] fault in {fault_mib} MiB", if blocks { ", 2 MiB blocks" } else { "" }), &d, fault_mib);
+    report(
+        &format!(
+            "[batch {batch}{}] fault in {fault_mib} MiB",
+            if blocks { ", 2 MiB blocks" } else { "" }
+        ),
+        &d,
+        fault_mib,
+    );
     let c2 = counts(&m);
     tvm.destroy(&mut t, &mut a).expect("destroy");
     let d = counts(&m).since(&c2);
     let total = image_mib as f64 + fault_mib;
-    report(&format!("[batch {batch}] destroy + reclaim {total} MiB"), &d, total);
+    report(
+        &format!("[batch {batch}] destroy + reclaim {total} MiB"),
+        &d,
+        total,
+    );
     a.free(Plain::from_host_page(src).expect("page"));
     let mm = m.borrow();
     assert!(mm.host.violations.is_empty());

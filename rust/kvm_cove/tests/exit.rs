@@ -30,32 +30,66 @@ fn csr_slots_follow_the_nacl_layout() {
 #[test]
 fn confidential_fault_asks_for_a_page() {
     let n = fault(cause::STORE_GUEST_PAGE_FAULT, 0x8000_3ab8, 0);
-    assert_eq!(exit::decode(0, &n, &conf), Exit::Fault { gpa: Gpa(0x8000_3000) });
+    assert_eq!(
+        exit::decode(0, &n, &conf),
+        Exit::Fault {
+            gpa: Gpa(0x8000_3000)
+        }
+    );
 }
 
 #[test]
 fn mmio_store_and_load() {
     // sd a1, 0(a0) transformed: rs2 = x11, funct3 = 3, opcode 0x23.
-    let mut n = fault(cause::STORE_GUEST_PAGE_FAULT, 0x1000_0000, (11 << 20) | (3 << 12) | 0x23);
+    let mut n = fault(
+        cause::STORE_GUEST_PAGE_FAULT,
+        0x1000_0000,
+        (11 << 20) | (3 << 12) | 0x23,
+    );
     n.set_gpr(11, 0x1122_3344_5566_7788);
     assert_eq!(
         exit::decode(0, &n, &conf),
-        Exit::Mmio(Mmio { gpa: Gpa(0x1000_0000), write: true, size: 8, reg: 11, signed: false, value: 0x1122_3344_5566_7788 })
+        Exit::Mmio(Mmio {
+            gpa: Gpa(0x1000_0000),
+            write: true,
+            size: 8,
+            reg: 11,
+            signed: false,
+            value: 0x1122_3344_5566_7788
+        })
     );
     // sw: truncated.
-    let mut n = fault(cause::STORE_GUEST_PAGE_FAULT, 0x1000_0004, (11 << 20) | (2 << 12) | 0x23);
+    let mut n = fault(
+        cause::STORE_GUEST_PAGE_FAULT,
+        0x1000_0004,
+        (11 << 20) | (2 << 12) | 0x23,
+    );
     n.set_gpr(11, 0x1122_3344_5566_7788);
-    let Exit::Mmio(m) = exit::decode(0, &n, &conf) else { panic!() };
+    let Exit::Mmio(m) = exit::decode(0, &n, &conf) else {
+        panic!()
+    };
     assert_eq!((m.size, m.value), (4, 0x5566_7788));
     // lh a2: sign-extended on completion.
-    let mut n = fault(cause::LOAD_GUEST_PAGE_FAULT, 0x1000_0008, (12 << 7) | (1 << 12) | 0x03);
-    let Exit::Mmio(m) = exit::decode(0, &n, &conf) else { panic!() };
+    let mut n = fault(
+        cause::LOAD_GUEST_PAGE_FAULT,
+        0x1000_0008,
+        (12 << 7) | (1 << 12) | 0x03,
+    );
+    let Exit::Mmio(m) = exit::decode(0, &n, &conf) else {
+        panic!()
+    };
     assert_eq!((m.write, m.size, m.reg, m.signed), (false, 2, 12, true));
     exit::complete_mmio_load(&mut n, &m, 0xffff_8001);
     assert_eq!(n.gpr(12), 0xffff_ffff_ffff_8001);
     // lbu: zero-extended.
-    let mut n = fault(cause::LOAD_GUEST_PAGE_FAULT, 0x1000_0008, (12 << 7) | (4 << 12) | 0x03);
-    let Exit::Mmio(m) = exit::decode(0, &n, &conf) else { panic!() };
+    let mut n = fault(
+        cause::LOAD_GUEST_PAGE_FAULT,
+        0x1000_0008,
+        (12 << 7) | (4 << 12) | 0x03,
+    );
+    let Exit::Mmio(m) = exit::decode(0, &n, &conf) else {
+        panic!()
+    };
     exit::complete_mmio_load(&mut n, &m, 0x1ff);
     assert_eq!(n.gpr(12), 0xff);
 }
@@ -63,11 +97,32 @@ fn mmio_store_and_load() {
 #[test]
 fn undecodable_faults_are_refused() {
     // No transformed instruction: the host cannot read TVM memory.
-    assert!(matches!(exit::decode(0, &fault(cause::LOAD_GUEST_PAGE_FAULT, 0x1000_0000, 0), &conf), Exit::Unhandled { .. }));
+    assert!(matches!(
+        exit::decode(
+            0,
+            &fault(cause::LOAD_GUEST_PAGE_FAULT, 0x1000_0000, 0),
+            &conf
+        ),
+        Exit::Unhandled { .. }
+    ));
     // A store syndrome on a load fault.
-    assert!(matches!(exit::decode(0, &fault(cause::LOAD_GUEST_PAGE_FAULT, 0x1000_0000, (3 << 12) | 0x23), &conf), Exit::Unhandled { .. }));
+    assert!(matches!(
+        exit::decode(
+            0,
+            &fault(cause::LOAD_GUEST_PAGE_FAULT, 0x1000_0000, (3 << 12) | 0x23),
+            &conf
+        ),
+        Exit::Unhandled { .. }
+    ));
     // Instruction fetch from MMIO.
-    assert!(matches!(exit::decode(0, &fault(cause::INSN_GUEST_PAGE_FAULT, 0x1000_0000, 0), &conf), Exit::Unhandled { .. }));
+    assert!(matches!(
+        exit::decode(
+            0,
+            &fault(cause::INSN_GUEST_PAGE_FAULT, 0x1000_0000, 0),
+            &conf
+        ),
+        Exit::Unhandled { .. }
+    ));
 }
 
 fn ecall(ext: u64, fid: u64, a0: u64, a1: u64) -> NaclBuf {
@@ -82,12 +137,40 @@ fn ecall(ext: u64, fid: u64, a0: u64, a1: u64) -> NaclBuf {
 
 #[test]
 fn ecalls() {
-    assert_eq!(exit::decode(0, &ecall(EXT_COVG, 2, 0x8000_0000, 0x2000), &conf), Exit::Share { gpa: Gpa(0x8000_0000), len: 0x2000 });
-    assert_eq!(exit::decode(0, &ecall(EXT_COVG, 3, 0x8000_0000, 0x1000), &conf), Exit::Unshare { gpa: Gpa(0x8000_0000), len: 0x1000 });
-    assert_eq!(exit::decode(0, &ecall(EXT_COVG, 0, 0, 0), &conf), Exit::CovgAck);
-    assert_eq!(exit::decode(0, &ecall(EXT_COVG, 42, 0, 0), &conf), Exit::SbiNotSupported);
-    assert!(matches!(exit::decode(0, &ecall(forwarded::DBCN, 0, 5, 0), &conf), Exit::Sbi { ext: forwarded::DBCN, .. }));
-    assert_eq!(exit::decode(0, &ecall(0x5449_4D45, 0, 0, 0), &conf), Exit::SbiNotSupported, "TIME is not forwarded");
+    assert_eq!(
+        exit::decode(0, &ecall(EXT_COVG, 2, 0x8000_0000, 0x2000), &conf),
+        Exit::Share {
+            gpa: Gpa(0x8000_0000),
+            len: 0x2000
+        }
+    );
+    assert_eq!(
+        exit::decode(0, &ecall(EXT_COVG, 3, 0x8000_0000, 0x1000), &conf),
+        Exit::Unshare {
+            gpa: Gpa(0x8000_0000),
+            len: 0x1000
+        }
+    );
+    assert_eq!(
+        exit::decode(0, &ecall(EXT_COVG, 0, 0, 0), &conf),
+        Exit::CovgAck
+    );
+    assert_eq!(
+        exit::decode(0, &ecall(EXT_COVG, 42, 0, 0), &conf),
+        Exit::SbiNotSupported
+    );
+    assert!(matches!(
+        exit::decode(0, &ecall(forwarded::DBCN, 0, 5, 0), &conf),
+        Exit::Sbi {
+            ext: forwarded::DBCN,
+            ..
+        }
+    ));
+    assert_eq!(
+        exit::decode(0, &ecall(0x5449_4D45, 0, 0, 0), &conf),
+        Exit::SbiNotSupported,
+        "TIME is not forwarded"
+    );
     let mut n = ecall(forwarded::HSM, 0, 0, 0);
     exit::complete_sbi(&mut n, -2, 7);
     assert_eq!((n.gpr(10), n.gpr(11)), ((-2i64) as u64, 7));

@@ -32,10 +32,22 @@ const RAM_LEN: u64 = 32 << 20;
 
 fn check(m: &Shared, tvm: &Option<Tvm>, leaked: u64, held: u64, step: u64) {
     let m = m.borrow();
-    assert!(m.host.violations.is_empty(), "step {step}: {:?}", m.host.violations);
+    assert!(
+        m.host.violations.is_empty(),
+        "step {step}: {:?}",
+        m.host.violations
+    );
     let pool = tvm.as_ref().map(|t| t.pool_stats()).unwrap_or_default();
-    assert_eq!(m.tsm.confidential_pages(), pool.converted + pool.leaked + leaked, "step {step}: converted pages unaccounted for");
-    assert_eq!(m.host.outstanding(), m.tsm.confidential_pages() + held, "step {step}: pages lost");
+    assert_eq!(
+        m.tsm.confidential_pages(),
+        pool.converted + pool.leaked + leaked,
+        "step {step}: converted pages unaccounted for"
+    );
+    assert_eq!(
+        m.host.outstanding(),
+        m.tsm.confidential_pages() + held,
+        "step {step}: pages lost"
+    );
 }
 
 fn sequence(seed: u64, steps: u64) -> (u64, u64) {
@@ -76,9 +88,15 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
                 let _ = v.finalize(&mut t, RAM, 0);
             }
             (Some(v), 4 | 5) => {
-                if v.map_zero(&mut t, &mut a, Gpa(gpa), rng.below(8) == 0).is_ok() {
+                if v.map_zero(&mut t, &mut a, Gpa(gpa), rng.below(8) == 0)
+                    .is_ok()
+                {
                     OK_MAPS.with(|c| c.set(c.get() + 1));
-                    assert_eq!(m.borrow().tsm.mapped(v.gid(), gpa), Some(true), "map_zero Ok, nothing mapped");
+                    assert_eq!(
+                        m.borrow().tsm.mapped(v.gid(), gpa),
+                        Some(true),
+                        "map_zero Ok, nothing mapped"
+                    );
                 }
             }
             (Some(v), 6) => {
@@ -86,7 +104,11 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
             }
             (Some(v), 7) => {
                 if v.state() == TvmState::Runnable {
-                    m.borrow_mut().tsm.exits.push_back(ScriptedExit { scause: 21, htval: gpa >> 2, ..Default::default() });
+                    m.borrow_mut().tsm.exits.push_back(ScriptedExit {
+                        scause: 21,
+                        htval: gpa >> 2,
+                        ..Default::default()
+                    });
                     if let Ok(Exit::Fault { gpa: g }) = v.run(&mut t, 0, &n) {
                         let _ = v.map_zero(&mut t, &mut a, g, false);
                     }
@@ -126,10 +148,15 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
 
 #[test]
 fn random_tvm_sequences_keep_invariants() {
-    let total: u64 = std::env::var("KVM_COVE_PROP_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: u64 = std::env::var("KVM_COVE_PROP_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let (mut steps, mut leaked, mut injected, mut seed) = (0, 0, 0, 0x0dd_ba11_u64);
     while steps < total {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let (l, i) = sequence(seed, 500);
         steps += 500;
         leaked += l;

@@ -37,19 +37,33 @@ fn convert_needs_a_fence_and_reclaim_needs_unassigned() {
     assert_eq!(m.page(pa), PageState::PendingFence);
     assert_eq!(m.convert_pages(pa, 1), Err(SbiError::InvalidAddress));
     // Not usable before the fence.
-    let p = TvmCreateParams { tvm_page_directory_addr: pa.0, tvm_state_addr: BASE + 0x10000 };
+    let p = TvmCreateParams {
+        tvm_page_directory_addr: pa.0,
+        tvm_state_addr: BASE + 0x10000,
+    };
     assert_eq!(m.create_tvm(&p), Err(SbiError::InvalidAddress));
-    assert_eq!(m.local_fence(), Err(SbiError::Denied), "local fence without initiate");
+    assert_eq!(
+        m.local_fence(),
+        Err(SbiError::Denied),
+        "local fence without initiate"
+    );
     global_fence(&mut m).unwrap();
     assert_eq!(m.page(pa), PageState::Converted);
     m.convert_pages(Pa(BASE + 0x10000), 4).unwrap();
     global_fence(&mut m).unwrap();
     // A misaligned root.
-    let bad = TvmCreateParams { tvm_page_directory_addr: BASE + 0x1000, tvm_state_addr: BASE + 0x10000 };
+    let bad = TvmCreateParams {
+        tvm_page_directory_addr: BASE + 0x1000,
+        tvm_state_addr: BASE + 0x10000,
+    };
     assert_eq!(m.create_tvm(&bad), Err(SbiError::InvalidParam));
     let gid = m.create_tvm(&p).unwrap();
     assert_eq!(m.page(pa), PageState::Assigned(gid));
-    assert_eq!(m.reclaim_pages(pa, 4), Err(SbiError::Denied), "assigned pages cannot be reclaimed");
+    assert_eq!(
+        m.reclaim_pages(pa, 4),
+        Err(SbiError::Denied),
+        "assigned pages cannot be reclaimed"
+    );
     m.destroy_tvm(gid).unwrap();
     m.reclaim_pages(pa, 4).unwrap();
     assert_eq!(m.page(pa), PageState::NonConfidential);
@@ -62,28 +76,62 @@ fn lifecycle_order_is_enforced() {
     let info = check_tsm(&mut t).unwrap();
     let mut tvm = Tvm::create(&mut t, &mut a, &info, 512).unwrap();
     assert_eq!(tvm.state(), TvmState::Initializing);
-    assert_eq!(tvm.add_region(&mut t, &mut a, Gpa(RAM + 1), 4096), Err(TvmError::Invalid));
+    assert_eq!(
+        tvm.add_region(&mut t, &mut a, Gpa(RAM + 1), 4096),
+        Err(TvmError::Invalid)
+    );
     tvm.add_region(&mut t, &mut a, Gpa(RAM), 8 << 20).unwrap();
-    assert_eq!(tvm.add_region(&mut t, &mut a, Gpa(RAM + 0x1000), 4096), Err(TvmError::Invalid), "overlap");
+    assert_eq!(
+        tvm.add_region(&mut t, &mut a, Gpa(RAM + 0x1000), 4096),
+        Err(TvmError::Invalid),
+        "overlap"
+    );
     assert_eq!(tvm.stats().pgt_pages, pgt_pages_for(RAM, 8 << 20));
-    assert_eq!(tvm.finalize(&mut t, RAM, 0), Err(TvmError::State), "no vCPU");
-    assert_eq!(tvm.map_zero(&mut t, &mut a, Gpa(RAM), false), Err(TvmError::State), "before finalize");
+    assert_eq!(
+        tvm.finalize(&mut t, RAM, 0),
+        Err(TvmError::State),
+        "no vCPU"
+    );
+    assert_eq!(
+        tvm.map_zero(&mut t, &mut a, Gpa(RAM), false),
+        Err(TvmError::State),
+        "before finalize"
+    );
     let src = a.alloc_contiguous(1).unwrap();
     tvm.measure_page(&mut t, &mut a, Gpa(RAM), src).unwrap();
-    assert_eq!(tvm.measure_page(&mut t, &mut a, Gpa(0x1000), src), Err(TvmError::Invalid), "outside regions");
-    assert_eq!(tvm.measure_page(&mut t, &mut a, Gpa(RAM), src), Err(TvmError::Tsm(SbiError::AlreadyAvailable)));
+    assert_eq!(
+        tvm.measure_page(&mut t, &mut a, Gpa(0x1000), src),
+        Err(TvmError::Invalid),
+        "outside regions"
+    );
+    assert_eq!(
+        tvm.measure_page(&mut t, &mut a, Gpa(RAM), src),
+        Err(TvmError::Tsm(SbiError::AlreadyAvailable))
+    );
     tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
-    assert_eq!(tvm.create_vcpu(&mut t, &mut a, 0), Err(TvmError::Tsm(SbiError::InvalidParam)));
+    assert_eq!(
+        tvm.create_vcpu(&mut t, &mut a, 0),
+        Err(TvmError::Tsm(SbiError::InvalidParam))
+    );
     assert_eq!(tvm.create_vcpu(&mut t, &mut a, 99), Err(TvmError::Invalid));
     tvm.finalize(&mut t, RAM, 0).unwrap();
-    assert_eq!(tvm.measure_page(&mut t, &mut a, Gpa(RAM + 0x1000), src), Err(TvmError::State));
+    assert_eq!(
+        tvm.measure_page(&mut t, &mut a, Gpa(RAM + 0x1000), src),
+        Err(TvmError::State)
+    );
     assert_eq!(tvm.create_vcpu(&mut t, &mut a, 1), Err(TvmError::State));
-    tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x3123), false).unwrap();
+    tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x3123), false)
+        .unwrap();
     assert_eq!(m.borrow().tsm.mapped(tvm.gid(), RAM + 0x3000), Some(true));
-    tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x40_0000), true).unwrap();
+    tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x40_0000), true)
+        .unwrap();
     assert_eq!(tvm.stats().zero_pages, 1 + 512);
     let host = a.alloc_contiguous(1).unwrap();
-    assert_eq!(tvm.map_shared(&mut t, Gpa(RAM), host), Err(TvmError::Invalid), "confidential GPA");
+    assert_eq!(
+        tvm.map_shared(&mut t, Gpa(RAM), host),
+        Err(TvmError::Invalid),
+        "confidential GPA"
+    );
     tvm.map_shared(&mut t, Gpa(0x1000_0000), host).unwrap();
     assert_eq!(m.borrow().tsm.mapped(tvm.gid(), 0x1000_0000), Some(false));
     tvm.destroy(&mut t, &mut a).unwrap();
@@ -101,7 +149,8 @@ fn pool_converts_in_batches() {
     tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
     tvm.finalize(&mut t, RAM, 0).unwrap();
     for i in 0..1024 {
-        tvm.map_zero(&mut t, &mut a, Gpa(RAM + i * 4096), false).unwrap();
+        tvm.map_zero(&mut t, &mut a, Gpa(RAM + i * 4096), false)
+            .unwrap();
     }
     let d = m.borrow().tsm.counts.since(c);
     assert_eq!(d.get(Covh::TvmAddZeroPages), 1024);
@@ -117,15 +166,48 @@ fn page_tables_must_be_provided() {
     let mut m = tsm();
     m.convert_pages(Pa(BASE), 32).unwrap();
     global_fence(&mut m).unwrap();
-    let gid = m.create_tvm(&TvmCreateParams { tvm_page_directory_addr: BASE, tvm_state_addr: BASE + 0x4000 }).unwrap();
+    let gid = m
+        .create_tvm(&TvmCreateParams {
+            tvm_page_directory_addr: BASE,
+            tvm_state_addr: BASE + 0x4000,
+        })
+        .unwrap();
     m.add_memory_region(gid, Gpa(RAM), 4 << 20).unwrap();
     m.create_vcpu(gid, 0, Pa(BASE + 0x8000)).unwrap();
     // No page-table pages yet.
-    assert_eq!(m.add_measured_pages(gid, Pa(BASE + 0x10_0000), Pa(BASE + 0xa000), PageType::Page4K, 1, Gpa(RAM)), Err(SbiError::Failed));
+    assert_eq!(
+        m.add_measured_pages(
+            gid,
+            Pa(BASE + 0x10_0000),
+            Pa(BASE + 0xa000),
+            PageType::Page4K,
+            1,
+            Gpa(RAM)
+        ),
+        Err(SbiError::Failed)
+    );
     m.add_pgt_pages(gid, Pa(BASE + 0xb000), 3).unwrap();
-    m.add_measured_pages(gid, Pa(BASE + 0x10_0000), Pa(BASE + 0xa000), PageType::Page4K, 1, Gpa(RAM)).unwrap();
+    m.add_measured_pages(
+        gid,
+        Pa(BASE + 0x10_0000),
+        Pa(BASE + 0xa000),
+        PageType::Page4K,
+        1,
+        Gpa(RAM),
+    )
+    .unwrap();
     // The source must be non-confidential.
-    assert_eq!(m.add_measured_pages(gid, Pa(BASE + 0xe000), Pa(BASE + 0xf000), PageType::Page4K, 1, Gpa(RAM + 0x1000)), Err(SbiError::InvalidAddress));
+    assert_eq!(
+        m.add_measured_pages(
+            gid,
+            Pa(BASE + 0xe000),
+            Pa(BASE + 0xf000),
+            PageType::Page4K,
+            1,
+            Gpa(RAM + 0x1000)
+        ),
+        Err(SbiError::InvalidAddress)
+    );
 }
 
 #[test]
@@ -136,9 +218,17 @@ fn remove_needs_invalidate_and_fence() {
     tvm.finalize(&mut t, RAM, 0).unwrap();
     tvm.map_zero(&mut t, &mut a, Gpa(RAM), false).unwrap();
     let gid = tvm.gid();
-    assert_eq!(t.remove_pages(gid, Gpa(RAM), 4096), Err(SbiError::Denied), "still mapped");
+    assert_eq!(
+        t.remove_pages(gid, Gpa(RAM), 4096),
+        Err(SbiError::Denied),
+        "still mapped"
+    );
     t.invalidate_pages(gid, Gpa(RAM), 4096).unwrap();
-    assert_eq!(t.remove_pages(gid, Gpa(RAM), 4096), Err(SbiError::Denied), "not fenced");
+    assert_eq!(
+        t.remove_pages(gid, Gpa(RAM), 4096),
+        Err(SbiError::Denied),
+        "not fenced"
+    );
     t.validate_pages(gid, Gpa(RAM), 4096).unwrap();
     tvm.remove_range(&mut t, Gpa(RAM), 4096).unwrap();
     assert_eq!(m.borrow().tsm.mapped(gid, RAM), None);
@@ -167,7 +257,10 @@ fn failures_give_everything_back() {
 #[test]
 fn no_tsm_means_no_tvm() {
     let (mut t, _a, _n, m) = machine(1 << 20);
-    m.borrow_mut().tsm.info = TsmInfo { tstate: 1, ..Default::default() };
+    m.borrow_mut().tsm.info = TsmInfo {
+        tstate: 1,
+        ..Default::default()
+    };
     assert_eq!(check_tsm(&mut t), Err(TvmError::NoTsm));
     assert_eq!(TvmError::NoTsm.errno(), kvm_cove::errno::EPERM);
     let _: Option<ModelNacl> = None;

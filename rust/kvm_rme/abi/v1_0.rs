@@ -497,7 +497,10 @@ zeroed_default! {
 
 impl Default for RecRun {
     fn default() -> Self {
-        RecRun { enter: RecEnter::default(), exit: RecExit::default() }
+        RecRun {
+            enter: RecEnter::default(),
+            exit: RecExit::default(),
+        }
     }
 }
 

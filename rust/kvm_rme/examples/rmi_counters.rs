@@ -24,7 +24,10 @@ fn counts(m: &Shared) -> CallCounts {
 
 fn report(name: &str, d: &CallCounts) {
     let total = d.total();
-    println!("{name}: {total} RMI calls, {:.4} per 4 KiB page", total as f64 / PAGES as f64);
+    println!(
+        "{name}: {total} RMI calls, {:.4} per 4 KiB page",
+        total as f64 / PAGES as f64
+    );
     for (c, n) in d.iter() {
         println!("    {:<22} {n}", c.name());
     }
@@ -49,15 +52,30 @@ fn main() {
     // 1. Populate 1 GiB, measured, before activation.
     let (mut rmi, mut alloc, m, mut realm) = setup();
     let before = counts(&m);
-    realm.init_ripas(&mut rmi, &mut alloc, Ipa(BASE), Ipa(BASE + GIB)).expect("ripas");
+    realm
+        .init_ripas(&mut rmi, &mut alloc, Ipa(BASE), Ipa(BASE + GIB))
+        .expect("ripas");
     let src = alloc.alloc().expect("src");
     for i in 0..PAGES {
         let page = alloc.data_page().expect("memory");
-        realm.populate(&mut rmi, &mut alloc, Ipa(BASE + i * 4096), page, src.pa(), true).expect("populate");
+        realm
+            .populate(
+                &mut rmi,
+                &mut alloc,
+                Ipa(BASE + i * 4096),
+                page,
+                src.pa(),
+                true,
+            )
+            .expect("populate");
     }
     let d = counts(&m).since(&before);
     report("populate 1 GiB (INIT_RIPAS + measured DATA_CREATE)", &d);
-    println!("    RTT pages held: {} (start level included: {})", realm.stats().rtt_pages, realm.geometry().num_start);
+    println!(
+        "    RTT pages held: {} (start level included: {})",
+        realm.stats().rtt_pages,
+        realm.geometry().num_start
+    );
     alloc.free(src);
     teardown("teardown after populate", rmi, alloc, m, realm);
 
@@ -70,16 +88,32 @@ fn main() {
         let run = alloc.data_run(512, 2 << 20).expect("memory");
         for i in 0..512 {
             let page = Undelegated::from_host_page(run.add_granules(i)).expect("aligned");
-            realm.map_unknown(&mut rmi, &mut alloc, Ipa(ipa + i * 4096), page).expect("map");
+            realm
+                .map_unknown(&mut rmi, &mut alloc, Ipa(ipa + i * 4096), page)
+                .expect("map");
         }
         assert!(realm.fold(&mut rmi, &mut alloc, Ipa(ipa), 3).expect("fold"));
     }
     let d = counts(&m).since(&before);
     report("fault in 1 GiB (DATA_CREATE_UNKNOWN, folded to 2 MiB)", &d);
     let per_page = d.total() as f64 / PAGES as f64;
-    println!("    floor in RMI 1.0: 2 per page + 1/512 for RTTs = {:.4}; this is {:.2}% above", 2.0 + 1.0 / 512.0, (per_page / (2.0 + 1.0 / 512.0) - 1.0) * 100.0);
-    println!("    RTT pages held per GiB mapped: {} (of which start level: {})", realm.stats().rtt_pages, realm.geometry().num_start);
-    teardown("teardown of 1 GiB of folded private memory", rmi, alloc, m, realm);
+    println!(
+        "    floor in RMI 1.0: 2 per page + 1/512 for RTTs = {:.4}; this is {:.2}% above",
+        2.0 + 1.0 / 512.0,
+        (per_page / (2.0 + 1.0 / 512.0) - 1.0) * 100.0
+    );
+    println!(
+        "    RTT pages held per GiB mapped: {} (of which start level: {})",
+        realm.stats().rtt_pages,
+        realm.geometry().num_start
+    );
+    teardown(
+        "teardown of 1 GiB of folded private memory",
+        rmi,
+        alloc,
+        m,
+        realm,
+    );
 
     // 3. The same without folding (4 KiB mappings only).
     let (mut rmi, mut alloc, m, mut realm) = setup();
@@ -87,11 +121,22 @@ fn main() {
     let before = counts(&m);
     for i in 0..PAGES {
         let page = alloc.data_page().expect("memory");
-        realm.map_unknown(&mut rmi, &mut alloc, Ipa(BASE + i * 4096), page).expect("map");
+        realm
+            .map_unknown(&mut rmi, &mut alloc, Ipa(BASE + i * 4096), page)
+            .expect("map");
     }
     let d = counts(&m).since(&before);
     report("fault in 1 GiB (4 KiB pages, no fold)", &d);
-    println!("    RTT pages held per GiB mapped: {}", realm.stats().rtt_pages);
+    println!(
+        "    RTT pages held per GiB mapped: {}",
+        realm.stats().rtt_pages
+    );
     let _ = Command::ALL;
-    teardown("teardown of 1 GiB of 4 KiB private memory", rmi, alloc, m, realm);
+    teardown(
+        "teardown of 1 GiB of 4 KiB private memory",
+        rmi,
+        alloc,
+        m,
+        realm,
+    );
 }

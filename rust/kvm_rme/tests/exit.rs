@@ -16,7 +16,14 @@ fn run() -> Box<RecRun> {
 
 /// ESR of a lower-EL data abort with a valid syndrome.
 fn dabt(write: bool, sas: u64, srt: u64, sse: bool) -> u64 {
-    (0x24 << 26) | (1 << 25) | (1 << 24) | (sas << 22) | (u64::from(sse) << 21) | (srt << 16) | (u64::from(write) << 6) | 0x07
+    (0x24 << 26)
+        | (1 << 25)
+        | (1 << 24)
+        | (sas << 22)
+        | (u64::from(sse) << 21)
+        | (srt << 16)
+        | (u64::from(write) << 6)
+        | 0x07
 }
 
 #[test]
@@ -29,7 +36,17 @@ fn mmio_write_on_the_shared_alias() {
     r.exit.far = 0xffff_0000_0000_0010;
     r.exit.gprs[0] = 0x1122_3344_5566_7788;
     let e = exit::decode(&r.exit, &geo());
-    assert_eq!(e, Exit::Mmio(Mmio { ipa: Ipa(ipa), write: true, size: 4, reg: 5, sign_extend: false, value: 0x5566_7788 }));
+    assert_eq!(
+        e,
+        Exit::Mmio(Mmio {
+            ipa: Ipa(ipa),
+            write: true,
+            size: 4,
+            reg: 5,
+            sign_extend: false,
+            value: 0x5566_7788
+        })
+    );
 }
 
 #[test]
@@ -38,12 +55,17 @@ fn mmio_read_completion_truncates() {
     let ipa = (1u64 << 39) | 0x0900_0000;
     r.exit.esr = dabt(false, 1, 3, true);
     r.exit.hpfar = (ipa >> 12) << 4;
-    let Exit::Mmio(m) = exit::decode(&r.exit, &geo()) else { panic!("not MMIO") };
+    let Exit::Mmio(m) = exit::decode(&r.exit, &geo()) else {
+        panic!("not MMIO")
+    };
     assert_eq!((m.write, m.size, m.reg, m.sign_extend), (false, 2, 3, true));
     exit::begin_entry(&mut r.enter);
     exit::complete_mmio(&mut r.enter, &m, 0xdead_beef);
     assert_eq!(r.enter.gprs[0], 0xbeef);
-    assert_eq!(r.enter.flags & enter_flags::EMULATED_MMIO, enter_flags::EMULATED_MMIO);
+    assert_eq!(
+        r.enter.flags & enter_flags::EMULATED_MMIO,
+        enter_flags::EMULATED_MMIO
+    );
     // The next entry starts clean.
     exit::begin_entry(&mut r.enter);
     assert_eq!(r.enter.flags & enter_flags::EMULATED_MMIO, 0);
@@ -57,17 +79,35 @@ fn private_fault_needs_a_mapping() {
     r.exit.far = 0x123;
     assert_eq!(
         exit::decode(&r.exit, &geo()),
-        Exit::Fault { ipa: Ipa(0x8000_3000), private: true, write: true, exec: false }
+        Exit::Fault {
+            ipa: Ipa(0x8000_3000),
+            private: true,
+            write: true,
+            exec: false
+        }
     );
     // Even with a valid syndrome, a protected IPA is never MMIO.
     r.exit.esr = dabt(false, 3, 0, false);
-    assert!(matches!(exit::decode(&r.exit, &geo()), Exit::Fault { private: true, .. }));
+    assert!(matches!(
+        exit::decode(&r.exit, &geo()),
+        Exit::Fault { private: true, .. }
+    ));
     // Instruction abort.
     r.exit.esr = 0x20 << 26;
-    assert!(matches!(exit::decode(&r.exit, &geo()), Exit::Fault { exec: true, write: false, .. }));
+    assert!(matches!(
+        exit::decode(&r.exit, &geo()),
+        Exit::Fault {
+            exec: true,
+            write: false,
+            ..
+        }
+    ));
     // Outside the IPA space.
     r.exit.hpfar = ((1u64 << 41) >> 12) << 4;
-    assert!(matches!(exit::decode(&r.exit, &geo()), Exit::Unhandled { .. }));
+    assert!(matches!(
+        exit::decode(&r.exit, &geo()),
+        Exit::Unhandled { .. }
+    ));
 }
 
 #[test]
@@ -76,7 +116,15 @@ fn shared_fault_without_syndrome() {
     let ipa = (1u64 << 39) | 0x4000_0000;
     r.exit.esr = (0x24 << 26) | 0x07;
     r.exit.hpfar = (ipa >> 12) << 4;
-    assert_eq!(exit::decode(&r.exit, &geo()), Exit::Fault { ipa: Ipa(ipa), private: false, write: false, exec: false });
+    assert_eq!(
+        exit::decode(&r.exit, &geo()),
+        Exit::Fault {
+            ipa: Ipa(ipa),
+            private: false,
+            write: false,
+            exec: false
+        }
+    );
 }
 
 #[test]
@@ -85,7 +133,13 @@ fn psci_with_and_without_target() {
     r.exit.exit_reason = exit_reason::PSCI;
     r.exit.gprs[..4].copy_from_slice(&[u64::from(psci::CPU_ON), 0x101, 0x8000_0000, 7]);
     let e = exit::decode(&r.exit, &geo());
-    assert_eq!(e, Exit::Psci { function: psci::CPU_ON, args: [0x101, 0x8000_0000, 7] });
+    assert_eq!(
+        e,
+        Exit::Psci {
+            function: psci::CPU_ON,
+            args: [0x101, 0x8000_0000, 7]
+        }
+    );
     assert_eq!(e.psci_target(), Some(0x101));
     r.exit.gprs[0] = u64::from(psci::AFFINITY_INFO);
     assert_eq!(exit::decode(&r.exit, &geo()).psci_target(), Some(0x101));
@@ -102,13 +156,26 @@ fn ripas_change_is_validated() {
     r.exit.ripas_value = Ripas::Empty as u8;
     assert_eq!(
         exit::decode(&r.exit, &geo()),
-        Exit::RipasChange { base: Ipa(0x8000_0000), top: Ipa(0x8020_0000), ripas: Ripas::Empty }
+        Exit::RipasChange {
+            base: Ipa(0x8000_0000),
+            top: Ipa(0x8020_0000),
+            ripas: Ripas::Empty
+        }
     );
-    for (base, top, v) in [(0x8020_0000, 0x8000_0000, 0), (0x8000_0800, 0x8020_0000, 0), (0, 1u64 << 40, 1), (0, 0x1000, 2), (0, 0x1000, 9)] {
+    for (base, top, v) in [
+        (0x8020_0000, 0x8000_0000, 0),
+        (0x8000_0800, 0x8020_0000, 0),
+        (0, 1u64 << 40, 1),
+        (0, 0x1000, 2),
+        (0, 0x1000, 9),
+    ] {
         r.exit.ripas_base = base;
         r.exit.ripas_top = top;
         r.exit.ripas_value = v;
-        assert!(matches!(exit::decode(&r.exit, &geo()), Exit::Unhandled { .. }), "{base:#x}..{top:#x} {v}");
+        assert!(
+            matches!(exit::decode(&r.exit, &geo()), Exit::Unhandled { .. }),
+            "{base:#x}..{top:#x} {v}"
+        );
     }
     exit::ripas_response(&mut r.enter, false);
     assert_ne!(r.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT, 0);
@@ -125,12 +192,18 @@ fn async_and_misc_exits() {
     }
     r.exit.exit_reason = exit_reason::SERROR;
     r.exit.esr = 0xbe00_0000;
-    assert_eq!(exit::decode(&r.exit, &geo()), Exit::SError { esr: 0xbe00_0000 });
+    assert_eq!(
+        exit::decode(&r.exit, &geo()),
+        Exit::SError { esr: 0xbe00_0000 }
+    );
     r.exit.exit_reason = exit_reason::HOST_CALL;
     r.exit.imm = 0x42;
     assert_eq!(exit::decode(&r.exit, &geo()), Exit::HostCall { imm: 0x42 });
     r.exit.exit_reason = 9;
-    assert!(matches!(exit::decode(&r.exit, &geo()), Exit::Unhandled { reason: 9, .. }));
+    assert!(matches!(
+        exit::decode(&r.exit, &geo()),
+        Exit::Unhandled { reason: 9, .. }
+    ));
     r.exit.exit_reason = exit_reason::SYNC;
     r.exit.esr = (0x01 << 26) | 1;
     assert_eq!(exit::decode(&r.exit, &geo()), Exit::Wfx { wfe: true });
@@ -143,9 +216,16 @@ fn entry_side_helpers() {
     let mut r = run();
     exit::inject_sea(&mut r.enter);
     exit::trap_wfx(&mut r.enter, true, false);
-    assert_eq!(r.enter.flags, enter_flags::INJECT_SEA | enter_flags::TRAP_WFI);
+    assert_eq!(
+        r.enter.flags,
+        enter_flags::INJECT_SEA | enter_flags::TRAP_WFI
+    );
     exit::begin_entry(&mut r.enter);
-    assert_eq!(r.enter.flags, enter_flags::TRAP_WFI, "trap bits persist, one-shot bits do not");
+    assert_eq!(
+        r.enter.flags,
+        enter_flags::TRAP_WFI,
+        "trap bits persist, one-shot bits do not"
+    );
     let lrs = [1, 2, 3, 4, 5, 6];
     assert_eq!(exit::load_gic(&mut r.enter, 0x1, &lrs, 4), 4);
     assert_eq!(&r.enter.gicv3_lrs[..6], &[1, 2, 3, 4, 0, 0]);

@@ -60,10 +60,22 @@ struct World {
 impl World {
     fn check(&self, step: u64, what: &str) {
         let m = self.m.borrow();
-        assert!(m.host.violations.is_empty(), "step {step} ({what}): {:?}", m.host.violations);
-        let held = self.realm.as_ref().map(|r| r.stats().delegated).unwrap_or(0);
+        assert!(
+            m.host.violations.is_empty(),
+            "step {step} ({what}): {:?}",
+            m.host.violations
+        );
+        let held = self
+            .realm
+            .as_ref()
+            .map(|r| r.stats().delegated)
+            .unwrap_or(0);
         let leaked = self.leaked + self.realm.as_ref().map(|r| r.stats().leaked).unwrap_or(0);
-        assert_eq!(m.rmm.not_undelegated(), held + leaked, "step {step} ({what}): delegated granules unaccounted for");
+        assert_eq!(
+            m.rmm.not_undelegated(),
+            held + leaked,
+            "step {step} ({what}): delegated granules unaccounted for"
+        );
         assert_eq!(
             m.host.outstanding,
             m.rmm.not_undelegated() + self.held.len() as u64,
@@ -71,8 +83,16 @@ impl World {
         );
         if let (Some(r), false) = (&self.realm, self.abandoned) {
             if r.state() != RealmState::Destroyed {
-                assert_eq!(r.stats().rtt_pages + self.stale.0, m.rmm.count_state(GranuleState::Rtt), "step {step} ({what}): RTT count");
-                assert_eq!(r.stats().data_pages + self.stale.1, m.rmm.count_state(GranuleState::Data), "step {step} ({what}): data count");
+                assert_eq!(
+                    r.stats().rtt_pages + self.stale.0,
+                    m.rmm.count_state(GranuleState::Rtt),
+                    "step {step} ({what}): RTT count"
+                );
+                assert_eq!(
+                    r.stats().data_pages + self.stale.1,
+                    m.rmm.count_state(GranuleState::Data),
+                    "step {step} ({what}): data count"
+                );
             }
         }
     }
@@ -89,7 +109,9 @@ impl World {
     /// Ends the current realm: RECs, then the realm.  With `retries`,
     /// failures are retried; afterwards whatever is left is leaked.
     fn finish_realm(&mut self, retries: usize) {
-        let Some(mut realm) = self.realm.take() else { return };
+        let Some(mut realm) = self.realm.take() else {
+            return;
+        };
         for _ in 0..=retries {
             let recs = std::mem::take(&mut self.recs);
             for rec in recs {
@@ -108,9 +130,16 @@ impl World {
             realm.leak();
             self.abandoned = true;
             let m = self.m.borrow();
-            self.stale = (m.rmm.count_state(GranuleState::Rtt), m.rmm.count_state(GranuleState::Data));
+            self.stale = (
+                m.rmm.count_state(GranuleState::Rtt),
+                m.rmm.count_state(GranuleState::Data),
+            );
         } else {
-            assert_eq!(self.m.borrow().rmm.realm_state(realm.rd()), None, "destroy said Ok but the realm exists");
+            assert_eq!(
+                self.m.borrow().rmm.realm_state(realm.rd()),
+                None,
+                "destroy said Ok but the realm exists"
+            );
         }
         self.leaked += realm.stats().leaked;
     }
@@ -156,9 +185,16 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                 w.abandoned = false;
             }
             w.vmid = w.vmid.wrapping_add(1);
-            match Realm::create(&mut w.rmi, &mut w.alloc, &RealmConfig::new(ipa_bits, w.vmid)) {
+            match Realm::create(
+                &mut w.rmi,
+                &mut w.alloc,
+                &RealmConfig::new(ipa_bits, w.vmid),
+            ) {
                 Ok(r) => {
-                    assert_eq!(w.m.borrow().rmm.realm_state(r.rd()), Some(kvm_rme::model::ModelRealmState::New));
+                    assert_eq!(
+                        w.m.borrow().rmm.realm_state(r.rd()),
+                        Some(kvm_rme::model::ModelRealmState::New)
+                    );
                     w.realm = Some(r);
                 }
                 Err((_, stats)) => w.leaked += stats.leaked,
@@ -176,35 +212,58 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
             }
             1 | 2 => {
                 what = "populate";
-                let Some(page) = w.alloc.data_page() else { continue };
+                let Some(page) = w.alloc.data_page() else {
+                    continue;
+                };
                 let measure = rng.below(2) == 0;
                 let src = w.src.expect("src");
-                if realm.populate(&mut w.rmi, &mut w.alloc, Ipa(page_ipa), page, src, measure).is_ok() {
-                    assert!(matches!(w.leaf(page_ipa), Some(Entry::Assigned(..))), "populate Ok without data");
+                if realm
+                    .populate(&mut w.rmi, &mut w.alloc, Ipa(page_ipa), page, src, measure)
+                    .is_ok()
+                {
+                    assert!(
+                        matches!(w.leaf(page_ipa), Some(Entry::Assigned(..))),
+                        "populate Ok without data"
+                    );
                 }
             }
             3 | 4 => {
                 what = "map_unknown";
-                let Some(page) = w.alloc.data_page() else { continue };
-                if realm.map_unknown(&mut w.rmi, &mut w.alloc, Ipa(page_ipa), page).is_ok() {
-                    assert!(matches!(w.leaf(page_ipa), Some(Entry::Assigned(..))), "map Ok without data");
+                let Some(page) = w.alloc.data_page() else {
+                    continue;
+                };
+                if realm
+                    .map_unknown(&mut w.rmi, &mut w.alloc, Ipa(page_ipa), page)
+                    .is_ok()
+                {
+                    assert!(
+                        matches!(w.leaf(page_ipa), Some(Entry::Assigned(..))),
+                        "map Ok without data"
+                    );
                 }
             }
             5 => {
                 what = "map_block";
                 let base = page_ipa & !0x1f_ffff;
-                let Some(run) = w.alloc.data_run(512, 0x20_0000) else { continue };
+                let Some(run) = w.alloc.data_run(512, 0x20_0000) else {
+                    continue;
+                };
                 let mut all = true;
                 for i in 0..512u64 {
                     let page = Undelegated::from_host_page(run.add_granules(i)).expect("aligned");
                     let realm = w.realm.as_mut().expect("realm");
-                    all &= realm.map_unknown(&mut w.rmi, &mut w.alloc, Ipa(base + i * 4096), page).is_ok();
+                    all &= realm
+                        .map_unknown(&mut w.rmi, &mut w.alloc, Ipa(base + i * 4096), page)
+                        .is_ok();
                 }
                 let realm = w.realm.as_mut().expect("realm");
                 if all && realm.geometry().start_level < 2 {
                     if let Ok(true) = realm.fold(&mut w.rmi, &mut w.alloc, Ipa(base), 3) {
                         let e = w.leaf(base);
-                        assert!(matches!(e, Some(Entry::Assigned(pa, _)) if pa == run), "fold Ok but no block: {e:?}");
+                        assert!(
+                            matches!(e, Some(Entry::Assigned(pa, _)) if pa == run),
+                            "fold Ok but no block: {e:?}"
+                        );
                     }
                 }
             }
@@ -216,12 +275,20 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
             }
             7 => {
                 what = "map_shared";
-                let Some(host) = w.alloc.alloc() else { continue };
+                let Some(host) = w.alloc.alloc() else {
+                    continue;
+                };
                 let ipa = w.shared_bit() | page_ipa;
                 let realm = w.realm.as_mut().expect("realm");
-                if realm.map_shared(&mut w.rmi, &mut w.alloc, Ipa(ipa), host.pa()).is_ok() {
+                if realm
+                    .map_shared(&mut w.rmi, &mut w.alloc, Ipa(ipa), host.pa())
+                    .is_ok()
+                {
                     let e = w.leaf(ipa);
-                    assert!(matches!(e, Some(Entry::AssignedNs(d)) if d & !0xfff == host.pa().0), "map_shared Ok without mapping: {e:?}");
+                    assert!(
+                        matches!(e, Some(Entry::AssignedNs(d)) if d & !0xfff == host.pa().0),
+                        "map_shared Ok without mapping: {e:?}"
+                    );
                 }
                 w.held.push(host);
             }
@@ -234,16 +301,29 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                 what = "unmap_private";
                 let len = (1 + rng.below(1024)) * 4096;
                 let base = page_ipa.min(WINDOW - len);
-                if realm.unmap_private(&mut w.rmi, &mut w.alloc, Ipa(base), Ipa(base + len)).is_ok() {
+                if realm
+                    .unmap_private(&mut w.rmi, &mut w.alloc, Ipa(base), Ipa(base + len))
+                    .is_ok()
+                {
                     for ipa in (base..base + len).step_by(4096 * 37) {
-                        assert!(!matches!(w.leaf(ipa), Some(Entry::Assigned(..))), "unmap Ok, data left at {ipa:#x}");
+                        assert!(
+                            !matches!(w.leaf(ipa), Some(Entry::Assigned(..))),
+                            "unmap Ok, data left at {ipa:#x}"
+                        );
                     }
                 }
             }
             10 | 11 => {
                 what = "rec_create";
                 w.next_mpidr += 1;
-                if let Ok(rec) = realm.rec_create(&mut w.rmi, &mut w.alloc, w.next_mpidr, 0, [0; 8], w.recs.is_empty()) {
+                if let Ok(rec) = realm.rec_create(
+                    &mut w.rmi,
+                    &mut w.alloc,
+                    w.next_mpidr,
+                    0,
+                    [0; 8],
+                    w.recs.is_empty(),
+                ) {
                     assert_eq!(w.m.borrow().rmm.granule(rec.pa()), GranuleState::Rec);
                     w.recs.push(rec);
                 }
@@ -263,7 +343,10 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
             13 => {
                 what = "activate";
                 if realm.activate(&mut w.rmi).is_ok() {
-                    assert_eq!(w.m.borrow().rmm.realm_state(realm.rd()), Some(kvm_rme::model::ModelRealmState::Active));
+                    assert_eq!(
+                        w.m.borrow().rmm.realm_state(realm.rd()),
+                        Some(kvm_rme::model::ModelRealmState::Active)
+                    );
                 }
             }
             _ => {
@@ -283,20 +366,29 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
     }
     w.check(steps, "final");
     let m = w.m.borrow();
-    assert_eq!(m.host.outstanding, m.rmm.not_undelegated(), "only leaked granules remain out");
+    assert_eq!(
+        m.host.outstanding,
+        m.rmm.not_undelegated(),
+        "only leaked granules remain out"
+    );
     (steps, w.leaked, m.rmm.injected)
 }
 
 #[test]
 fn random_sequences_keep_invariants() {
-    let total: u64 = std::env::var("KVM_RME_PROP_STEPS").ok().and_then(|v| v.parse().ok()).unwrap_or(120_000);
+    let total: u64 = std::env::var("KVM_RME_PROP_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120_000);
     let per = 400;
     let mut steps = 0;
     let mut leaked = 0;
     let mut injected = 0;
     let mut seed = 0x1234_5678_9abc_def1u64;
     while steps < total {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let (s, l, i) = run_sequence(seed, per);
         steps += s;
         leaked += l;

@@ -13,7 +13,20 @@ use kvm_rme::rmi::Rmi;
 
 #[test]
 fn geometry_matches_linux_stage2_sizing() {
-    let cases = [(32, 2, 4), (33, 2, 8), (34, 2, 16), (35, 1, 1), (36, 1, 1), (39, 1, 1), (40, 1, 2), (41, 1, 4), (42, 1, 8), (43, 1, 16), (44, 0, 1), (48, 0, 1)];
+    let cases = [
+        (32, 2, 4),
+        (33, 2, 8),
+        (34, 2, 16),
+        (35, 1, 1),
+        (36, 1, 1),
+        (39, 1, 1),
+        (40, 1, 2),
+        (41, 1, 4),
+        (42, 1, 8),
+        (43, 1, 16),
+        (44, 0, 1),
+        (48, 0, 1),
+    ];
     for (bits, level, num) in cases {
         let g = Geometry::new(bits).unwrap();
         assert_eq!((g.start_level, g.num_start), (level, num), "{bits} bits");
@@ -37,7 +50,10 @@ fn create_and_destroy_returns_everything() {
         let g = Geometry::new(bits).unwrap();
         assert_eq!(realm.stats().rtt_pages, u64::from(g.num_start));
         assert_eq!(realm.stats().delegated, 1 + u64::from(g.num_start));
-        assert_eq!(m.borrow().rmm.realm_state(realm.rd()), Some(ModelRealmState::New));
+        assert_eq!(
+            m.borrow().rmm.realm_state(realm.rd()),
+            Some(ModelRealmState::New)
+        );
         realm.destroy(&mut rmi, &mut alloc).unwrap();
         assert_eq!(realm.state(), RealmState::Destroyed);
         assert_eq!(realm.stats().delegated, 0);
@@ -48,14 +64,26 @@ fn create_and_destroy_returns_everything() {
 #[test]
 fn create_failure_gives_back_everything() {
     let (mut rmi, mut alloc, m) = small();
-    m.borrow_mut().rmm.fail_next.push((Command::RealmCreate, RmiError::input()));
+    m.borrow_mut()
+        .rmm
+        .fail_next
+        .push((Command::RealmCreate, RmiError::input()));
     let (e, stats) = Realm::create(&mut rmi, &mut alloc, &RealmConfig::new(40, 1)).unwrap_err();
-    assert_eq!(e, RealmError::Rmi { cmd: Command::RealmCreate, err: RmiError::input() });
+    assert_eq!(
+        e,
+        RealmError::Rmi {
+            cmd: Command::RealmCreate,
+            err: RmiError::input()
+        }
+    );
     assert_eq!(e.errno(), kvm_rme::errno::EINVAL);
     assert_eq!(stats.leaked, 0);
     assert_clean(&m);
     // A root that fails to delegate.
-    m.borrow_mut().rmm.fail_next.push((Command::GranuleDelegate, RmiError::input()));
+    m.borrow_mut()
+        .rmm
+        .fail_next
+        .push((Command::GranuleDelegate, RmiError::input()));
     assert!(Realm::create(&mut rmi, &mut alloc, &RealmConfig::new(40, 1)).is_err());
     assert_clean(&m);
     // Bad IPA width.
@@ -68,30 +96,57 @@ fn populate_measures_and_teardown_frees() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
     let base = 0x4000_0000u64;
-    realm.init_ripas(&mut rmi, &mut alloc, Ipa(base), Ipa(base + 0x40_0000)).unwrap();
+    realm
+        .init_ripas(&mut rmi, &mut alloc, Ipa(base), Ipa(base + 0x40_0000))
+        .unwrap();
     let before = m.borrow().rmm.measurement(realm.rd());
     let s = src(&mut alloc);
     for i in 0..16 {
         let page = alloc.data_page().unwrap();
-        realm.populate(&mut rmi, &mut alloc, Ipa(base + i * 0x1000), page, s, true).unwrap();
+        realm
+            .populate(&mut rmi, &mut alloc, Ipa(base + i * 0x1000), page, s, true)
+            .unwrap();
     }
     assert_ne!(m.borrow().rmm.measurement(realm.rd()), before);
     assert_eq!(realm.stats().data_pages, 16);
     // L2 and L3 created on demand.
     assert_eq!(realm.stats().rtt_pages, 2 + 2);
-    assert_eq!(m.borrow().rmm.leaf(realm.rd(), base), Some(Entry::Assigned(m.borrow().rmm_data(realm.rd(), base), Ripas::Ram)));
+    assert_eq!(
+        m.borrow().rmm.leaf(realm.rd(), base),
+        Some(Entry::Assigned(
+            m.borrow().rmm_data(realm.rd(), base),
+            Ripas::Ram
+        ))
+    );
     // Populating twice at one IPA fails, and the page comes back.
     let page = alloc.data_page().unwrap();
-    let e = realm.populate(&mut rmi, &mut alloc, Ipa(base), page, s, true).unwrap_err();
-    assert_eq!(e, RealmError::Rmi { cmd: Command::DataCreate, err: RmiError::rtt(3) });
+    let e = realm
+        .populate(&mut rmi, &mut alloc, Ipa(base), page, s, true)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        RealmError::Rmi {
+            cmd: Command::DataCreate,
+            err: RmiError::rtt(3)
+        }
+    );
     // Unaligned and shared IPAs are refused before any RMI call.
     let page = alloc.data_page().unwrap();
-    assert_eq!(realm.populate(&mut rmi, &mut alloc, Ipa(base + 8), page, s, true), Err(RealmError::Invalid));
+    assert_eq!(
+        realm.populate(&mut rmi, &mut alloc, Ipa(base + 8), page, s, true),
+        Err(RealmError::Invalid)
+    );
     let page = alloc.data_page().unwrap();
-    assert_eq!(realm.populate(&mut rmi, &mut alloc, Ipa(1 << 39), page, s, true), Err(RealmError::Invalid));
+    assert_eq!(
+        realm.populate(&mut rmi, &mut alloc, Ipa(1 << 39), page, s, true),
+        Err(RealmError::Invalid)
+    );
     realm.activate(&mut rmi).unwrap();
     let page = alloc.data_page().unwrap();
-    assert_eq!(realm.populate(&mut rmi, &mut alloc, Ipa(base + 0x10_0000), page, s, true), Err(RealmError::State));
+    assert_eq!(
+        realm.populate(&mut rmi, &mut alloc, Ipa(base + 0x10_0000), page, s, true),
+        Err(RealmError::State)
+    );
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     alloc.free(kvm_rme::granule::Undelegated::from_host_page(s).unwrap());
     assert_clean(&m);
@@ -121,7 +176,9 @@ fn fault_map_folds_and_unmap_splits() {
     let run = alloc.data_run(512, 0x20_0000).unwrap();
     for i in 0..512 {
         let page = kvm_rme::granule::Undelegated::from_host_page(run.add_granules(i)).unwrap();
-        realm.map_unknown(&mut rmi, &mut alloc, Ipa(ipa + i * 0x1000), page).unwrap();
+        realm
+            .map_unknown(&mut rmi, &mut alloc, Ipa(ipa + i * 0x1000), page)
+            .unwrap();
     }
     assert_eq!(realm.stats().rtt_pages, 2 + 2);
     assert!(realm.fold(&mut rmi, &mut alloc, Ipa(ipa), 3).unwrap());
@@ -132,11 +189,28 @@ fn fault_map_folds_and_unmap_splits() {
     assert!(!realm.fold(&mut rmi, &mut alloc, Ipa(ipa), 3).unwrap());
     // Unmap the middle 1 MiB: the block is split, half the pages return.
     let released_before = m.borrow().host.outstanding;
-    realm.unmap_private(&mut rmi, &mut alloc, Ipa(ipa + 0x8_0000), Ipa(ipa + 0x18_0000)).unwrap();
+    realm
+        .unmap_private(
+            &mut rmi,
+            &mut alloc,
+            Ipa(ipa + 0x8_0000),
+            Ipa(ipa + 0x18_0000),
+        )
+        .unwrap();
     assert_eq!(realm.stats().data_pages, 256);
-    assert_eq!(m.borrow().host.outstanding, released_before - 256 + 1, "256 data pages back, one RTT taken");
-    assert_eq!(m.borrow().rmm.granule(run.add_granules(128)), GranuleState::Undelegated);
-    assert_eq!(m.borrow().rmm.granule(run.add_granules(0)), GranuleState::Data);
+    assert_eq!(
+        m.borrow().host.outstanding,
+        released_before - 256 + 1,
+        "256 data pages back, one RTT taken"
+    );
+    assert_eq!(
+        m.borrow().rmm.granule(run.add_granules(128)),
+        GranuleState::Undelegated
+    );
+    assert_eq!(
+        m.borrow().rmm.granule(run.add_granules(0)),
+        GranuleState::Data
+    );
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_eq!(realm.stats().data_pages, 0);
     assert_clean(&m);
@@ -147,15 +221,31 @@ fn shared_mappings_use_the_top_bit_alias() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
     let shared = 1u64 << 39;
-    assert_eq!(realm.map_shared(&mut rmi, &mut alloc, Ipa(0x1000), Pa(0x9000_0000)), Err(RealmError::Invalid));
-    assert_eq!(realm.map_shared(&mut rmi, &mut alloc, Ipa(1 << 40), Pa(0x9000_0000)), Err(RealmError::Invalid));
+    assert_eq!(
+        realm.map_shared(&mut rmi, &mut alloc, Ipa(0x1000), Pa(0x9000_0000)),
+        Err(RealmError::Invalid)
+    );
+    assert_eq!(
+        realm.map_shared(&mut rmi, &mut alloc, Ipa(1 << 40), Pa(0x9000_0000)),
+        Err(RealmError::Invalid)
+    );
     let host = alloc.alloc().unwrap();
-    realm.map_shared(&mut rmi, &mut alloc, Ipa(shared + 0x1000), host.pa()).unwrap();
-    assert_eq!(realm.map_shared(&mut rmi, &mut alloc, Ipa(shared + 0x1000), host.pa()), Err(RealmError::Rmi { cmd: Command::RttMapUnprotected, err: RmiError::rtt(3) }));
+    realm
+        .map_shared(&mut rmi, &mut alloc, Ipa(shared + 0x1000), host.pa())
+        .unwrap();
+    assert_eq!(
+        realm.map_shared(&mut rmi, &mut alloc, Ipa(shared + 0x1000), host.pa()),
+        Err(RealmError::Rmi {
+            cmd: Command::RttMapUnprotected,
+            err: RmiError::rtt(3)
+        })
+    );
     assert!(realm.unmap_shared(&mut rmi, Ipa(shared + 0x1000)).unwrap());
     assert!(!realm.unmap_shared(&mut rmi, Ipa(shared + 0x1000)).unwrap());
     // Teardown also clears shared mappings left behind.
-    realm.map_shared(&mut rmi, &mut alloc, Ipa(shared + 0x2000), host.pa()).unwrap();
+    realm
+        .map_shared(&mut rmi, &mut alloc, Ipa(shared + 0x2000), host.pa())
+        .unwrap();
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     alloc.free(host);
     assert_clean(&m);
@@ -165,14 +255,24 @@ fn shared_mappings_use_the_top_bit_alias() {
 fn recs_and_activation() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
-    let r0 = realm.rec_create(&mut rmi, &mut alloc, 0, 0x8000_0000, [0; 8], true).unwrap();
-    let r1 = realm.rec_create(&mut rmi, &mut alloc, 1, 0, [0; 8], false).unwrap();
+    let r0 = realm
+        .rec_create(&mut rmi, &mut alloc, 0, 0x8000_0000, [0; 8], true)
+        .unwrap();
+    let r1 = realm
+        .rec_create(&mut rmi, &mut alloc, 1, 0, [0; 8], false)
+        .unwrap();
     assert_eq!(m.borrow().rmm.count_state(GranuleState::RecAux), 4);
     assert_eq!(realm.destroy(&mut rmi, &mut alloc), Err(RealmError::Busy));
     realm.activate(&mut rmi).unwrap();
-    assert_eq!(realm.rec_create(&mut rmi, &mut alloc, 2, 0, [0; 8], false), Err(RealmError::State));
+    assert_eq!(
+        realm.rec_create(&mut rmi, &mut alloc, 2, 0, [0; 8], false),
+        Err(RealmError::State)
+    );
     // A REC the RMM refuses to destroy comes back to the caller.
-    m.borrow_mut().rmm.fail_next.push((Command::RecDestroy, RmiError::new(ErrorStatus::Rec, 0)));
+    m.borrow_mut()
+        .rmm
+        .fail_next
+        .push((Command::RecDestroy, RmiError::new(ErrorStatus::Rec, 0)));
     let (r1, e) = realm.rec_destroy(&mut rmi, &mut alloc, r1).unwrap_err();
     assert_eq!(e.errno(), kvm_rme::errno::EBUSY);
     realm.rec_destroy(&mut rmi, &mut alloc, r1).unwrap();
@@ -187,12 +287,19 @@ fn recs_and_activation() {
 fn failed_undelegate_is_a_counted_leak() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
-    m.borrow_mut().rmm.fail_next.push((Command::GranuleUndelegate, RmiError::input()));
+    m.borrow_mut()
+        .rmm
+        .fail_next
+        .push((Command::GranuleUndelegate, RmiError::input()));
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_eq!(realm.stats().leaked, 1);
     let mm = m.borrow();
     assert!(mm.host.violations.is_empty());
-    assert_eq!(mm.rmm.not_undelegated(), 1, "the leaked granule stays delegated");
+    assert_eq!(
+        mm.rmm.not_undelegated(),
+        1,
+        "the leaked granule stays delegated"
+    );
     assert_eq!(mm.host.outstanding, 1, "and is never freed");
 }
 
@@ -200,12 +307,19 @@ fn failed_undelegate_is_a_counted_leak() {
 fn teardown_errors_are_retryable() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
-    realm.init_ripas(&mut rmi, &mut alloc, Ipa(0), Ipa(0x20_0000)).unwrap();
+    realm
+        .init_ripas(&mut rmi, &mut alloc, Ipa(0), Ipa(0x20_0000))
+        .unwrap();
     for i in 0..4 {
         let p = alloc.data_page().unwrap();
-        realm.map_unknown(&mut rmi, &mut alloc, Ipa(i * 0x1000), p).unwrap();
+        realm
+            .map_unknown(&mut rmi, &mut alloc, Ipa(i * 0x1000), p)
+            .unwrap();
     }
-    m.borrow_mut().rmm.fail_next.push((Command::RealmDestroy, RmiError::new(ErrorStatus::Realm, 0)));
+    m.borrow_mut()
+        .rmm
+        .fail_next
+        .push((Command::RealmDestroy, RmiError::new(ErrorStatus::Realm, 0)));
     assert!(realm.destroy(&mut rmi, &mut alloc).is_err());
     assert_eq!(realm.state(), RealmState::New);
     realm.destroy(&mut rmi, &mut alloc).unwrap();
@@ -217,13 +331,21 @@ fn init_ripas_creates_tables_at_unaligned_edges() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
     // 1 GiB + 4 KiB: the whole L1 entry, then an L2 and L3 for the tail.
-    realm.init_ripas(&mut rmi, &mut alloc, Ipa(0x4000_0000), Ipa(0x8000_1000)).unwrap();
+    realm
+        .init_ripas(&mut rmi, &mut alloc, Ipa(0x4000_0000), Ipa(0x8000_1000))
+        .unwrap();
     let e = rmi.rtt_read_entry(realm.rd(), Ipa(0x8000_0000), 3).unwrap();
     assert_eq!((e.level, e.ripas), (3, Ripas::Ram));
     let e = rmi.rtt_read_entry(realm.rd(), Ipa(0x8000_1000), 3).unwrap();
     assert_eq!(e.ripas, Ripas::Empty);
-    assert_eq!(realm.init_ripas(&mut rmi, &mut alloc, Ipa(0x1000), Ipa(0x1000)), Err(RealmError::Invalid));
-    assert_eq!(realm.init_ripas(&mut rmi, &mut alloc, Ipa(0), Ipa(1 << 40)), Err(RealmError::Invalid));
+    assert_eq!(
+        realm.init_ripas(&mut rmi, &mut alloc, Ipa(0x1000), Ipa(0x1000)),
+        Err(RealmError::Invalid)
+    );
+    assert_eq!(
+        realm.init_ripas(&mut rmi, &mut alloc, Ipa(0), Ipa(1 << 40)),
+        Err(RealmError::Invalid)
+    );
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_clean(&m);
 }

@@ -47,7 +47,8 @@ fn realm(m: &mut RmmModel) -> Pa {
     for i in 0..3 {
         m.granule_delegate(Pa(BASE).add_granules(i)).unwrap();
     }
-    m.realm_create(rd, &params(Pa(BASE + 0x1000), 40, 7)).unwrap();
+    m.realm_create(rd, &params(Pa(BASE + 0x1000), 40, 7))
+        .unwrap();
     rd
 }
 
@@ -90,20 +91,39 @@ fn realm_create_checks_params() {
     let rd = Pa(BASE);
     let base = Pa(BASE + 0x1000);
     // RD not delegated.
-    assert_eq!(m.realm_create(rd, &params(base, 40, 1)), Err(RmiError::input()));
+    assert_eq!(
+        m.realm_create(rd, &params(base, 40, 1)),
+        Err(RmiError::input())
+    );
     for i in 0..3 {
         m.granule_delegate(Pa(BASE).add_granules(i)).unwrap();
     }
     let mut p = params(base, 40, 1);
     p.rtt_level_start = 0;
-    assert_eq!(m.realm_create(rd, &p), Err(RmiError::input()), "wrong start level");
+    assert_eq!(
+        m.realm_create(rd, &p),
+        Err(RmiError::input()),
+        "wrong start level"
+    );
     let mut p = params(base, 40, 1);
     p.rtt_num_start = 1;
-    assert_eq!(m.realm_create(rd, &p), Err(RmiError::input()), "wrong root count");
+    assert_eq!(
+        m.realm_create(rd, &p),
+        Err(RmiError::input()),
+        "wrong root count"
+    );
     let mut p = params(base, 40, 1);
     p.s2sz = 60;
-    assert_eq!(m.realm_create(rd, &p), Err(RmiError::input()), "IPA too wide");
-    assert_eq!(m.realm_create(rd, &params(Pa(BASE + 0x3000), 40, 1)), Err(RmiError::input()), "roots not delegated");
+    assert_eq!(
+        m.realm_create(rd, &p),
+        Err(RmiError::input()),
+        "IPA too wide"
+    );
+    assert_eq!(
+        m.realm_create(rd, &params(Pa(BASE + 0x3000), 40, 1)),
+        Err(RmiError::input()),
+        "roots not delegated"
+    );
     m.realm_create(rd, &params(base, 40, 1)).unwrap();
     assert_eq!(m.granule(rd), GranuleState::Rd);
     assert_eq!(m.granule(base), GranuleState::Rtt);
@@ -112,7 +132,10 @@ fn realm_create_checks_params() {
     for i in 0..3 {
         m.granule_delegate(g(i)).unwrap();
     }
-    assert_eq!(m.realm_create(g(0), &params(g(1), 40, 1)), Err(RmiError::input()));
+    assert_eq!(
+        m.realm_create(g(0), &params(g(1), 40, 1)),
+        Err(RmiError::input())
+    );
     m.realm_create(g(0), &params(g(1), 40, 2)).unwrap();
     // An RD cannot be undelegated while the realm exists.
     assert_eq!(m.granule_undelegate(rd), Err(RmiError::input()));
@@ -128,7 +151,10 @@ fn rtt_create_reports_walk_level() {
     // Level 3 needs level 2 first: the walk stops at level 1.
     assert_eq!(m.rtt_create(rd, g(0), Ipa(0x4000_0000), 3), rtt(1));
     // Unaligned for the level.
-    assert_eq!(m.rtt_create(rd, g(0), Ipa(0x4000_1000), 2), Err(RmiError::input()));
+    assert_eq!(
+        m.rtt_create(rd, g(0), Ipa(0x4000_1000), 2),
+        Err(RmiError::input())
+    );
     // Start level and below cannot be created.
     assert_eq!(m.rtt_create(rd, g(0), Ipa(0), 1), Err(RmiError::input()));
     m.rtt_create(rd, g(0), Ipa(0x4000_0000), 2).unwrap();
@@ -137,7 +163,10 @@ fn rtt_create_reports_walk_level() {
     m.rtt_create(rd, g(1), Ipa(0x4000_0000), 3).unwrap();
     assert_eq!(m.granule(g(1)), GranuleState::Rtt);
     let e = m.rtt_read_entry(rd, Ipa(0x4000_0000), 2).unwrap();
-    assert_eq!((e.level, e.state, e.desc), (2, RttEntryState::Table, g(1).0));
+    assert_eq!(
+        (e.level, e.state, e.desc),
+        (2, RttEntryState::Table, g(1).0)
+    );
 }
 
 #[test]
@@ -154,12 +183,22 @@ fn data_create_and_destroy() {
     assert_eq!(m.data_create(rd, g(0), ipa, src, 1), rtt(2));
     m.rtt_create(rd, g(2), ipa, 3).unwrap();
     // The source must be a normal-world page.
-    assert_eq!(m.data_create(rd, g(0), ipa, g(3), 1), Err(RmiError::input()));
+    assert_eq!(
+        m.data_create(rd, g(0), ipa, g(3), 1),
+        Err(RmiError::input())
+    );
     // Unprotected IPA.
-    assert_eq!(m.data_create(rd, g(0), Ipa(1 << 39), src, 1), Err(RmiError::input()));
+    assert_eq!(
+        m.data_create(rd, g(0), Ipa(1 << 39), src, 1),
+        Err(RmiError::input())
+    );
     let before = m.measurement(rd);
     m.data_create(rd, g(0), ipa, src, 1).unwrap();
-    assert_ne!(m.measurement(rd), before, "measured data extends the measurement");
+    assert_ne!(
+        m.measurement(rd),
+        before,
+        "measured data extends the measurement"
+    );
     assert_eq!(m.granule(g(0)), GranuleState::Data);
     // Occupied.
     assert_eq!(m.data_create(rd, g(3), ipa, src, 1), rtt(3));
@@ -167,12 +206,19 @@ fn data_create_and_destroy() {
     assert_eq!(d.pa, g(0));
     assert_eq!(d.top, Ipa(ipa.0 + 0x20_0000), "no more data in this table");
     assert_eq!(m.granule(g(0)), GranuleState::Delegated);
-    assert_eq!(m.leaf(rd, ipa.0), Some(kvm_rme::model::Entry::Unassigned(Ripas::Destroyed)));
+    assert_eq!(
+        m.leaf(rd, ipa.0),
+        Some(kvm_rme::model::Entry::Unassigned(Ripas::Destroyed))
+    );
     assert_eq!(m.data_destroy(rd, ipa), rtt(3));
     // After activation only DATA_CREATE_UNKNOWN maps data.
     m.realm_activate(rd).unwrap();
-    assert_eq!(m.data_create(rd, g(0), Ipa(ipa.0 + 0x1000), src, 1), Err(RmiError::new(ErrorStatus::Realm, 0)));
-    m.data_create_unknown(rd, g(0), Ipa(ipa.0 + 0x1000)).unwrap();
+    assert_eq!(
+        m.data_create(rd, g(0), Ipa(ipa.0 + 0x1000), src, 1),
+        Err(RmiError::new(ErrorStatus::Realm, 0))
+    );
+    m.data_create_unknown(rd, g(0), Ipa(ipa.0 + 0x1000))
+        .unwrap();
 }
 
 #[test]
@@ -190,7 +236,8 @@ fn rtt_destroy_and_fold() {
     let run = Pa(BASE + 0x40_0000);
     for i in 0..512 {
         m.granule_delegate(run.add_granules(i)).unwrap();
-        m.data_create_unknown(rd, run.add_granules(i), Ipa(ipa + i * 0x1000)).unwrap();
+        m.data_create_unknown(rd, run.add_granules(i), Ipa(ipa + i * 0x1000))
+            .unwrap();
     }
     // Live: cannot destroy.
     assert_eq!(m.rtt_destroy(rd, Ipa(ipa), 3), rtt(3));
@@ -199,11 +246,17 @@ fn rtt_destroy_and_fold() {
     assert_eq!(m.rtt_fold(rd, Ipa(ipa), 3), Ok(g(1)));
     assert_eq!(m.granule(g(1)), GranuleState::Delegated);
     let e = m.rtt_read_entry(rd, Ipa(ipa), 3).unwrap();
-    assert_eq!((e.level, e.state, e.desc), (2, RttEntryState::Assigned, run.0));
+    assert_eq!(
+        (e.level, e.state, e.desc),
+        (2, RttEntryState::Assigned, run.0)
+    );
     // Unfold by creating the table again, then empty and destroy it.
     m.rtt_create(rd, g(1), Ipa(ipa), 3).unwrap();
     for i in 0..512 {
-        assert_eq!(m.data_destroy(rd, Ipa(ipa + i * 0x1000)).unwrap().pa, run.add_granules(i));
+        assert_eq!(
+            m.data_destroy(rd, Ipa(ipa + i * 0x1000)).unwrap().pa,
+            run.add_granules(i)
+        );
     }
     let d = m.rtt_destroy(rd, Ipa(ipa), 3).unwrap();
     assert_eq!(d.pa, g(1));
@@ -222,7 +275,10 @@ fn realm_destroy_needs_empty_realm() {
         m.granule_delegate(g(i)).unwrap();
     }
     m.rtt_create(rd, g(0), Ipa(0), 2).unwrap();
-    assert_eq!(m.realm_destroy(rd), Err(RmiError::new(ErrorStatus::Realm, 0)));
+    assert_eq!(
+        m.realm_destroy(rd),
+        Err(RmiError::new(ErrorStatus::Realm, 0))
+    );
     m.rtt_destroy(rd, Ipa(0), 2).unwrap();
     m.realm_destroy(rd).unwrap();
     assert_eq!(m.granule(rd), GranuleState::Delegated);
@@ -231,7 +287,14 @@ fn realm_destroy_needs_empty_realm() {
 }
 
 fn rec_params(aux: &[Pa], mpidr: u64) -> RecCreate {
-    let mut p = RecCreate { runnable: true, mpidr, pc: 0x8000_0000, gprs: [0; 8], aux: [Pa(0); 16], num_aux: aux.len() };
+    let mut p = RecCreate {
+        runnable: true,
+        mpidr,
+        pc: 0x8000_0000,
+        gprs: [0; 8],
+        aux: [Pa(0); 16],
+        num_aux: aux.len(),
+    };
     p.aux[..aux.len()].copy_from_slice(aux);
     p
 }
@@ -244,23 +307,53 @@ fn rec_lifecycle() {
         m.granule_delegate(g(i)).unwrap();
     }
     assert_eq!(m.rec_aux_count(rd), Ok(2));
-    assert_eq!(m.rec_create(rd, g(0), &rec_params(&[g(1)], 0)), Err(RmiError::input()), "aux count");
-    assert_eq!(m.rec_create(rd, g(0), &rec_params(&[g(1), g(1)], 0)), Err(RmiError::input()), "duplicate aux");
-    m.rec_create(rd, g(0), &rec_params(&[g(1), g(2)], 0)).unwrap();
+    assert_eq!(
+        m.rec_create(rd, g(0), &rec_params(&[g(1)], 0)),
+        Err(RmiError::input()),
+        "aux count"
+    );
+    assert_eq!(
+        m.rec_create(rd, g(0), &rec_params(&[g(1), g(1)], 0)),
+        Err(RmiError::input()),
+        "duplicate aux"
+    );
+    m.rec_create(rd, g(0), &rec_params(&[g(1), g(2)], 0))
+        .unwrap();
     assert_eq!(m.granule(g(0)), GranuleState::Rec);
     assert_eq!(m.granule(g(2)), GranuleState::RecAux);
-    assert_eq!(m.rec_create(rd, g(3), &rec_params(&[g(4), g(5)], 0)), Err(RmiError::input()), "same MPIDR");
+    assert_eq!(
+        m.rec_create(rd, g(3), &rec_params(&[g(4), g(5)], 0)),
+        Err(RmiError::input()),
+        "same MPIDR"
+    );
     let mut run = Box::<kvm_rme::abi::v1_0::RecRun>::default();
-    assert_eq!(m.rec_enter(g(0), &mut run), Err(RmiError::new(ErrorStatus::Realm, 0)), "realm NEW");
-    assert_eq!(m.realm_destroy(rd), Err(RmiError::new(ErrorStatus::Realm, 0)), "REC alive");
+    assert_eq!(
+        m.rec_enter(g(0), &mut run),
+        Err(RmiError::new(ErrorStatus::Realm, 0)),
+        "realm NEW"
+    );
+    assert_eq!(
+        m.realm_destroy(rd),
+        Err(RmiError::new(ErrorStatus::Realm, 0)),
+        "REC alive"
+    );
     m.realm_activate(rd).unwrap();
-    assert_eq!(m.realm_activate(rd), Err(RmiError::new(ErrorStatus::Realm, 0)));
-    assert_eq!(m.rec_create(rd, g(3), &rec_params(&[g(4), g(5)], 1)), Err(RmiError::new(ErrorStatus::Realm, 0)));
+    assert_eq!(
+        m.realm_activate(rd),
+        Err(RmiError::new(ErrorStatus::Realm, 0))
+    );
+    assert_eq!(
+        m.rec_create(rd, g(3), &rec_params(&[g(4), g(5)], 1)),
+        Err(RmiError::new(ErrorStatus::Realm, 0))
+    );
     // Nothing scripted: the model's realm powers off...
     m.rec_enter(g(0), &mut run).unwrap();
     assert_eq!(run.exit.exit_reason, kvm_rme::abi::v1_0::exit_reason::PSCI);
     // ...and further entries say SYSTEM_OFF.
-    assert_eq!(m.rec_enter(g(0), &mut run), Err(RmiError::new(ErrorStatus::Realm, 1)));
+    assert_eq!(
+        m.rec_enter(g(0), &mut run),
+        Err(RmiError::new(ErrorStatus::Realm, 1))
+    );
     m.rec_destroy(g(0)).unwrap();
     assert_eq!(m.granule(g(1)), GranuleState::Delegated);
     assert_eq!(m.rec_destroy(g(0)), Err(RmiError::input()));
@@ -273,11 +366,21 @@ fn psci_complete_matches_request() {
     for i in 0..6 {
         m.granule_delegate(g(i)).unwrap();
     }
-    m.rec_create(rd, g(0), &rec_params(&[g(1), g(2)], 0)).unwrap();
-    m.rec_create(rd, g(3), &rec_params(&[g(4), g(5)], 1)).unwrap();
-    assert_eq!(m.psci_complete(g(0), g(3), 0), Err(RmiError::input()), "no request pending");
+    m.rec_create(rd, g(0), &rec_params(&[g(1), g(2)], 0))
+        .unwrap();
+    m.rec_create(rd, g(3), &rec_params(&[g(4), g(5)], 1))
+        .unwrap();
+    assert_eq!(
+        m.psci_complete(g(0), g(3), 0),
+        Err(RmiError::input()),
+        "no request pending"
+    );
     m.set_pending_psci(g(0), 1);
-    assert_eq!(m.psci_complete(g(0), g(0), 0), Err(RmiError::input()), "wrong target");
+    assert_eq!(
+        m.psci_complete(g(0), g(0), 0),
+        Err(RmiError::input()),
+        "wrong target"
+    );
     m.psci_complete(g(0), g(3), 0).unwrap();
 }
 
@@ -293,12 +396,19 @@ fn unprotected_map_unmap() {
     assert_eq!(m.rtt_map_unprotected(rd, Ipa(ipa), 3, desc), rtt(1));
     m.rtt_create(rd, g(0), Ipa(ipa), 2).unwrap();
     m.rtt_create(rd, g(1), Ipa(ipa), 3).unwrap();
-    assert_eq!(m.rtt_map_unprotected(rd, Ipa(0x4000_0000), 3, desc), Err(RmiError::input()), "protected IPA");
+    assert_eq!(
+        m.rtt_map_unprotected(rd, Ipa(0x4000_0000), 3, desc),
+        Err(RmiError::input()),
+        "protected IPA"
+    );
     m.rtt_map_unprotected(rd, Ipa(ipa), 3, desc).unwrap();
     assert_eq!(m.rtt_map_unprotected(rd, Ipa(ipa), 3, desc), rtt(3));
     let e = m.rtt_read_entry(rd, Ipa(ipa), 3).unwrap();
     assert_eq!((e.state, e.desc), (RttEntryState::Assigned, desc));
-    assert_eq!(m.rtt_unmap_unprotected(rd, Ipa(ipa), 3), Ok(Ipa(ipa + 0x1000)));
+    assert_eq!(
+        m.rtt_unmap_unprotected(rd, Ipa(ipa), 3),
+        Ok(Ipa(ipa + 0x1000))
+    );
     assert_eq!(m.rtt_unmap_unprotected(rd, Ipa(ipa), 3), rtt(3));
 }
 
@@ -310,47 +420,83 @@ fn init_ripas_blocks_and_edges() {
         m.granule_delegate(g(i)).unwrap();
     }
     // A whole 1 GiB L1 entry: one call.
-    assert_eq!(m.rtt_init_ripas(rd, Ipa(0x4000_0000), Ipa(0x8000_0000)), Ok(Ipa(0x8000_0000)));
+    assert_eq!(
+        m.rtt_init_ripas(rd, Ipa(0x4000_0000), Ipa(0x8000_0000)),
+        Ok(Ipa(0x8000_0000))
+    );
     // Not a whole L1 entry: the host must create a level 2 table.
     assert_eq!(m.rtt_init_ripas(rd, Ipa(0), Ipa(0x20_0000)), rtt(1));
     m.rtt_create(rd, g(0), Ipa(0), 2).unwrap();
-    assert_eq!(m.rtt_init_ripas(rd, Ipa(0), Ipa(0x40_0000)), Ok(Ipa(0x40_0000)));
+    assert_eq!(
+        m.rtt_init_ripas(rd, Ipa(0), Ipa(0x40_0000)),
+        Ok(Ipa(0x40_0000))
+    );
     let e = m.rtt_read_entry(rd, Ipa(0x20_0000), 2).unwrap();
     assert_eq!(e.ripas, Ripas::Ram);
     // Beyond the protected half.
-    assert_eq!(m.rtt_init_ripas(rd, Ipa(0), Ipa(1 << 40)), Err(RmiError::input()));
+    assert_eq!(
+        m.rtt_init_ripas(rd, Ipa(0), Ipa(1 << 40)),
+        Err(RmiError::input())
+    );
     m.realm_activate(rd).unwrap();
-    assert_eq!(m.rtt_init_ripas(rd, Ipa(0), Ipa(0x20_0000)), Err(RmiError::new(ErrorStatus::Realm, 0)));
+    assert_eq!(
+        m.rtt_init_ripas(rd, Ipa(0), Ipa(0x20_0000)),
+        Err(RmiError::new(ErrorStatus::Realm, 0))
+    );
 }
 
 #[test]
 fn set_ripas_follows_the_request() {
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
-    let rec = realm.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true).unwrap();
+    let rec = realm
+        .rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true)
+        .unwrap();
     let page = alloc.data_page().unwrap();
-    realm.map_unknown(&mut rmi, &mut alloc, Ipa(0x1000), page).unwrap();
+    realm
+        .map_unknown(&mut rmi, &mut alloc, Ipa(0x1000), page)
+        .unwrap();
     realm.activate(&mut rmi).unwrap();
     let rd = realm.rd();
-    assert_eq!(rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x1000), Ipa(0x3000)), Err(RmiError::input()), "no request");
-    m.borrow_mut().rmm.exits.push_back(kvm_rme::model::ScriptedExit {
-        reason: kvm_rme::abi::v1_0::exit_reason::RIPAS_CHANGE,
-        esr: 0,
-        far: 0,
-        hpfar: 0,
-        gprs: [0; 7],
-        ripas: (0x1000, 0x3000, Ripas::Empty as u8),
-        imm: 0,
-    });
+    assert_eq!(
+        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x1000), Ipa(0x3000)),
+        Err(RmiError::input()),
+        "no request"
+    );
+    m.borrow_mut()
+        .rmm
+        .exits
+        .push_back(kvm_rme::model::ScriptedExit {
+            reason: kvm_rme::abi::v1_0::exit_reason::RIPAS_CHANGE,
+            esr: 0,
+            far: 0,
+            hpfar: 0,
+            gprs: [0; 7],
+            ripas: (0x1000, 0x3000, Ripas::Empty as u8),
+            imm: 0,
+        });
     let mut run = Box::<kvm_rme::abi::v1_0::RecRun>::default();
     rmi.rec_enter(rec.pa(), &mut run).unwrap();
-    assert_eq!(rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x2000), Ipa(0x3000)), Err(RmiError::input()), "wrong base");
-    assert_eq!(rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x1000), Ipa(0x3000)), Ok(Ipa(0x2000)));
-    assert_eq!(rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x2000), Ipa(0x3000)), Ok(Ipa(0x3000)));
+    assert_eq!(
+        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x2000), Ipa(0x3000)),
+        Err(RmiError::input()),
+        "wrong base"
+    );
+    assert_eq!(
+        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x1000), Ipa(0x3000)),
+        Ok(Ipa(0x2000))
+    );
+    assert_eq!(
+        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x2000), Ipa(0x3000)),
+        Ok(Ipa(0x3000))
+    );
     let e = rmi.rtt_read_entry(rd, Ipa(0x1000), 3).unwrap();
     assert_eq!(e.ripas, Ripas::Empty);
     realm.rec_destroy(&mut rmi, &mut alloc, rec).unwrap();
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_clean(&m);
-    let _ = (RealmConfig::new(40, 0), undelegate::<kvm_rme::model::ModelRmi>);
+    let _ = (
+        RealmConfig::new(40, 0),
+        undelegate::<kvm_rme::model::ModelRmi>,
+    );
 }

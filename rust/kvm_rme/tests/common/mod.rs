@@ -26,7 +26,11 @@ pub fn new_realm(rmi: &mut ModelRmi, alloc: &mut ModelAlloc, ipa_bits: u8) -> Re
 /// No page left the logic's hands in a bad state; everything returned.
 pub fn assert_clean(m: &Shared) {
     let m = m.borrow();
-    assert!(m.host.violations.is_empty(), "violations: {:?}", m.host.violations);
+    assert!(
+        m.host.violations.is_empty(),
+        "violations: {:?}",
+        m.host.violations
+    );
     assert_eq!(m.rmm.not_undelegated(), 0, "granules still delegated");
     assert_eq!(m.host.outstanding, 0, "pages not returned to the host");
 }

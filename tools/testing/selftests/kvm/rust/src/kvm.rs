@@ -143,7 +143,11 @@ impl Kvm {
         // SAFETY: a successful KVM_CREATE_VM returns a new fd we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let run_size = ioctl_val(self.fd(), KVM_GET_VCPU_MMAP_SIZE, 0)?;
-        Ok(Vm { fd, run_size: run_size as usize, mem: Vec::new() })
+        Ok(Vm {
+            fd,
+            run_size: run_size as usize,
+            mem: Vec::new(),
+        })
     }
 }
 
@@ -175,7 +179,13 @@ impl Vm {
 
     /// Maps `len` bytes of anonymous memory at `gpa` in memslot `slot`
     /// and copies `image` to its start.
-    pub fn add_memory(&mut self, slot: u32, gpa: u64, len: usize, image: &[u8]) -> Result<(), String> {
+    pub fn add_memory(
+        &mut self,
+        slot: u32,
+        gpa: u64,
+        len: usize,
+        image: &[u8],
+    ) -> Result<(), String> {
         if image.len() > len {
             return Err("image larger than the memslot".into());
         }
@@ -231,7 +241,11 @@ impl Vm {
             return Err(last_err("mmap kvm_run"));
         }
         let run = NonNull::new(p.cast::<u8>()).ok_or("mmap returned NULL")?;
-        Ok(Vcpu { fd, run, run_size: self.run_size })
+        Ok(Vcpu {
+            fd,
+            run,
+            run_size: self.run_size,
+        })
     }
 }
 
@@ -259,7 +273,10 @@ impl Vcpu {
     /// `KVM_SET_ONE_REG` with a 64-bit value.
     pub fn set_one_reg(&self, id: u64, value: u64) -> Result<(), String> {
         let mut v = value;
-        let mut reg = OneReg { id, addr: &mut v as *mut u64 as u64 };
+        let mut reg = OneReg {
+            id,
+            addr: &mut v as *mut u64 as u64,
+        };
         ioctl_ptr(self.fd(), KVM_SET_ONE_REG, &mut reg)
             .map(|_| ())
             .map_err(|e| format!("KVM_SET_ONE_REG {id:#x}: errno {e}"))
@@ -281,7 +298,9 @@ impl Vcpu {
         assert!(off + out.len() <= self.run_size);
         // SAFETY: in bounds of the kvm_run mapping (checked above); KVM
         // does not write it while KVM_RUN is not executing.
-        unsafe { core::ptr::copy_nonoverlapping(self.run.as_ptr().add(off), out.as_mut_ptr(), out.len()) };
+        unsafe {
+            core::ptr::copy_nonoverlapping(self.run.as_ptr().add(off), out.as_mut_ptr(), out.len())
+        };
     }
 
     /// Decodes the MMIO exit fields of `kvm_run`.

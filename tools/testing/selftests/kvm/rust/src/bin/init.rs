@@ -8,12 +8,21 @@ use std::process::Command;
 
 fn mount(src: &str, target: &str, fstype: &str) {
     let _ = std::fs::create_dir_all(target);
-    let (s, t, f) = (CString::new(src), CString::new(target), CString::new(fstype));
-    let (Ok(s), Ok(t), Ok(f)) = (s, t, f) else { return };
+    let (s, t, f) = (
+        CString::new(src),
+        CString::new(target),
+        CString::new(fstype),
+    );
+    let (Ok(s), Ok(t), Ok(f)) = (s, t, f) else {
+        return;
+    };
     // SAFETY: all three are valid NUL-terminated strings; no data argument.
     let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), 0, core::ptr::null()) };
     if r != 0 {
-        println!("# init: mount {fstype} on {target}: {}", std::io::Error::last_os_error());
+        println!(
+            "# init: mount {fstype} on {target}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -22,9 +22,16 @@ fn open_kvm() -> Result<Kvm, String> {
 /// creates a default VM.
 fn kvm_present() -> TestResult {
     let kvm = open_kvm()?;
-    let v = kvm.api_version().map_err(|e| format!("KVM_GET_API_VERSION: errno {e}"))?;
-    check!(v == kvm::KVM_API_VERSION, "KVM_GET_API_VERSION = {v}, want {}", kvm::KVM_API_VERSION);
-    kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM(0): errno {e}"))?;
+    let v = kvm
+        .api_version()
+        .map_err(|e| format!("KVM_GET_API_VERSION: errno {e}"))?;
+    check!(
+        v == kvm::KVM_API_VERSION,
+        "KVM_GET_API_VERSION = {v}, want {}",
+        kvm::KVM_API_VERSION
+    );
+    kvm.create_vm(0)
+        .map_err(|e| format!("KVM_CREATE_VM(0): errno {e}"))?;
     Ok(Outcome::Pass)
 }
 
@@ -42,10 +49,23 @@ fn run_to_mmio(
     setup(&vcpu)?;
     for want in [42u64, 43] {
         let reason = vcpu.run()?;
-        check!(reason == kvm::KVM_EXIT_MMIO, "exit reason {reason}, want KVM_EXIT_MMIO ({})", kvm::KVM_EXIT_MMIO);
+        check!(
+            reason == kvm::KVM_EXIT_MMIO,
+            "exit reason {reason}, want KVM_EXIT_MMIO ({})",
+            kvm::KVM_EXIT_MMIO
+        );
         let mmio = vcpu.mmio();
-        check!(mmio.phys_addr == MMIO_GPA, "MMIO at {:#x}, want {MMIO_GPA:#x}", mmio.phys_addr);
-        check!(mmio.is_write && mmio.len == 8, "MMIO write={} len={}, want an 8-byte write", mmio.is_write, mmio.len);
+        check!(
+            mmio.phys_addr == MMIO_GPA,
+            "MMIO at {:#x}, want {MMIO_GPA:#x}",
+            mmio.phys_addr
+        );
+        check!(
+            mmio.is_write && mmio.len == 8,
+            "MMIO write={} len={}, want an 8-byte write",
+            mmio.is_write,
+            mmio.len
+        );
         let got = u64::from_le_bytes(mmio.data);
         check!(got == want, "guest wrote {got}, want {want}");
     }
@@ -63,13 +83,21 @@ mod arch {
     /// mov x0, #0x10000000; mov x1, #40; add x1, x1, #2; str x1, [x0];
     /// add x1, x1, #1; str x1, [x0]; b .
     const GUEST: [u32; 7] = [
-        0xd2a2_0000, 0xd280_0501, 0x9100_0821, 0xf900_0001, 0x9100_0421, 0xf900_0001, 0x1400_0000,
+        0xd2a2_0000,
+        0xd280_0501,
+        0x9100_0821,
+        0xf900_0001,
+        0x9100_0421,
+        0xf900_0001,
+        0x1400_0000,
     ];
 
     /// A non-confidential VM still runs guest code to an MMIO exit.
     fn plain_vm_mmio() -> TestResult {
         let kvm = open_kvm()?;
-        let mut vm = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        let mut vm = kvm
+            .create_vm(0)
+            .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
         run_to_mmio(&mut vm, RAM_GPA, &GUEST, |vcpu| {
             let mut init = kvm::VcpuInit::default();
             kvm::ioctl_ptr(vm_fd(&kvm)?, kvm::KVM_ARM_PREFERRED_TARGET, &mut init)
@@ -82,7 +110,9 @@ mod arch {
 
     /// KVM_ARM_PREFERRED_TARGET is a VM ioctl: use a scratch VM for it.
     fn vm_fd(kvm: &Kvm) -> Result<i32, String> {
-        let vm = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        let vm = kvm
+            .create_vm(0)
+            .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
         let fd = vm.fd();
         // The scratch VM lives until the process exits; it is tiny.
         core::mem::forget(vm);
@@ -92,7 +122,9 @@ mod arch {
     /// The IPA-size capability answers: KVM runs at EL2 with stage 2.
     fn ipa_size_cap() -> TestResult {
         let kvm = open_kvm()?;
-        let bits = kvm.check_extension(kvm::KVM_CAP_ARM_VM_IPA_SIZE).map_err(|e| format!("errno {e}"))?;
+        let bits = kvm
+            .check_extension(kvm::KVM_CAP_ARM_VM_IPA_SIZE)
+            .map_err(|e| format!("errno {e}"))?;
         check!(bits >= 32, "KVM_CAP_ARM_VM_IPA_SIZE = {bits}, want >= 32");
         Ok(Outcome::Pass)
     }
@@ -100,9 +132,13 @@ mod arch {
     /// KVM_CHECK_EXTENSION(KVM_CAP_ARM_RME) answers.
     fn rme_cap() -> TestResult {
         let kvm = open_kvm()?;
-        let v = kvm.check_extension(kvm::KVM_CAP_ARM_RME).map_err(|e| format!("errno {e}"))?;
+        let v = kvm
+            .check_extension(kvm::KVM_CAP_ARM_RME)
+            .map_err(|e| format!("errno {e}"))?;
         if v == 0 {
-            return Ok(Outcome::Skip("KVM_CAP_ARM_RME is 0: realms are not offered by this kernel".into()));
+            return Ok(Outcome::Skip(
+                "KVM_CAP_ARM_RME is 0: realms are not offered by this kernel".into(),
+            ));
         }
         check!(v == 1, "KVM_CAP_ARM_RME = {v}, want 0 or 1");
         Ok(Outcome::Pass)
@@ -111,23 +147,46 @@ mod arch {
     /// Without realm support, a realm VM type is refused with EINVAL.
     fn realm_type_refused_without_cap() -> TestResult {
         let kvm = open_kvm()?;
-        let cap = kvm.check_extension(kvm::KVM_CAP_ARM_RME).map_err(|e| format!("errno {e}"))?;
+        let cap = kvm
+            .check_extension(kvm::KVM_CAP_ARM_RME)
+            .map_err(|e| format!("errno {e}"))?;
         if cap != 0 {
-            return Ok(Outcome::Skip("realm support is offered; covered by the realm tests".into()));
+            return Ok(Outcome::Skip(
+                "realm support is offered; covered by the realm tests".into(),
+            ));
         }
         match kvm.create_vm(kvm::KVM_VM_TYPE_ARM_REALM) {
-            Ok(_) => Err("KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM) succeeded without KVM_CAP_ARM_RME".into()),
+            Ok(_) => {
+                Err("KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM) succeeded without KVM_CAP_ARM_RME".into())
+            }
             Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
-            Err(e) => Err(format!("KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM): errno {e}, want EINVAL")),
+            Err(e) => Err(format!(
+                "KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM): errno {e}, want EINVAL"
+            )),
         }
     }
 
     pub const TESTS: &[Test] = &[
-        Test { name: "kvm_present", run: kvm_present },
-        Test { name: "ipa_size_cap", run: ipa_size_cap },
-        Test { name: "plain_vm_mmio", run: plain_vm_mmio },
-        Test { name: "rme_cap", run: rme_cap },
-        Test { name: "realm_type_refused_without_cap", run: realm_type_refused_without_cap },
+        Test {
+            name: "kvm_present",
+            run: kvm_present,
+        },
+        Test {
+            name: "ipa_size_cap",
+            run: ipa_size_cap,
+        },
+        Test {
+            name: "plain_vm_mmio",
+            run: plain_vm_mmio,
+        },
+        Test {
+            name: "rme_cap",
+            run: rme_cap,
+        },
+        Test {
+            name: "realm_type_refused_without_cap",
+            run: realm_type_refused_without_cap,
+        },
     ];
 }
 
@@ -142,19 +201,74 @@ mod arch {
     /// lui a0, 0x10000; li a1, 40; addi a1, a1, 2; sd a1, 0(a0);
     /// addi a1, a1, 1; sd a1, 0(a0); j .
     const GUEST: [u32; 7] = [
-        0x1000_0537, 0x0280_0593, 0x0025_8593, 0x00b5_3023, 0x0015_8593, 0x00b5_3023, 0x0000_006f,
+        0x1000_0537,
+        0x0280_0593,
+        0x0025_8593,
+        0x00b5_3023,
+        0x0015_8593,
+        0x00b5_3023,
+        0x0000_006f,
     ];
 
     /// A non-confidential VM still runs guest code to an MMIO exit.
     fn plain_vm_mmio() -> TestResult {
         let kvm = open_kvm()?;
-        let mut vm = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
-        run_to_mmio(&mut vm, RAM_GPA, &GUEST, |vcpu| vcpu.set_one_reg(REG_PC, RAM_GPA))
+        let mut vm = kvm
+            .create_vm(0)
+            .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        run_to_mmio(&mut vm, RAM_GPA, &GUEST, |vcpu| {
+            vcpu.set_one_reg(REG_PC, RAM_GPA)
+        })
+    }
+
+    /// `KVM_VM_TYPE_RISCV_COVE` (CoVE RFC uAPI).
+    const VM_TYPE_COVE: u64 = 1 << 9;
+
+    /// Without a ready TSM, a TVM is refused with EPERM.
+    fn cove_vm_type_refused_without_tsm() -> TestResult {
+        let kvm = open_kvm()?;
+        match kvm.create_vm(VM_TYPE_COVE) {
+            Ok(_) => {
+                Err("KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE) created a VM without TVM support".into())
+            }
+            Err(e) if e == libc::EPERM => Ok(Outcome::Pass),
+            Err(e) if e == libc::EOPNOTSUPP => Ok(Outcome::Skip(
+                "a TSM is present; TVM creation is not wired into KVM yet".into(),
+            )),
+            Err(e) => Err(format!(
+                "KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE): errno {e}, want EPERM"
+            )),
+        }
+    }
+
+    /// Unknown VM type bits are refused with EINVAL (stock riscv KVM
+    /// ignored the type).
+    fn unknown_vm_type_refused() -> TestResult {
+        let kvm = open_kvm()?;
+        match kvm.create_vm(1 << 20) {
+            Ok(_) => Err("KVM_CREATE_VM(1 << 20) succeeded".into()),
+            Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
+            Err(e) => Err(format!("KVM_CREATE_VM(1 << 20): errno {e}, want EINVAL")),
+        }
     }
 
     pub const TESTS: &[Test] = &[
-        Test { name: "kvm_present", run: kvm_present },
-        Test { name: "plain_vm_mmio", run: plain_vm_mmio },
+        Test {
+            name: "kvm_present",
+            run: kvm_present,
+        },
+        Test {
+            name: "plain_vm_mmio",
+            run: plain_vm_mmio,
+        },
+        Test {
+            name: "cove_vm_type_refused_without_tsm",
+            run: cove_vm_type_refused_without_tsm,
+        },
+        Test {
+            name: "unknown_vm_type_refused",
+            run: unknown_vm_type_refused,
+        },
     ];
 }
 
