@@ -21,7 +21,7 @@ import time
 TS = re.compile(r"^\[\s*\d+\.\d+\] ?")
 RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+) ([^#]*?)\s*(?:#\s*(SKIP|TODO)\b\s*(.*))?$")
 BAD = re.compile(r"(WARNING: CPU:|\bBUG:|Kernel panic|Internal error: Oops|Unable to handle kernel|"
-                 r"kernel BUG at|rcu: INFO: rcu_.* stall|general protection fault|RMM init failed)")
+                 r"kernel BUG at|rcu: INFO: rcu_.* stall|general protection fault|RMM init failed|kvm_(rme|cove): .*leak)")
 SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 MARKER = "confvm-run-complete"
 

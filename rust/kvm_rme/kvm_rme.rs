@@ -11,17 +11,57 @@ use kernel::prelude::*;
 
 // The pure-logic modules are complete on their own and tested on the
 // host; the KVM hooks that use all of them land with the realm uAPI.
-#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
 mod abi;
-#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
 mod errno;
-#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
+mod exit;
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
 mod granule;
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
 mod probe;
-#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
+mod realm;
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
 mod rmi;
 #[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
 mod smc;
+mod uapi;
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
+)]
+mod vm;
 
 use abi::RmiVersion;
 use probe::Probe;
@@ -66,6 +106,7 @@ impl kernel::Module for KvmRme {
             Probe::Ready {
                 version, features, ..
             } => {
+                uapi::set_ready(Some(features));
                 pr_info!(
                     "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
                     version.major,

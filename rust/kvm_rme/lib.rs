@@ -18,6 +18,7 @@ pub mod granule;
 pub mod probe;
 pub mod realm;
 pub mod rmi;
+pub mod vm;
 
 #[cfg(any(test, feature = "model"))]
 pub mod model;

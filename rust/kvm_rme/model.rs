@@ -496,6 +496,10 @@ impl Rmi for RmmModel {
         if !hash_ok || self.vmids.contains(&p.vmid) {
             return input();
         }
+        // At least one breakpoint and watchpoint, at most what FEATURES says.
+        if p.num_bps == 0 || p.num_bps > f.num_bps || p.num_wps == 0 || p.num_wps > f.num_wps {
+            return input();
+        }
         let Some(geo) = crate::realm::Geometry::new(p.s2sz) else {
             return input();
         };

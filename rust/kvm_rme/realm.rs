@@ -163,7 +163,8 @@ pub struct RealmConfig {
 }
 
 impl RealmConfig {
-    /// SHA-256, zero RPV, no optional features.
+    /// SHA-256, zero RPV, no optional features, one breakpoint and one
+    /// watchpoint (the RMM refuses zero).
     pub const fn new(ipa_bits: u8, vmid: u16) -> RealmConfig {
         RealmConfig {
             ipa_bits,
@@ -172,8 +173,8 @@ impl RealmConfig {
             vmid,
             flags: 0,
             sve_vl: 0,
-            num_bps: 0,
-            num_wps: 0,
+            num_bps: 1,
+            num_wps: 1,
             pmu_num_ctrs: 0,
         }
     }

@@ -29,8 +29,8 @@ fn params(base: Pa, bits: u8, vmid: u16) -> RealmCreate {
         flags: 0,
         s2sz: bits,
         sve_vl: 0,
-        num_bps: 0,
-        num_wps: 0,
+        num_bps: 2,
+        num_wps: 2,
         pmu_num_ctrs: 0,
         hash_algo: kvm_rme::abi::v1_0::HashAlgo::Sha256,
         rpv: [0; 64],
@@ -111,6 +111,20 @@ fn realm_create_checks_params() {
         m.realm_create(rd, &p),
         Err(RmiError::input()),
         "wrong root count"
+    );
+    let mut p = params(base, 40, 1);
+    p.num_bps = 0;
+    assert_eq!(
+        m.realm_create(rd, &p),
+        Err(RmiError::input()),
+        "no breakpoints"
+    );
+    let mut p = params(base, 40, 1);
+    p.num_wps = 99;
+    assert_eq!(
+        m.realm_create(rd, &p),
+        Err(RmiError::input()),
+        "more watchpoints than FEATURES"
     );
     let mut p = params(base, 40, 1);
     p.s2sz = 60;

@@ -34,6 +34,17 @@ pub const KVM_RUN: u64 = io(0x80);
 pub const KVM_SET_ONE_REG: u64 = iow::<OneReg>(0xac);
 pub const KVM_ARM_VCPU_INIT: u64 = iow::<VcpuInit>(0xae);
 pub const KVM_ARM_PREFERRED_TARGET: u64 = ior::<VcpuInit>(0xaf);
+pub const KVM_ENABLE_CAP: u64 = iow::<EnableCap>(0xa3);
+
+/// `struct kvm_enable_cap`.
+#[repr(C)]
+pub struct EnableCap {
+    pub cap: u32,
+    pub flags: u32,
+    pub args: [u64; 4],
+    pub pad: [u8; 64],
+}
+const _: () = assert!(core::mem::size_of::<EnableCap>() == 104);
 
 pub const KVM_API_VERSION: i32 = 12;
 pub const KVM_CAP_ARM_VM_IPA_SIZE: u64 = 165;
@@ -175,6 +186,12 @@ pub struct Vm {
 impl Vm {
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// `KVM_ENABLE_CAP` on the VM with `args[0..2]`; the error is the errno.
+    pub fn enable_cap(&self, cap: u32, arg0: u64, arg1: u64) -> Result<i32, i32> {
+        let mut c = EnableCap { cap, flags: 0, args: [arg0, arg1, 0, 0], pad: [0; 64] };
+        ioctl_ptr(self.fd(), KVM_ENABLE_CAP, &mut c)
     }
 
     /// Maps `len` bytes of anonymous memory at `gpa` in memslot `slot`

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The realm-VM uAPI state machine against the RMM model.
+
+mod common;
+
+use common::*;
+use kvm_rme::abi::v1_0::{Command, HashAlgo};
+use kvm_rme::abi::RmiError;
+use kvm_rme::errno::{EEXIST, EINVAL, EPERM};
+use kvm_rme::model::ModelRealmState;
+use kvm_rme::vm::{self, ConfigItem, RealmVm, CONFIG_SIZE, RANGE_SIZE};
+
+fn features() -> kvm_rme::abi::v1_0::Features0 {
+    kvm_rme::model::RmmModel::new(0, 0).features
+}
+
+#[test]
+fn vm_type_checks() {
+    let f = features();
+    assert_eq!(vm::check_vm_type(1 << 8, true, &f), Ok(40));
+    assert_eq!(vm::check_vm_type((1 << 8) | 44, true, &f), Ok(44));
+    assert_eq!(
+        vm::check_vm_type(1 << 8, false, &f),
+        Err(EINVAL),
+        "realms disabled"
+    );
+    assert_eq!(
+        vm::check_vm_type((1 << 8) | 52, true, &f),
+        Err(EINVAL),
+        "needs LPA2"
+    );
+    assert_eq!(vm::check_vm_type((1 << 8) | 20, true, &f), Err(EINVAL));
+    assert_eq!(
+        vm::check_vm_type((1 << 8) | (1 << 31), true, &f),
+        Err(EINVAL),
+        "protected and realm"
+    );
+    let mut small = f;
+    small.max_ipa_bits = 40;
+    assert_eq!(
+        vm::check_vm_type((1 << 8) | 44, true, &small),
+        Err(EINVAL),
+        "beyond the RMM's S2SZ"
+    );
+}
+
+#[test]
+fn argument_parsing() {
+    let mut c = [0u8; CONFIG_SIZE];
+    c[0] = 1;
+    c[4] = 1;
+    assert_eq!(vm::parse_config(&c), Ok(ConfigItem::Hash(HashAlgo::Sha512)));
+    c[4] = 2;
+    assert_eq!(vm::parse_config(&c), Err(EINVAL));
+    c[0] = 0;
+    c[4] = 0xaa;
+    c[67] = 0x55;
+    let Ok(ConfigItem::Rpv(rpv)) = vm::parse_config(&c) else {
+        panic!()
+    };
+    assert_eq!((rpv[0], rpv[63]), (0xaa, 0x55));
+    c[0] = 7;
+    assert_eq!(vm::parse_config(&c), Err(EINVAL));
+    let mut r = [0u8; RANGE_SIZE];
+    r[0..8].copy_from_slice(&0x4000_0000u64.to_le_bytes());
+    r[8..16].copy_from_slice(&0x20_0000u64.to_le_bytes());
+    assert_eq!(vm::parse_init_ripas(&r), Ok((0x4000_0000, 0x20_0000)));
+    r[24] = 1;
+    assert_eq!(
+        vm::parse_init_ripas(&r),
+        Err(EINVAL),
+        "reserved words must be zero"
+    );
+}
+
+#[test]
+fn lifecycle_order_and_errnos() {
+    let (mut rmi, mut alloc, m) = small();
+    let mut vmid = 0u16;
+    let mut next = || {
+        vmid += 1;
+        vmid
+    };
+    let mut v = RealmVm::new(40, features());
+    assert_eq!(
+        v.init_ripas(&mut rmi, &mut alloc, 0, 0x1000),
+        Err(EPERM),
+        "before create"
+    );
+    assert_eq!(v.activate(&mut rmi), Err(EPERM), "before create");
+    v.config(ConfigItem::Hash(HashAlgo::Sha512)).unwrap();
+    v.config(ConfigItem::Rpv([7; 64])).unwrap();
+    v.create(&mut rmi, &mut alloc, &mut next).unwrap();
+    assert_eq!(v.create(&mut rmi, &mut alloc, &mut next), Err(EEXIST));
+    assert_eq!(
+        v.config(ConfigItem::Hash(HashAlgo::Sha256)),
+        Err(EPERM),
+        "after create"
+    );
+    assert_eq!(
+        v.init_ripas(&mut rmi, &mut alloc, 0x1001, 0x1000),
+        Err(EINVAL)
+    );
+    assert_eq!(v.init_ripas(&mut rmi, &mut alloc, 0x1000, 0), Err(EINVAL));
+    assert_eq!(
+        v.init_ripas(&mut rmi, &mut alloc, u64::MAX - 0xfff, 0x2000),
+        Err(EINVAL)
+    );
+    assert_eq!(
+        v.init_ripas(&mut rmi, &mut alloc, 0, 1 << 40),
+        Err(EINVAL),
+        "beyond the protected half"
+    );
+    v.init_ripas(&mut rmi, &mut alloc, 0x4000_0000, 0x4000_0000 + 0x1000)
+        .unwrap();
+    v.activate(&mut rmi).unwrap();
+    assert_eq!(
+        m.borrow().rmm.realm_state(v.realm().unwrap().rd()),
+        Some(ModelRealmState::Active)
+    );
+    assert_eq!(v.activate(&mut rmi), Err(EPERM));
+    assert_eq!(
+        v.init_ripas(&mut rmi, &mut alloc, 0, 0x1000),
+        Err(EPERM),
+        "after activate"
+    );
+    assert_eq!(v.destroy(&mut rmi, &mut alloc), 0);
+    assert_clean(&m);
+}
+
+#[test]
+fn vmid_in_use_is_skipped() {
+    let (mut rmi, mut alloc, m) = small();
+    let mut a = RealmVm::new(40, features());
+    let mut b = RealmVm::new(40, features());
+    let mut same = || 5u16;
+    a.create(&mut rmi, &mut alloc, &mut same).unwrap();
+    assert_eq!(
+        b.create(&mut rmi, &mut alloc, &mut same),
+        Err(kvm_rme::errno::EBUSY),
+        "every candidate taken"
+    );
+    let mut n = 5u16;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    b.create(&mut rmi, &mut alloc, &mut next).unwrap();
+    a.destroy(&mut rmi, &mut alloc);
+    b.destroy(&mut rmi, &mut alloc);
+    assert_clean(&m);
+}
+
+#[test]
+fn destroy_gives_up_after_retries_and_counts() {
+    let (mut rmi, mut alloc, m) = small();
+    let mut v = RealmVm::new(40, features());
+    v.create(&mut rmi, &mut alloc, &mut || 1).unwrap();
+    for _ in 0..3 {
+        m.borrow_mut().rmm.fail_next.push((
+            Command::RealmDestroy,
+            RmiError::new(kvm_rme::abi::ErrorStatus::Realm, 0),
+        ));
+    }
+    // RD and two start RTTs stay with the RMM.
+    assert_eq!(v.destroy(&mut rmi, &mut alloc), 3);
+    assert!(m.borrow().host.violations.is_empty());
+    assert_eq!(m.borrow().rmm.not_undelegated(), 3);
+}

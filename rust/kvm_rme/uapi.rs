@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel side of the realm-VM uAPI: the `extern "C"` entry points the
+//! arm64 KVM hooks call (patch 0004), on top of [`crate::vm::RealmVm`].
+//!
+//! Locking: the hooks call [`kvm_rme_enable_cap`] with `kvm->lock` held
+//! and [`kvm_rme_vm_destroy`] when the VM has no other users, so the
+//! per-VM state needs no lock of its own.
+
+use core::ffi::{c_int, c_ulong, c_void};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::alloc::flags::{GFP_KERNEL, __GFP_ZERO};
+use kernel::page::Page;
+use kernel::prelude::*;
+use kernel::uaccess::{UserPtr, UserSlice};
+
+use crate::abi::v1_0::Features0;
+use crate::abi::Pa;
+use crate::granule::{GranuleAlloc, Undelegated};
+use crate::smc::SmcRmi;
+use crate::vm::{self, cmd, RealmVm, CONFIG_SIZE, RANGE_SIZE};
+
+/// Realms are enabled (an RMI 1.0 RMM answered at boot).
+static READY: AtomicBool = AtomicBool::new(false);
+/// `RMI_FEATURES(0)` from the boot probe.
+static FEATURES: AtomicU64 = AtomicU64::new(0);
+/// VMID candidates for `REALM_CREATE` (the RMM refuses ones in use).
+static NEXT_VMID: AtomicU32 = AtomicU32::new(1);
+/// Warnings printed so far (a crude rate limit: the first few only).
+static WARNINGS: AtomicU32 = AtomicU32::new(0);
+
+/// Prints at most 16 warnings per boot.
+macro_rules! warn_limited {
+    ($($arg:tt)*) => {
+        if WARNINGS.fetch_add(1, Ordering::Relaxed) < 16 {
+            pr_warn!($($arg)*);
+        }
+    };
+}
+
+/// Records the boot probe's outcome.
+pub(crate) fn set_ready(features: Option<Features0>) {
+    if let Some(f) = features {
+        FEATURES.store(f.encode(), Ordering::Relaxed);
+        READY.store(true, Ordering::Release);
+    }
+}
+
+/// A page lent to the RMM: an owned order-0 `Page`, or one page of a
+/// split higher-order allocation (the concatenated start RTTs).
+enum Lent {
+    Owned(Page),
+    /// # Invariants
+    ///
+    /// An order-0 page (after `split_page`) that only this entry owns.
+    Split(NonNull<kernel::bindings::page>),
+}
+
+impl Lent {
+    fn pa(&self) -> u64 {
+        match self {
+            Lent::Owned(p) => p.phys_addr(),
+            // SAFETY: the page is valid by the type invariant.
+            Lent::Split(p) => unsafe { kernel::bindings::page_to_phys(p.as_ptr()) },
+        }
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Lent::Split(p) = self {
+            // SAFETY: an order-0 page this entry owns (type invariant);
+            // dropping the entry gives it back exactly once.
+            unsafe { kernel::bindings::__free_pages(p.as_ptr(), 0) };
+        }
+    }
+}
+
+/// Host pages lent to the RMM, kept here until they come back.
+///
+/// # Invariants
+///
+/// `pages` holds exactly the pages handed out by `alloc*` and not yet
+/// returned through `free`/`release_data`.  Any of them may be delegated,
+/// so they are never freed implicitly: see [`KernelAlloc::abandon`].
+struct KernelAlloc {
+    pages: KVec<Lent>,
+}
+
+impl KernelAlloc {
+    fn keep(&mut self, page: Lent) -> Option<Pa> {
+        let pa = Pa(page.pa());
+        match self.pages.push(page, GFP_KERNEL) {
+            Ok(()) => Some(pa),
+            // The page was never lent: dropping it (in `push`'s error)
+            // frees it, which is what we want.
+            Err(_) => None,
+        }
+    }
+
+    fn give_back(&mut self, pa: Pa) {
+        match self.pages.iter().position(|p| p.pa() == pa.0) {
+            Some(i) => drop(self.pages.remove(i)),
+            None => warn_limited!("kvm_rme: page {:#x} returned but never lent: leaked\n", pa.0),
+        }
+    }
+
+    /// Called when the realm is gone: pages still here were never given
+    /// back (their undelegation failed), so they must never be freed.
+    fn abandon(&mut self) -> usize {
+        let n = self.pages.len();
+        while let Some(p) = self.pages.pop() {
+            core::mem::forget(p);
+        }
+        n
+    }
+}
+
+impl GranuleAlloc for KernelAlloc {
+    fn alloc(&mut self) -> Option<Undelegated> {
+        let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO).ok()?;
+        Undelegated::from_host_page(self.keep(Lent::Owned(page))?)
+    }
+
+    fn alloc_contiguous(&mut self, count: usize) -> Option<Pa> {
+        if count == 0 || count > 16 {
+            return None;
+        }
+        let order = count.next_power_of_two().trailing_zeros();
+        // SAFETY: plain page allocation; the result is checked for NULL.
+        let raw = unsafe { kernel::bindings::alloc_pages(kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_ZERO, order) };
+        let first = NonNull::new(raw)?;
+        // SAFETY: `first` is a fresh, non-compound allocation of `order`;
+        // splitting makes each of its pages an independent order-0 page.
+        unsafe { kernel::bindings::split_page(first.as_ptr(), order) };
+        let mut base = None;
+        let mut ok = true;
+        for i in 0..(1usize << order) {
+            // SAFETY: with SPARSEMEM_VMEMMAP (arm64) the `struct page`s of
+            // one allocation are contiguous, so `first + i` is page `i` of
+            // it, order 0 after the split and owned by us alone.
+            let page = Lent::Split(unsafe { NonNull::new_unchecked(first.as_ptr().add(i)) });
+            if i >= count || !ok {
+                // Not needed (or the run is incomplete): freed at once.
+                drop(page);
+                continue;
+            }
+            match self.keep(page) {
+                Some(pa) if i == 0 => base = Some(pa),
+                Some(_) => {}
+                None => ok = false,
+            }
+        }
+        if ok {
+            base
+        } else {
+            // Give back the part of the run already kept.
+            if let Some(b) = base {
+                for i in 0..count as u64 {
+                    self.give_back(b.add_granules(i));
+                }
+            }
+            None
+        }
+    }
+
+    fn free(&mut self, page: Undelegated) {
+        self.give_back(page.pa());
+    }
+
+    fn release_data(&mut self, page: Undelegated) {
+        self.give_back(page.pa());
+    }
+}
+
+/// Per-VM state behind `kvm->arch.rme`.
+struct State {
+    vm: RealmVm,
+    rmi: SmcRmi,
+    alloc: KernelAlloc,
+}
+
+fn next_vmid() -> u16 {
+    loop {
+        // CAST: VMIDs are 16 bits; 0 is skipped.
+        let v = NEXT_VMID.fetch_add(1, Ordering::Relaxed) as u16;
+        if v != 0 {
+            return v;
+        }
+    }
+}
+
+/// Whether realms can be created: `KVM_CHECK_EXTENSION(KVM_CAP_ARM_RME)`.
+#[no_mangle]
+pub extern "C" fn kvm_rme_supported() -> c_int {
+    c_int::from(READY.load(Ordering::Acquire))
+}
+
+/// Checks a `KVM_CREATE_VM` type with `KVM_VM_TYPE_ARM_REALM`: 0 or
+/// `-EINVAL` (realms disabled, bad IPA size, or protected + realm).
+#[no_mangle]
+pub extern "C" fn kvm_rme_check_vm_type(vm_type: c_ulong) -> c_int {
+    let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
+    match vm::check_vm_type(u64::from(vm_type), READY.load(Ordering::Acquire), &f) {
+        Ok(_) => 0,
+        Err(e) => -e,
+    }
+}
+
+fn read_user<const N: usize>(uarg: u64) -> Result<[u8; N], i32> {
+    let mut buf = [0u8; N];
+    // CAST: user addresses fit in usize on 64-bit.
+    let mut r = UserSlice::new(UserPtr::from_addr(uarg as usize), N).reader();
+    r.read_slice(&mut buf).map_err(|_| crate::errno::EFAULT)?;
+    Ok(buf)
+}
+
+fn enable_cap(state: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
+    match sub {
+        cmd::CONFIG_REALM => state.vm.config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
+        cmd::CREATE_REALM => state.vm.create(&mut state.rmi, &mut state.alloc, &mut next_vmid),
+        cmd::INIT_RIPAS_REALM => {
+            let (base, size) = vm::parse_init_ripas(&read_user::<RANGE_SIZE>(uarg)?)?;
+            state.vm.init_ripas(&mut state.rmi, &mut state.alloc, base, size)
+        }
+        cmd::POPULATE_REALM => {
+            warn_limited!("kvm_rme: POPULATE_REALM needs guest_memfd support, which is not implemented yet\n");
+            Err(crate::errno::EOPNOTSUPP)
+        }
+        cmd::ACTIVATE_REALM => state.vm.activate(&mut state.rmi),
+        _ => Err(crate::errno::EINVAL),
+    }
+}
+
+/// `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)`: sub-command `sub` with its argument
+/// at user address `uarg`.  Returns 0 or a negative errno.
+///
+/// # Safety
+///
+/// `state` points to `kvm->arch.rme` of a realm VM, which only this
+/// module reads or writes, and the caller holds `kvm->lock`.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_enable_cap(state: *mut *mut c_void, ipa_bits: u8, sub: u64, uarg: u64) -> c_int {
+    if !READY.load(Ordering::Acquire) {
+        return -crate::errno::EINVAL;
+    }
+    // SAFETY: by the function's contract `state` is valid and exclusively
+    // ours while `kvm->lock` is held.
+    let slot = unsafe { &mut *state };
+    if slot.is_null() {
+        let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
+        let Ok(rmi) = SmcRmi::new() else { return -crate::errno::ENOMEM };
+        let new = State { vm: RealmVm::new(ipa_bits, f), rmi, alloc: KernelAlloc { pages: KVec::new() } };
+        match KBox::new(new, GFP_KERNEL) {
+            Ok(b) => *slot = KBox::into_raw(b).cast::<c_void>(),
+            Err(_) => return -crate::errno::ENOMEM,
+        }
+    }
+    // SAFETY: a non-null slot holds a `State` from `KBox::into_raw` above,
+    // not freed until `kvm_rme_vm_destroy`.
+    let st = unsafe { &mut *slot.cast::<State>() };
+    match enable_cap(st, sub, uarg) {
+        Ok(()) => 0,
+        Err(e) => -e,
+    }
+}
+
+/// VM destruction: tears the realm down and frees the state.  Granules
+/// the RMM did not give back are leaked on purpose and reported.
+///
+/// # Safety
+///
+/// `state` points to `kvm->arch.rme` of a VM being destroyed: nothing
+/// else uses it any more.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
+    // SAFETY: by the function's contract.
+    let slot = unsafe { &mut *state };
+    if slot.is_null() {
+        return;
+    }
+    // SAFETY: the slot holds a `State` from `KBox::into_raw` in
+    // `kvm_rme_enable_cap`; it is cleared below, so it is reclaimed once.
+    let mut st = unsafe { KBox::from_raw(slot.cast::<State>()) };
+    *slot = core::ptr::null_mut();
+    let State { vm, rmi, alloc } = &mut *st;
+    let leaked = vm.destroy(rmi, alloc);
+    let kept = alloc.abandon();
+    if leaked != 0 || kept != 0 {
+        warn_limited!("kvm_rme: realm teardown leaked {} granules ({} pages kept from the allocator)\n", leaked, kept);
+    }
+}

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The realm-VM uAPI as a state machine: `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)`
+//! sub-commands, their argument layouts and their errno values
+//! (`rme-uapi-v7.md`; documented in `Documentation/virt/kvm/arm/rme-rust.rst`).
+//!
+//! The kernel copies the argument bytes from userspace and calls in with
+//! its RMI conduit and page allocator; host tests call in with the model.
+
+use crate::abi::v1_0::{Features0, HashAlgo};
+use crate::abi::{ErrorStatus, Ipa, GRANULE_SIZE};
+use crate::errno;
+use crate::granule::GranuleAlloc;
+use crate::realm::{Geometry, Realm, RealmConfig, RealmError, RealmState};
+use crate::rmi::Rmi;
+
+/// `KVM_CAP_ARM_RME`.
+pub const KVM_CAP_ARM_RME: u32 = 300;
+/// `KVM_VM_TYPE_ARM_REALM`.
+pub const KVM_VM_TYPE_ARM_REALM: u64 = 1 << 8;
+/// `KVM_VM_TYPE_ARM_PROTECTED`.
+pub const KVM_VM_TYPE_ARM_PROTECTED: u64 = 1 << 31;
+
+/// Sub-commands (`args[0]`).
+pub mod cmd {
+    /// Set a realm parameter before creation.
+    pub const CONFIG_REALM: u64 = 0;
+    /// Create the realm (RD and start RTTs).
+    pub const CREATE_REALM: u64 = 1;
+    /// Set RIPAS RAM over a range.
+    pub const INIT_RIPAS_REALM: u64 = 2;
+    /// Copy and measure initial contents.
+    pub const POPULATE_REALM: u64 = 3;
+    /// Activate: no more initial contents; RECs may run.
+    pub const ACTIVATE_REALM: u64 = 4;
+}
+
+/// `struct arm_rme_config`: `u32 cfg` then a 256-byte union.
+pub const CONFIG_SIZE: usize = 260;
+/// `struct arm_rme_init_ripas` and `struct arm_rme_populate_realm`.
+pub const RANGE_SIZE: usize = 32;
+/// `cfg` values.
+pub const CONFIG_RPV: u32 = 0;
+/// `cfg` values.
+pub const CONFIG_HASH_ALGO: u32 = 1;
+
+fn le_u32(b: &[u8], off: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(w)
+}
+
+fn le_u64(b: &[u8], off: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// A realm parameter from `CONFIG_REALM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigItem {
+    /// Realm personalization value.
+    Rpv([u8; 64]),
+    /// Measurement algorithm.
+    Hash(HashAlgo),
+}
+
+/// Parses `struct arm_rme_config`.  Unknown `cfg` or algorithm: `EINVAL`.
+pub fn parse_config(b: &[u8; CONFIG_SIZE]) -> Result<ConfigItem, i32> {
+    match le_u32(b, 0) {
+        CONFIG_RPV => {
+            let mut rpv = [0u8; 64];
+            rpv.copy_from_slice(&b[4..68]);
+            Ok(ConfigItem::Rpv(rpv))
+        }
+        CONFIG_HASH_ALGO => match le_u32(b, 4) {
+            0 => Ok(ConfigItem::Hash(HashAlgo::Sha256)),
+            1 => Ok(ConfigItem::Hash(HashAlgo::Sha512)),
+            _ => Err(errno::EINVAL),
+        },
+        _ => Err(errno::EINVAL),
+    }
+}
+
+/// Parses `struct arm_rme_init_ripas {u64 base, size; u64 reserved[2]}`:
+/// non-zero reserved words are `EINVAL`.
+pub fn parse_init_ripas(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64), i32> {
+    if le_u64(b, 16) != 0 || le_u64(b, 24) != 0 {
+        return Err(errno::EINVAL);
+    }
+    Ok((le_u64(b, 0), le_u64(b, 8)))
+}
+
+/// Checks a `KVM_CREATE_VM` type with the realm bit: realms must be
+/// enabled (`ready`), the IPA size must suit a realm (default 40 bits;
+/// 32..=48 and at most what the RMM supports), and the protected-VM bit
+/// must be clear.  Returns the realm's IPA size.
+pub fn check_vm_type(vm_type: u64, ready: bool, features: &Features0) -> Result<u8, i32> {
+    if !ready || vm_type & KVM_VM_TYPE_ARM_REALM == 0 || vm_type & KVM_VM_TYPE_ARM_PROTECTED != 0 {
+        return Err(errno::EINVAL);
+    }
+    // CAST: masked to 8 bits.
+    let bits = match (vm_type & 0xff) as u8 {
+        0 => 40,
+        b => b,
+    };
+    if Geometry::new(bits).is_none() || bits > features.max_ipa_bits {
+        return Err(errno::EINVAL);
+    }
+    Ok(bits)
+}
+
+/// One realm VM's uAPI state.
+#[derive(Debug)]
+pub struct RealmVm {
+    cfg: RealmConfig,
+    features: Features0,
+    realm: Option<Realm>,
+}
+
+/// Most VMIDs tried when the RMM says one is taken.
+const VMID_TRIES: usize = 8;
+
+impl RealmVm {
+    /// State for a realm VM of `ipa_bits`, before `CREATE_REALM`.
+    pub fn new(ipa_bits: u8, features: Features0) -> RealmVm {
+        let mut cfg = RealmConfig::new(ipa_bits, 0);
+        // Give the realm every breakpoint and watchpoint the RMM offers.
+        cfg.num_bps = features.num_bps.max(1);
+        cfg.num_wps = features.num_wps.max(1);
+        RealmVm {
+            cfg,
+            features,
+            realm: None,
+        }
+    }
+
+    /// The realm, once created.
+    pub fn realm(&self) -> Option<&Realm> {
+        self.realm.as_ref()
+    }
+
+    /// `CONFIG_REALM`: only before `CREATE_REALM` (else `EPERM`); an
+    /// algorithm the RMM lacks is `EINVAL`.
+    pub fn config(&mut self, item: ConfigItem) -> Result<(), i32> {
+        if self.realm.is_some() {
+            return Err(errno::EPERM);
+        }
+        match item {
+            ConfigItem::Rpv(rpv) => self.cfg.rpv = rpv,
+            ConfigItem::Hash(h) => {
+                let ok = match h {
+                    HashAlgo::Sha256 => self.features.hash_sha256,
+                    HashAlgo::Sha512 => self.features.hash_sha512,
+                };
+                if !ok {
+                    return Err(errno::EINVAL);
+                }
+                self.cfg.hash_algo = h;
+            }
+        }
+        Ok(())
+    }
+
+    /// `CREATE_REALM`: once (`EEXIST` after).  `next_vmid` hands out VMID
+    /// candidates; one the RMM refuses as in use is skipped.
+    pub fn create<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        next_vmid: &mut dyn FnMut() -> u16,
+    ) -> Result<(), i32> {
+        if self.realm.is_some() {
+            return Err(errno::EEXIST);
+        }
+        let mut last = errno::EBUSY;
+        for _ in 0..VMID_TRIES {
+            self.cfg.vmid = next_vmid();
+            match Realm::create(rmi, alloc, &self.cfg) {
+                Ok(r) => {
+                    self.realm = Some(r);
+                    return Ok(());
+                }
+                Err((RealmError::Rmi { err, .. }, _)) if err.status == ErrorStatus::Input => {
+                    last = errno::EBUSY
+                }
+                Err((e, _)) => return Err(e.errno()),
+            }
+        }
+        Err(last)
+    }
+
+    fn created(&mut self) -> Result<&mut Realm, i32> {
+        self.realm.as_mut().ok_or(errno::EPERM)
+    }
+
+    /// `INIT_RIPAS_REALM`: after `CREATE_REALM`, before `ACTIVATE_REALM`
+    /// (`EPERM`); the range must be granule aligned, non-empty and inside
+    /// the protected half (`EINVAL`).
+    pub fn init_ripas<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        base: u64,
+        size: u64,
+    ) -> Result<(), i32> {
+        let realm = self.created()?;
+        if realm.state() != RealmState::New {
+            return Err(errno::EPERM);
+        }
+        let top = base.checked_add(size).ok_or(errno::EINVAL)?;
+        if size == 0 || base % GRANULE_SIZE != 0 || size % GRANULE_SIZE != 0 {
+            return Err(errno::EINVAL);
+        }
+        realm
+            .init_ripas(rmi, alloc, Ipa(base), Ipa(top))
+            .map_err(RealmError::errno)
+    }
+
+    /// `ACTIVATE_REALM`: once, after `CREATE_REALM` (`EPERM` otherwise).
+    pub fn activate<R: Rmi>(&mut self, rmi: &mut R) -> Result<(), i32> {
+        self.created()?.activate(rmi).map_err(RealmError::errno)
+    }
+
+    /// Tears the realm down (VM destruction); retries transient failures,
+    /// then gives up and leaks what is left.  Returns the granules leaked.
+    pub fn destroy<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A) -> u64 {
+        let Some(mut realm) = self.realm.take() else {
+            return 0;
+        };
+        for _ in 0..3 {
+            if realm.destroy(rmi, alloc).is_ok() {
+                return realm.stats().leaked;
+            }
+        }
+        realm.leak();
+        realm.stats().leaked
+    }
+}
