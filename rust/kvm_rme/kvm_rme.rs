@@ -55,6 +55,10 @@ mod realm;
 mod rmi;
 #[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
 mod smc;
+#[allow(
+    unreachable_pub,
+    reason = "extern \"C\" entry points called from the C hooks (patch 0004)"
+)]
 mod uapi;
 #[allow(
     dead_code,

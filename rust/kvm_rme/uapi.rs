@@ -11,7 +11,7 @@ use core::ffi::{c_int, c_ulong, c_void};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use kernel::alloc::flags::{GFP_KERNEL, __GFP_ZERO};
+use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
 use kernel::page::Page;
 use kernel::prelude::*;
 use kernel::uaccess::{UserPtr, UserSlice};
@@ -19,6 +19,7 @@ use kernel::uaccess::{UserPtr, UserSlice};
 use crate::abi::v1_0::Features0;
 use crate::abi::Pa;
 use crate::granule::{GranuleAlloc, Undelegated};
+use crate::realm::Rec;
 use crate::smc::SmcRmi;
 use crate::vm::{self, cmd, RealmVm, CONFIG_SIZE, RANGE_SIZE};
 
@@ -103,7 +104,10 @@ impl KernelAlloc {
     fn give_back(&mut self, pa: Pa) {
         match self.pages.iter().position(|p| p.pa() == pa.0) {
             Some(i) => drop(self.pages.remove(i)),
-            None => warn_limited!("kvm_rme: page {:#x} returned but never lent: leaked\n", pa.0),
+            None => warn_limited!(
+                "kvm_rme: page {:#x} returned but never lent: leaked\n",
+                pa.0
+            ),
         }
     }
 
@@ -130,7 +134,12 @@ impl GranuleAlloc for KernelAlloc {
         }
         let order = count.next_power_of_two().trailing_zeros();
         // SAFETY: plain page allocation; the result is checked for NULL.
-        let raw = unsafe { kernel::bindings::alloc_pages(kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_ZERO, order) };
+        let raw = unsafe {
+            kernel::bindings::alloc_pages(
+                kernel::bindings::GFP_KERNEL | kernel::bindings::__GFP_ZERO,
+                order,
+            )
+        };
         let first = NonNull::new(raw)?;
         // SAFETY: `first` is a fresh, non-compound allocation of `order`;
         // splitting makes each of its pages an independent order-0 page.
@@ -180,6 +189,35 @@ struct State {
     vm: RealmVm,
     rmi: SmcRmi,
     alloc: KernelAlloc,
+    /// RECs by vCPU index.
+    recs: KVec<(u32, Rec)>,
+}
+
+/// The state of a realm VM, created on first use.
+///
+/// # Safety
+///
+/// `slot` is `kvm->arch.rme` of a realm VM, only used by this module, and
+/// the caller holds `kvm->lock`.
+unsafe fn vm_state<'a>(slot: *mut *mut c_void, ipa_bits: u8) -> Result<&'a mut State, i32> {
+    // SAFETY: by the function's contract `slot` is valid and ours.
+    let slot = unsafe { &mut *slot };
+    if slot.is_null() {
+        let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
+        let rmi = SmcRmi::new().map_err(|_| crate::errno::ENOMEM)?;
+        let new = State {
+            vm: RealmVm::new(ipa_bits, f),
+            rmi,
+            alloc: KernelAlloc { pages: KVec::new() },
+            recs: KVec::new(),
+        };
+        let b = KBox::new(new, GFP_KERNEL).map_err(|_| crate::errno::ENOMEM)?;
+        *slot = KBox::into_raw(b).cast::<c_void>();
+    }
+    // SAFETY: a non-null slot holds a `State` from `KBox::into_raw` above,
+    // not freed until `kvm_rme_vm_destroy`; `kvm->lock` makes this the only
+    // reference.
+    Ok(unsafe { &mut *slot.cast::<State>() })
 }
 
 fn next_vmid() -> u16 {
@@ -219,14 +257,22 @@ fn read_user<const N: usize>(uarg: u64) -> Result<[u8; N], i32> {
 
 fn enable_cap(state: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
     match sub {
-        cmd::CONFIG_REALM => state.vm.config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
-        cmd::CREATE_REALM => state.vm.create(&mut state.rmi, &mut state.alloc, &mut next_vmid),
+        cmd::CONFIG_REALM => state
+            .vm
+            .config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
+        cmd::CREATE_REALM => state
+            .vm
+            .create(&mut state.rmi, &mut state.alloc, &mut next_vmid),
         cmd::INIT_RIPAS_REALM => {
             let (base, size) = vm::parse_init_ripas(&read_user::<RANGE_SIZE>(uarg)?)?;
-            state.vm.init_ripas(&mut state.rmi, &mut state.alloc, base, size)
+            state
+                .vm
+                .init_ripas(&mut state.rmi, &mut state.alloc, base, size)
         }
         cmd::POPULATE_REALM => {
-            warn_limited!("kvm_rme: POPULATE_REALM needs guest_memfd support, which is not implemented yet\n");
+            warn_limited!(
+                "kvm_rme: POPULATE_REALM needs guest_memfd support, which is not implemented yet\n"
+            );
             Err(crate::errno::EOPNOTSUPP)
         }
         cmd::ACTIVATE_REALM => state.vm.activate(&mut state.rmi),
@@ -242,28 +288,96 @@ fn enable_cap(state: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
 /// `state` points to `kvm->arch.rme` of a realm VM, which only this
 /// module reads or writes, and the caller holds `kvm->lock`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_enable_cap(state: *mut *mut c_void, ipa_bits: u8, sub: u64, uarg: u64) -> c_int {
+pub unsafe extern "C" fn kvm_rme_enable_cap(
+    state: *mut *mut c_void,
+    ipa_bits: u8,
+    sub: u64,
+    uarg: u64,
+) -> c_int {
     if !READY.load(Ordering::Acquire) {
         return -crate::errno::EINVAL;
     }
-    // SAFETY: by the function's contract `state` is valid and exclusively
-    // ours while `kvm->lock` is held.
-    let slot = unsafe { &mut *state };
-    if slot.is_null() {
-        let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
-        let Ok(rmi) = SmcRmi::new() else { return -crate::errno::ENOMEM };
-        let new = State { vm: RealmVm::new(ipa_bits, f), rmi, alloc: KernelAlloc { pages: KVec::new() } };
-        match KBox::new(new, GFP_KERNEL) {
-            Ok(b) => *slot = KBox::into_raw(b).cast::<c_void>(),
-            Err(_) => return -crate::errno::ENOMEM,
-        }
-    }
-    // SAFETY: a non-null slot holds a `State` from `KBox::into_raw` above,
-    // not freed until `kvm_rme_vm_destroy`.
-    let st = unsafe { &mut *slot.cast::<State>() };
-    match enable_cap(st, sub, uarg) {
+    // SAFETY: `state` is `kvm->arch.rme` and `kvm->lock` is held (contract).
+    match unsafe { vm_state(state, ipa_bits) }.and_then(|st| enable_cap(st, sub, uarg)) {
         Ok(()) => 0,
         Err(e) => -e,
+    }
+}
+
+/// `KVM_ARM_VCPU_FINALIZE(KVM_ARM_VCPU_REC)` of vCPU `idx`: creates its REC.
+/// Returns 0 or a negative errno (`EEXIST` if it has one already).
+///
+/// # Safety
+///
+/// `state` is `kvm->arch.rme` of a realm VM and the caller holds
+/// `kvm->lock`; `gprs` points to 8 readable `u64`.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
+    state: *mut *mut c_void,
+    idx: u32,
+    mpidr: u64,
+    pc: u64,
+    gprs: *const u64,
+    runnable: bool,
+) -> c_int {
+    // SAFETY: `gprs` points to 8 readable u64 (contract).
+    let regs = unsafe { core::ptr::read(gprs.cast::<[u64; 8]>()) };
+    // SAFETY: `state` is valid (contract).
+    if unsafe { (*state).is_null() } {
+        // No CREATE_REALM yet: a REC needs a realm.
+        return -crate::errno::EPERM;
+    }
+    // SAFETY: contract; the state exists, so the IPA size is not used.
+    let st = match unsafe { vm_state(state, 0) } {
+        Ok(st) => st,
+        Err(e) => return -e,
+    };
+    if st.recs.iter().any(|(i, _)| *i == idx) {
+        return -crate::errno::EEXIST;
+    }
+    let State {
+        vm,
+        rmi,
+        alloc,
+        recs,
+    } = st;
+    // Room first, so a created REC is never dropped for want of memory.
+    if recs.reserve(1, GFP_KERNEL).is_err() {
+        return -crate::errno::ENOMEM;
+    }
+    match vm.rec_create(rmi, alloc, mpidr, pc, regs, runnable) {
+        Ok(rec) => match recs.push_within_capacity((idx, rec)) {
+            Ok(()) => 0,
+            Err(e) => {
+                // Cannot happen after `reserve`; keep the REC consistent.
+                let (_, rec) = e.0;
+                vm.rec_destroy(rmi, alloc, rec);
+                -crate::errno::ENOMEM
+            }
+        },
+        Err(e) => -e,
+    }
+}
+
+/// vCPU destruction: destroys the vCPU's REC, if it has one.
+///
+/// # Safety
+///
+/// `state` is `kvm->arch.rme` of a VM being destroyed (no other users).
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_vcpu_destroy(state: *mut *mut c_void, idx: u32) {
+    // SAFETY: by the function's contract.
+    let slot = unsafe { *state };
+    if slot.is_null() {
+        return;
+    }
+    // SAFETY: a non-null slot holds our `State` (see `state`), and nothing
+    // else uses it during VM destruction.
+    let st = unsafe { &mut *slot.cast::<State>() };
+    if let Some(i) = st.recs.iter().position(|(j, _)| *j == idx) {
+        if let Ok((_, rec)) = st.recs.remove(i) {
+            st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, rec);
+        }
     }
 }
 
@@ -285,10 +399,23 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
     // `kvm_rme_enable_cap`; it is cleared below, so it is reclaimed once.
     let mut st = unsafe { KBox::from_raw(slot.cast::<State>()) };
     *slot = core::ptr::null_mut();
-    let State { vm, rmi, alloc } = &mut *st;
+    let State {
+        vm,
+        rmi,
+        alloc,
+        recs,
+    } = &mut *st;
+    // RECs whose vCPU destruction did not reach us.
+    while let Some((_, rec)) = recs.pop() {
+        vm.rec_destroy(rmi, alloc, rec);
+    }
     let leaked = vm.destroy(rmi, alloc);
     let kept = alloc.abandon();
     if leaked != 0 || kept != 0 {
-        warn_limited!("kvm_rme: realm teardown leaked {} granules ({} pages kept from the allocator)\n", leaked, kept);
+        warn_limited!(
+            "kvm_rme: realm teardown leaked {} granules ({} pages kept from the allocator)\n",
+            leaked,
+            kept
+        );
     }
 }

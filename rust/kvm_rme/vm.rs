@@ -11,7 +11,7 @@ use crate::abi::v1_0::{Features0, HashAlgo};
 use crate::abi::{ErrorStatus, Ipa, GRANULE_SIZE};
 use crate::errno;
 use crate::granule::GranuleAlloc;
-use crate::realm::{Geometry, Realm, RealmConfig, RealmError, RealmState};
+use crate::realm::{Geometry, Realm, RealmConfig, RealmError, RealmState, Rec};
 use crate::rmi::Rmi;
 
 /// `KVM_CAP_ARM_RME`.
@@ -220,6 +220,40 @@ impl RealmVm {
     /// `ACTIVATE_REALM`: once, after `CREATE_REALM` (`EPERM` otherwise).
     pub fn activate<R: Rmi>(&mut self, rmi: &mut R) -> Result<(), i32> {
         self.created()?.activate(rmi).map_err(RealmError::errno)
+    }
+
+    /// `KVM_ARM_VCPU_FINALIZE(KVM_ARM_VCPU_REC)`: creates the vCPU's REC
+    /// from its MPIDR, PC and x0..x7.  RMI 1.0 creates RECs before
+    /// activation, in MPIDR order: `EPERM` before `CREATE_REALM` or after
+    /// `ACTIVATE_REALM`; the RMM's refusal (e.g. out of order) is `EINVAL`.
+    pub fn rec_create<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        mpidr: u64,
+        pc: u64,
+        gprs: [u64; 8],
+        runnable: bool,
+    ) -> Result<Rec, i32> {
+        let realm = self.created()?;
+        realm
+            .rec_create(rmi, alloc, mpidr, pc, gprs, runnable)
+            .map_err(RealmError::errno)
+    }
+
+    /// Destroys a REC (vCPU destruction); retries, then leaks it, counted.
+    pub fn rec_destroy<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, rec: Rec) {
+        let Some(realm) = self.realm.as_mut() else {
+            return;
+        };
+        let mut rec = rec;
+        for _ in 0..3 {
+            match realm.rec_destroy(rmi, alloc, rec) {
+                Ok(()) => return,
+                Err((r, _)) => rec = r,
+            }
+        }
+        realm.rec_leak(rec);
     }
 
     /// Tears the realm down (VM destruction); retries transient failures,

@@ -167,3 +167,47 @@ fn destroy_gives_up_after_retries_and_counts() {
     assert!(m.borrow().host.violations.is_empty());
     assert_eq!(m.borrow().rmm.not_undelegated(), 3);
 }
+
+#[test]
+fn recs_before_activation_only() {
+    let (mut rmi, mut alloc, m) = small();
+    let mut v = RealmVm::new(40, features());
+    assert_eq!(
+        v.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true).err(),
+        Some(EPERM),
+        "before create"
+    );
+    v.create(&mut rmi, &mut alloc, &mut || 1).unwrap();
+    let r0 = v
+        .rec_create(&mut rmi, &mut alloc, 0, 0x8000_0000, [1; 8], true)
+        .unwrap();
+    assert_eq!(
+        v.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], false)
+            .err(),
+        Some(EINVAL),
+        "same MPIDR"
+    );
+    let r1 = v
+        .rec_create(&mut rmi, &mut alloc, 1, 0, [0; 8], false)
+        .unwrap();
+    v.activate(&mut rmi).unwrap();
+    assert_eq!(
+        v.rec_create(&mut rmi, &mut alloc, 2, 0, [0; 8], false)
+            .err(),
+        Some(EPERM),
+        "after activate"
+    );
+    // A REC destroy that fails three times is leaked and counted.
+    for _ in 0..3 {
+        m.borrow_mut().rmm.fail_next.push((
+            Command::RecDestroy,
+            RmiError::new(kvm_rme::abi::ErrorStatus::Rec, 0),
+        ));
+    }
+    v.rec_destroy(&mut rmi, &mut alloc, r1);
+    v.rec_destroy(&mut rmi, &mut alloc, r0);
+    // The leaked REC keeps the realm alive: teardown gives up and counts.
+    let leaked = v.destroy(&mut rmi, &mut alloc);
+    assert!(leaked >= 1 + 2, "REC + aux granules counted, got {leaked}");
+    assert!(m.borrow().host.violations.is_empty());
+}

@@ -35,6 +35,9 @@ pub const KVM_SET_ONE_REG: u64 = iow::<OneReg>(0xac);
 pub const KVM_ARM_VCPU_INIT: u64 = iow::<VcpuInit>(0xae);
 pub const KVM_ARM_PREFERRED_TARGET: u64 = ior::<VcpuInit>(0xaf);
 pub const KVM_ENABLE_CAP: u64 = iow::<EnableCap>(0xa3);
+pub const KVM_ARM_VCPU_FINALIZE: u64 = iow::<i32>(0xc2);
+/// vCPU feature of a realm VM (same bit as `KVM_ARM_VCPU_HAS_EL2_E2H0`).
+pub const KVM_ARM_VCPU_REC: u32 = 8;
 
 /// `struct kvm_enable_cap`.
 #[repr(C)]
@@ -190,7 +193,12 @@ impl Vm {
 
     /// `KVM_ENABLE_CAP` on the VM with `args[0..2]`; the error is the errno.
     pub fn enable_cap(&self, cap: u32, arg0: u64, arg1: u64) -> Result<i32, i32> {
-        let mut c = EnableCap { cap, flags: 0, args: [arg0, arg1, 0, 0], pad: [0; 64] };
+        let mut c = EnableCap {
+            cap,
+            flags: 0,
+            args: [arg0, arg1, 0, 0],
+            pad: [0; 64],
+        };
         ioctl_ptr(self.fd(), KVM_ENABLE_CAP, &mut c)
     }
 

@@ -200,7 +200,8 @@ mod arch {
             .map_err(|e| format!("errno {e}"))?;
         if cap == 0 {
             return Ok(Outcome::Skip(
-                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0 (TF-A's TRP cannot create realms)".into(),
+                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0 (TF-A's TRP cannot create realms)"
+                    .into(),
             ));
         }
         let vm = kvm
@@ -217,16 +218,46 @@ mod arch {
             ("CREATE", 1, &[], 0),
             ("CREATE again", 1, &[], eexist),
             ("CONFIG after CREATE", 0, &config(1, 0), eperm),
-            ("INIT_RIPAS unaligned", 2, &range(0x4000_0800, 0x1000, 0), einval),
+            (
+                "INIT_RIPAS unaligned",
+                2,
+                &range(0x4000_0800, 0x1000, 0),
+                einval,
+            ),
             ("INIT_RIPAS empty", 2, &range(0x4000_0000, 0, 0), einval),
-            ("INIT_RIPAS reserved set", 2, &range(0x4000_0000, 0x1000, 1), einval),
-            ("INIT_RIPAS shared half", 2, &range(1 << 39, 0x1000, 0), einval),
-            ("INIT_RIPAS 1 GiB + 4 KiB", 2, &range(0x4000_0000, 0x4000_1000, 0), 0),
-            ("POPULATE (needs guest_memfd)", 3, &range(0x4000_0000, 0x1000, 0), libc::EOPNOTSUPP),
+            (
+                "INIT_RIPAS reserved set",
+                2,
+                &range(0x4000_0000, 0x1000, 1),
+                einval,
+            ),
+            (
+                "INIT_RIPAS shared half",
+                2,
+                &range(1 << 39, 0x1000, 0),
+                einval,
+            ),
+            (
+                "INIT_RIPAS 1 GiB + 4 KiB",
+                2,
+                &range(0x4000_0000, 0x4000_1000, 0),
+                0,
+            ),
+            (
+                "POPULATE (needs guest_memfd)",
+                3,
+                &range(0x4000_0000, 0x1000, 0),
+                libc::EOPNOTSUPP,
+            ),
             ("unknown sub-command", 9, &[], einval),
             ("ACTIVATE", 4, &[], 0),
             ("ACTIVATE again", 4, &[], eperm),
-            ("INIT_RIPAS after ACTIVATE", 2, &range(0x4000_0000, 0x1000, 0), eperm),
+            (
+                "INIT_RIPAS after ACTIVATE",
+                2,
+                &range(0x4000_0000, 0x1000, 0),
+                eperm,
+            ),
         ];
         for (what, sub, arg, want) in steps {
             let got = rme(&vm, *sub, arg);
@@ -235,13 +266,108 @@ mod arch {
         // A bad user pointer.
         let cap = kvm::KVM_CAP_ARM_RME as u32;
         let got = vm.enable_cap(cap, 0, 8).err().unwrap_or(0);
-        check!(got == libc::EFAULT, "CONFIG with a bad pointer: errno {got}, want EFAULT");
+        check!(
+            got == libc::EFAULT,
+            "CONFIG with a bad pointer: errno {got}, want EFAULT"
+        );
         // A normal VM has no realm sub-commands.
-        let plain = kvm.create_vm(0).map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        let plain = kvm
+            .create_vm(0)
+            .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
         let got = rme(&plain, 1, &[]);
-        check!(got == einval, "CREATE on a normal VM: errno {got}, want EINVAL");
+        check!(
+            got == einval,
+            "CREATE on a normal VM: errno {got}, want EINVAL"
+        );
         // Closing the VM tears the realm down (a leak would warn in dmesg,
         // which fails the boot).
+        drop(vm);
+        Ok(Outcome::Pass)
+    }
+
+    /// Initializes a realm vCPU with `features`; returns the errno.
+    fn init_vcpu(vm: &Vm, vcpu: &kvm::Vcpu, features: u32) -> i32 {
+        let mut init = kvm::VcpuInit::default();
+        if let Err(e) = kvm::ioctl_ptr(vm.fd(), kvm::KVM_ARM_PREFERRED_TARGET, &mut init) {
+            return e;
+        }
+        init.features[0] = features;
+        kvm::ioctl_ptr(vcpu.fd(), kvm::KVM_ARM_VCPU_INIT, &mut init)
+            .err()
+            .unwrap_or(0)
+    }
+
+    fn finalize_rec(vcpu: &kvm::Vcpu) -> i32 {
+        let mut what = kvm::KVM_ARM_VCPU_REC as i32;
+        kvm::ioctl_ptr(vcpu.fd(), kvm::KVM_ARM_VCPU_FINALIZE, &mut what)
+            .err()
+            .unwrap_or(0)
+    }
+
+    /// Realm vCPUs: feature 8 is KVM_ARM_VCPU_REC; finalizing creates the
+    /// REC (in MPIDR order, before activation); closing destroys them
+    /// before the realm (needs an RMM speaking RMI 1.0).
+    fn realm_recs() -> TestResult {
+        let kvm = open_kvm()?;
+        if kvm
+            .check_extension(kvm::KVM_CAP_ARM_RME)
+            .map_err(|e| format!("errno {e}"))?
+            == 0
+        {
+            return Ok(Outcome::Skip(
+                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0".into(),
+            ));
+        }
+        let vm = kvm
+            .create_vm(kvm::KVM_VM_TYPE_ARM_REALM | 40)
+            .map_err(|e| format!("KVM_CREATE_VM(realm): errno {e}"))?;
+        let rec = 1u32 << kvm::KVM_ARM_VCPU_REC;
+        let v0 = vm.create_vcpu(0)?;
+        let v1 = vm.create_vcpu(1)?;
+        let v2 = vm.create_vcpu(2)?;
+        let v3 = vm.create_vcpu(3)?;
+        let r = init_vcpu(&vm, &v2, 0);
+        check!(
+            r == libc::EINVAL,
+            "realm vCPU without KVM_ARM_VCPU_REC: errno {r}, want EINVAL"
+        );
+        let r = init_vcpu(&vm, &v2, rec | (1 << 7));
+        check!(
+            r == libc::EINVAL,
+            "realm vCPU with HAS_EL2: errno {r}, want EINVAL"
+        );
+        let r = init_vcpu(&vm, &v0, rec);
+        check!(r == 0, "KVM_ARM_VCPU_INIT(REC) vCPU 0: errno {r}");
+        let r = finalize_rec(&v0);
+        check!(
+            r == libc::EPERM,
+            "FINALIZE(REC) before CREATE_REALM: errno {r}, want EPERM"
+        );
+        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
+        v0.set_one_reg(REG_PC, 0x8000_0000)?;
+        let r = finalize_rec(&v0);
+        check!(r == 0, "FINALIZE(REC) vCPU 0: errno {r}");
+        let r = finalize_rec(&v0);
+        check!(
+            r == libc::EEXIST,
+            "FINALIZE(REC) twice: errno {r}, want EEXIST"
+        );
+        // Secondary vCPUs start powered off.
+        let r = init_vcpu(&vm, &v1, rec | 1);
+        check!(r == 0, "KVM_ARM_VCPU_INIT(REC|POWER_OFF) vCPU 1: errno {r}");
+        let r = finalize_rec(&v1);
+        check!(r == 0, "FINALIZE(REC) vCPU 1: errno {r}");
+        check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
+        let r = init_vcpu(&vm, &v3, rec | 1);
+        check!(r == 0, "KVM_ARM_VCPU_INIT(REC) vCPU 3: errno {r}");
+        let r = finalize_rec(&v3);
+        check!(
+            r == libc::EPERM,
+            "FINALIZE(REC) after ACTIVATE: errno {r}, want EPERM"
+        );
+        // Closing everything destroys the RECs, then the realm; a leak
+        // would warn and fail the boot.
+        drop((v0, v1, v2, v3));
         drop(vm);
         Ok(Outcome::Pass)
     }
@@ -253,9 +379,15 @@ mod arch {
             .check_extension(kvm::KVM_CAP_ARM_RME)
             .map_err(|e| format!("errno {e}"))?;
         if cap == 0 {
-            return Ok(Outcome::Skip("KVM_CAP_ARM_RME is 0: covered by realm_type_refused_without_cap".into()));
+            return Ok(Outcome::Skip(
+                "KVM_CAP_ARM_RME is 0: covered by realm_type_refused_without_cap".into(),
+            ));
         }
-        for (t, what) in [(52u64, "52-bit IPA needs LPA2"), (20, "20-bit IPA"), (1 << 31, "protected and realm")] {
+        for (t, what) in [
+            (52u64, "52-bit IPA needs LPA2"),
+            (20, "20-bit IPA"),
+            (1 << 31, "protected and realm"),
+        ] {
             match kvm.create_vm(kvm::KVM_VM_TYPE_ARM_REALM | t) {
                 Ok(_) => return Err(format!("realm VM with {what} was created")),
                 Err(e) if e == libc::EINVAL => {}
@@ -273,6 +405,10 @@ mod arch {
         Test {
             name: "realm_type_checks",
             run: realm_type_checks,
+        },
+        Test {
+            name: "realm_recs",
+            run: realm_recs,
         },
         Test {
             name: "kvm_present",
