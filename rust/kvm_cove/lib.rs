@@ -10,6 +10,9 @@
 extern crate std;
 
 pub mod abi;
+/// Shared with kvm_rme through rust/mem_encrypt.
+#[path = "../mem_encrypt/counters.rs"]
+pub mod counters;
 pub mod errno;
 pub mod exit;
 pub mod pool;

@@ -7,6 +7,7 @@
 
 use crate::abi::rfc::Covh;
 use crate::abi::{Gpa, Pa, PageType, SbiResult, TsmInfo, TvmCreateParams};
+use crate::counters::Counters;
 
 /// A TVM's guest ID as the TSM returned it.
 pub type Gid = u64;
@@ -78,44 +79,36 @@ pub trait Tsm {
 
 /// Calls per COVH function.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallCounts {
-    counts: [u64; Covh::ALL.len()],
-}
+pub struct CallCounts(Counters<{ Covh::ALL.len() }>);
 
 impl CallCounts {
     /// Counts one call.
     pub fn record(&mut self, f: Covh) {
         // CAST: FIDs are 0..=20, the index of `f` in `Covh::ALL`.
-        self.counts[f.fid() as usize] += 1;
+        self.0.record(f.fid() as usize);
     }
 
     /// Calls of `f`.
     pub fn get(&self, f: Covh) -> u64 {
         // CAST: as in `record`.
-        self.counts[f.fid() as usize]
+        self.0.get(f.fid() as usize)
     }
 
     /// All calls.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.0.total()
     }
 
     /// Difference `self - earlier`.
     pub fn since(&self, earlier: &CallCounts) -> CallCounts {
-        let mut d = CallCounts::default();
-        for (i, c) in d.counts.iter_mut().enumerate() {
-            *c = self.counts[i].saturating_sub(earlier.counts[i]);
-        }
-        d
+        CallCounts(self.0.since(&earlier.0))
     }
 
     /// `(function, count)` for every function called.
     pub fn iter(&self) -> impl Iterator<Item = (Covh, u64)> + '_ {
-        Covh::ALL
-            .iter()
-            .copied()
-            .zip(self.counts.iter().copied())
-            .filter(|(_, n)| *n != 0)
+        self.0
+            .nonzero()
+            .filter_map(|(i, n)| Covh::ALL.get(i).map(|f| (*f, n)))
     }
 }
 

@@ -18,6 +18,12 @@ use kernel::prelude::*;
 )]
 mod abi;
 #[allow(
+    unreachable_pub,
+    reason = "shared with the other backend and the host build"
+)]
+#[path = "../mem_encrypt/counters.rs"]
+mod counters;
+#[allow(
     dead_code,
     unreachable_pub,
     reason = "shared with the host build (its API there); the KVM hooks use part of it so far"

@@ -12,6 +12,9 @@
 extern crate std;
 
 pub mod abi;
+/// Shared with kvm_cove through rust/mem_encrypt.
+#[path = "../mem_encrypt/counters.rs"]
+pub mod counters;
 pub mod errno;
 pub mod exit;
 pub mod granule;

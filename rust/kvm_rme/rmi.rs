@@ -9,6 +9,7 @@
 use crate::abi::v1_0::{Command, HashAlgo, RealmParams, RecParams, RecRun, RttEntry};
 use crate::abi::v1_0::{MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
 use crate::abi::{Ipa, Pa, RmiResult, RmiVersion, VersionInfo};
+use crate::counters::Counters;
 
 /// What `REALM_CREATE` is given; [`RealmCreate::write`] fills the 4 KiB
 /// [`RealmParams`] granule the real RMM reads.
@@ -172,41 +173,33 @@ pub trait Rmi {
 
 /// Calls per RMI command.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallCounts {
-    counts: [u64; Command::ALL.len()],
-}
+pub struct CallCounts(Counters<{ Command::ALL.len() }>);
 
 impl CallCounts {
     /// Counts one call of `cmd`.
     pub fn record(&mut self, cmd: Command) {
-        self.counts[cmd.index()] += 1;
+        self.0.record(cmd.index());
     }
 
     /// Calls of `cmd` so far.
     pub fn get(&self, cmd: Command) -> u64 {
-        self.counts[cmd.index()]
+        self.0.get(cmd.index())
     }
 
     /// All calls so far.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.0.total()
     }
 
-    /// Per-command difference `self - earlier` (saturating).
+    /// Per-command difference `self - earlier`.
     pub fn since(&self, earlier: &CallCounts) -> CallCounts {
-        let mut d = CallCounts::default();
-        for (i, c) in d.counts.iter_mut().enumerate() {
-            *c = self.counts[i].saturating_sub(earlier.counts[i]);
-        }
-        d
+        CallCounts(self.0.since(&earlier.0))
     }
 
     /// `(command, count)` for every command called at least once.
     pub fn iter(&self) -> impl Iterator<Item = (Command, u64)> + '_ {
-        Command::ALL
-            .iter()
-            .copied()
-            .zip(self.counts.iter().copied())
-            .filter(|(_, n)| *n != 0)
+        self.0
+            .nonzero()
+            .filter_map(|(i, n)| Command::ALL.get(i).map(|c| (*c, n)))
     }
 }
