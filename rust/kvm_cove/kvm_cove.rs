@@ -7,56 +7,28 @@
 //! host build (`cargo test` runs them against an executable TSM model);
 //! `sbi` and `sbi_tsm` are the kernel's SBI conduit.
 
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the pure-logic modules are shared with the host build, whose API their `pub` items
+              are; the KVM hooks use part of them so far"
+)]
+
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::prelude::*;
 
 // The pure-logic modules are complete and host-tested; the KVM run loop
 // and fault path that use all of them are not wired yet.
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod abi;
-#[allow(
-    unreachable_pub,
-    reason = "shared with the other backend and the host build"
-)]
 #[path = "../mem_encrypt/counters.rs"]
 mod counters;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod errno;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod exit;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod pool;
 mod sbi;
-#[allow(dead_code, reason = "used by the TVM run loop and the host tests")]
 mod sbi_tsm;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod tsm;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod tvm;
 
 use abi::{EXT_COVH, EXT_NACL};

@@ -3,74 +3,31 @@
 //! Arm CCA realm host support for KVM: the host side of the Realm
 //! Management Interface (RMI 1.0).
 //!
-//! The modules below `abi`, `rmi`, `granule`, `probe`, `realm` and `exit`
-//! are pure logic shared with the host build (`cargo test` runs them
-//! against an executable RMM model); `smc` is the kernel's RMI conduit.
+//! `abi`, `rmi`, `granule`, `probe`, `realm`, `exit` and `vm` are pure
+//! logic shared with the host build (`cargo test` runs them against an
+//! executable RMM model); `smc` is the kernel's RMI conduit and `uapi` the
+//! entry points of the arm64 KVM hooks (patch 0004).
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the pure-logic modules are shared with the host build, whose API their `pub` items
+              are; the KVM hooks use part of them so far"
+)]
 
 use kernel::prelude::*;
 
-// The pure-logic modules are complete on their own and tested on the
-// host; the KVM hooks that use all of them land with the realm uAPI.
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod abi;
-#[allow(
-    unreachable_pub,
-    reason = "shared with the other backend and the host build"
-)]
 #[path = "../mem_encrypt/counters.rs"]
 mod counters;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod errno;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod exit;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod granule;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod probe;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod realm;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod rmi;
-#[allow(dead_code, reason = "used by the realm uAPI hooks and the host tests")]
 mod smc;
-#[allow(
-    unreachable_pub,
-    reason = "extern \"C\" entry points called from the C hooks (patch 0004)"
-)]
 mod uapi;
-#[allow(
-    dead_code,
-    unreachable_pub,
-    reason = "shared with the host build (its API there); the KVM hooks use part of it so far"
-)]
 mod vm;
 
 use abi::RmiVersion;
@@ -127,14 +84,6 @@ impl kernel::Module for KvmRme {
             }
         }
         Ok(KvmRme { probe })
-    }
-}
-
-impl KvmRme {
-    /// Whether realms may be created.
-    #[expect(dead_code, reason = "queried by the KVM hooks of the realm uAPI")]
-    fn realms_enabled(&self) -> bool {
-        self.probe.ready()
     }
 }
 
