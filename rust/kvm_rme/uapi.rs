@@ -105,7 +105,7 @@ impl KernelAlloc {
         match self.pages.iter().position(|p| p.pa() == pa.0) {
             Some(i) => drop(self.pages.remove(i)),
             None => warn_limited!(
-                "kvm_rme: page {:#x} returned but never lent: leaked\n",
+                "page {:#x} returned but never lent: leaked\n",
                 pa.0
             ),
         }
@@ -271,7 +271,7 @@ fn enable_cap(state: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
         }
         cmd::POPULATE_REALM => {
             warn_limited!(
-                "kvm_rme: POPULATE_REALM needs guest_memfd support, which is not implemented yet\n"
+                "POPULATE_REALM needs guest_memfd support, which is not implemented yet\n"
             );
             Err(crate::errno::EOPNOTSUPP)
         }
@@ -413,7 +413,7 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
     let kept = alloc.abandon();
     if leaked != 0 || kept != 0 {
         warn_limited!(
-            "kvm_rme: realm teardown leaked {} granules ({} pages kept from the allocator)\n",
+            "realm teardown leaked {} granules ({} pages kept from the allocator)\n",
             leaked,
             kept
         );
