@@ -76,13 +76,23 @@ def boot(cmd, log_path, timeout):
     return lines, reason
 
 
+SUITE_SUM = re.compile(r"^# (\S+): pass:(\d+) fail:(\d+) skip:(\d+) total:(\d+)")
+SELF_SUM = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:\d+ xpass:\d+ skip:(\d+) error:(\d+)")
+
+
 def judge(arch, lines, reason):
-    passed = failed = skipped = 0
+    """Counts results.  Per-test lines are listed, but the counts come from
+    the summary lines (KUnit's per-suite "# suite: pass:.. fail:.." and the
+    selftests' "# Totals:"), which survive better when EL3 firmware output
+    interleaves with the console; a suite whose summary is missing falls
+    back to its test lines, and a "not ok" suite always counts a failure."""
     problems = []
     kunit_cases = 0
-    suite_cases = 0
     selftest_exit = None
     suite = ""
+    seen = {}     # (kind, suite) -> [pass, fail, skip] from test lines
+    summary = {}  # (kind, suite) -> [pass, fail, skip] from summary lines
+    failed_suites = set()
     for line in lines:
         kernel = bool(TS.match(line))
         text = TS.sub("", line)
@@ -93,40 +103,60 @@ def judge(arch, lines, reason):
             problems.append("kernel log: " + text.strip())
         if text.startswith("confvm-selftests-exit:"):
             selftest_exit = int(text.split(":", 1)[1].strip() or -1)
+        ss = SUITE_SUM.match(text.strip())
+        if kernel and ss and ss.group(1) != "Totals":
+            p, f, k = int(ss.group(2)), int(ss.group(3)), int(ss.group(4))
+            summary[("kunit", ss.group(1))] = [p, f, k]
+            continue
+        st = SELF_SUM.match(text)
+        if not kernel and st:
+            p, f, k, e = (int(x) for x in st.groups())
+            summary[("selftest", "")] = [p, f + e, k]
+            continue
         m = RESULT.match(text)
         if not m:
             continue
         indent, status, _, name, directive, why = m.groups()
+        if kernel and not indent:
+            # A KUnit suite line.
+            if status == "not ok":
+                failed_suites.add(name.strip())
+            continue
         if kernel:
-            # KUnit: cases are nested (indented) under a suite line; count
-            # cases, and count a failed suite line only if it had no cases.
-            if indent:
-                kunit_cases += 1
-                suite_cases += 1
-            else:
-                had_cases, suite_cases = suite_cases, 0
-                if status == "ok" or had_cases:
-                    continue
-        if kernel and indent:
-            label = f"{arch}/kunit/{suite}.{name.strip()}"
+            kunit_cases += 1
+            key, label = ("kunit", suite), f"{arch}/kunit/{suite}.{name.strip()}"
         else:
-            label = f"{arch}/{'kunit' if kernel else 'selftest'}/{name.strip()}"
+            key, label = ("selftest", ""), f"{arch}/selftest/{name.strip()}"
+        counts = seen.setdefault(key, [0, 0, 0])
         if directive == "SKIP":
-            skipped += 1
+            counts[2] += 1
             print(f"SKIP {label}: {why}")
         elif status == "ok":
-            passed += 1
+            counts[0] += 1
             print(f"PASS {label}")
         else:
-            failed += 1
+            counts[1] += 1
             print(f"FAIL {label}")
+    passed = failed = skipped = 0
+    for key in set(seen) | set(summary):
+        p, f, k = summary.get(key, seen.get(key, [0, 0, 0]))
+        if key in summary and key in seen and seen[key] != summary[key]:
+            print(f"# {arch}/{key[0]}/{key[1]}: result lines {seen[key]} differ from the summary "
+                  f"{summary[key]} (console interleaving); counting the summary")
+        if key[0] == "kunit" and key[1] in failed_suites and f == 0:
+            f = 1
+        passed, failed, skipped = passed + p, failed + f, skipped + k
+    for s in failed_suites:
+        if ("kunit", s) not in seen and ("kunit", s) not in summary:
+            print(f"FAIL {arch}/kunit/{s}")
+            failed += 1
     if reason != "marker":
         problems.append(f"boot did not reach the end marker ({reason})")
     if selftest_exit is None:
         problems.append("the selftests did not report an exit status")
     elif selftest_exit != 0:
         problems.append(f"the selftests exited with {selftest_exit}")
-    if kunit_cases == 0:
+    if kunit_cases == 0 and not any(k[0] == "kunit" for k in summary):
         problems.append("no KUnit test case ran")
     for p in problems:
         print(f"FAIL {arch}/boot: {p}")

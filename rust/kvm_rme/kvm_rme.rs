@@ -184,6 +184,10 @@ mod rmm_tests {
             return Ok(());
         }
         const N: usize = 16;
+        // TRP prints an error line at EL3 for each refused transition
+        // below; let the console drain first so the two outputs do not
+        // interleave on the shared UART.
+        kernel::time::delay::fsleep(kernel::time::Delta::from_millis(200));
         let mut rmi = SmcRmi::new()?;
         let mut pages = KVec::new();
         for _ in 0..N {

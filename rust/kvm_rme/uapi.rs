@@ -104,10 +104,7 @@ impl KernelAlloc {
     fn give_back(&mut self, pa: Pa) {
         match self.pages.iter().position(|p| p.pa() == pa.0) {
             Some(i) => drop(self.pages.remove(i)),
-            None => warn_limited!(
-                "page {:#x} returned but never lent: leaked\n",
-                pa.0
-            ),
+            None => warn_limited!("page {:#x} returned but never lent: leaked\n", pa.0),
         }
     }
 
@@ -418,4 +415,29 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
             kept
         );
     }
+}
+
+/// The realm counters for the VM's binary stats, in the order the hook
+/// copies them: delegated granules, RTT pages, data pages, leaked
+/// granules, RMI calls.  All zero before `CREATE_REALM`.
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` (possibly null), read under
+/// `kvm->lock`; `out` points to 5 writable `u64`.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
+    let mut v = [0u64; 5];
+    if !state.is_null() {
+        // SAFETY: a non-null `kvm->arch.rme` holds our `State`; `kvm->lock`
+        // keeps it from changing under us (contract).
+        let st = unsafe { &*state.cast::<State>() };
+        if let Some(r) = st.vm.realm() {
+            let s = r.stats();
+            v = [s.delegated, s.rtt_pages, s.data_pages, s.leaked, 0];
+        }
+        v[4] = st.rmi.counts.total();
+    }
+    // SAFETY: `out` points to 5 writable u64 (contract).
+    unsafe { core::ptr::write(out.cast::<[u64; 5]>(), v) };
 }

@@ -36,6 +36,7 @@ pub const KVM_ARM_VCPU_INIT: u64 = iow::<VcpuInit>(0xae);
 pub const KVM_ARM_PREFERRED_TARGET: u64 = ior::<VcpuInit>(0xaf);
 pub const KVM_ENABLE_CAP: u64 = iow::<EnableCap>(0xa3);
 pub const KVM_ARM_VCPU_FINALIZE: u64 = iow::<i32>(0xc2);
+pub const KVM_GET_STATS_FD: u64 = io(0xce);
 /// vCPU feature of a realm VM (same bit as `KVM_ARM_VCPU_HAS_EL2_E2H0`).
 pub const KVM_ARM_VCPU_REC: u32 = 8;
 
@@ -200,6 +201,43 @@ impl Vm {
             pad: [0; 64],
         };
         ioctl_ptr(self.fd(), KVM_ENABLE_CAP, &mut c)
+    }
+
+    /// Reads the VM's binary stats (`KVM_GET_STATS_FD`): name -> first value.
+    pub fn stats(&self) -> Result<std::collections::HashMap<String, u64>, String> {
+        use std::os::unix::fs::FileExt;
+        let fd = ioctl_val(self.fd(), KVM_GET_STATS_FD, 0)
+            .map_err(|e| format!("KVM_GET_STATS_FD: errno {e}"))?;
+        // SAFETY: a successful KVM_GET_STATS_FD returns a new fd we own.
+        let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut hdr = [0u8; 24];
+        f.read_exact_at(&mut hdr, 0)
+            .map_err(|e| format!("stats header: {e}"))?;
+        let w = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let (name_size, num_desc, desc_off, data_off) = (
+            w(&hdr, 4) as usize,
+            w(&hdr, 8),
+            w(&hdr, 16) as u64,
+            w(&hdr, 20) as u64,
+        );
+        let desc_len = 16 + name_size;
+        let mut out = std::collections::HashMap::new();
+        for i in 0..num_desc as u64 {
+            let mut d = vec![0u8; desc_len];
+            f.read_exact_at(&mut d, desc_off + i * desc_len as u64)
+                .map_err(|e| format!("stats desc: {e}"))?;
+            let offset = w(&d, 8) as u64;
+            let name: String = d[16..]
+                .iter()
+                .take_while(|c| **c != 0)
+                .map(|c| *c as char)
+                .collect();
+            let mut v = [0u8; 8];
+            f.read_exact_at(&mut v, data_off + offset)
+                .map_err(|e| format!("stats data: {e}"))?;
+            out.insert(name, u64::from_ne_bytes(v));
+        }
+        Ok(out)
     }
 
     /// Maps `len` bytes of anonymous memory at `gpa` in memslot `slot`

@@ -372,6 +372,78 @@ mod arch {
         Ok(Outcome::Pass)
     }
 
+    /// The realm counters in the VM's binary stats follow the realm: RD and
+    /// start RTTs after CREATE, RTTs made by INIT_RIPAS, RECs, no leaks.
+    fn realm_stats() -> TestResult {
+        let kvm = open_kvm()?;
+        if kvm
+            .check_extension(kvm::KVM_CAP_ARM_RME)
+            .map_err(|e| format!("errno {e}"))?
+            == 0
+        {
+            return Ok(Outcome::Skip(
+                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0".into(),
+            ));
+        }
+        let vm = kvm
+            .create_vm(kvm::KVM_VM_TYPE_ARM_REALM | 40)
+            .map_err(|e| format!("KVM_CREATE_VM(realm): errno {e}"))?;
+        let get = |what: &str| -> Result<(u64, u64, u64, u64), String> {
+            let s = vm.stats()?;
+            let v = |n: &str| {
+                s.get(n)
+                    .copied()
+                    .ok_or_else(|| format!("{what}: no stat {n}"))
+            };
+            Ok((
+                v("realm_delegated_granules")?,
+                v("realm_rtt_pages")?,
+                v("realm_leaked_granules")?,
+                v("realm_rmi_calls")?,
+            ))
+        };
+        let (d, r, l, c) = get("before CREATE")?;
+        check!(
+            (d, r, l, c) == (0, 0, 0, 0),
+            "before CREATE: delegated {d}, RTTs {r}, leaked {l}, calls {c}"
+        );
+        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
+        // 40 bits: RD + two concatenated level-1 tables.
+        let (d, r, l, c0) = get("after CREATE")?;
+        check!(
+            (d, r, l) == (3, 2, 0),
+            "after CREATE: delegated {d}, RTTs {r}, leaked {l}; want 3, 2, 0"
+        );
+        check!(
+            c0 >= 4,
+            "after CREATE: {c0} RMI calls, want at least 3 delegations + REALM_CREATE"
+        );
+        // 1 GiB + 4 KiB: the GiB is one level-1 entry; the tail needs a
+        // level-2 and a level-3 table.
+        check!(
+            rme(&vm, 2, &range(0x4000_0000, 0x4000_1000, 0)) == 0,
+            "INIT_RIPAS failed"
+        );
+        let (d, r, l, c1) = get("after INIT_RIPAS")?;
+        check!(
+            (d, r, l) == (5, 4, 0),
+            "after INIT_RIPAS: delegated {d}, RTTs {r}, leaked {l}; want 5, 4, 0"
+        );
+        check!(c1 > c0, "RMI calls did not grow: {c0} -> {c1}");
+        let v0 = vm.create_vcpu(0)?;
+        check!(
+            init_vcpu(&vm, &v0, 1 << kvm::KVM_ARM_VCPU_REC) == 0,
+            "vCPU init failed"
+        );
+        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) failed");
+        let (d, r, l, _) = get("after FINALIZE")?;
+        check!(
+            d >= 6 && r == 4 && l == 0,
+            "after a REC: delegated {d} (want >= 6), RTTs {r}, leaked {l}"
+        );
+        Ok(Outcome::Pass)
+    }
+
     /// Realm VM types the RMM cannot back are refused.
     fn realm_type_checks() -> TestResult {
         let kvm = open_kvm()?;
@@ -409,6 +481,10 @@ mod arch {
         Test {
             name: "realm_recs",
             run: realm_recs,
+        },
+        Test {
+            name: "realm_stats",
+            run: realm_stats,
         },
         Test {
             name: "kvm_present",
