@@ -16,7 +16,7 @@ deb http://deb.debian.org/debian bookworm-backports main
 # trixie: source only, for the TF-A 2.12.1 source package.  Never a binary suite.
 deb-src http://deb.debian.org/debian trixie main'
 
-pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev make bc flex bison libelf-dev
+pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev make patch bc flex bison libelf-dev
       libssl-dev cpio xz-utils python3 dpkg-dev device-tree-compiler
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross
       gcc-riscv64-linux-gnu libc6-dev-riscv64-cross ca-certificates)
