@@ -166,6 +166,24 @@ mod arch {
         }
     }
 
+    /// Why the realm tests skip under TF-A's TRP.
+    const NO_REALMS: &str =
+        "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0 (TF-A's TRP cannot create realms)";
+
+    /// A realm VM with a 40-bit IPA space, or `None` if realms are not
+    /// offered.
+    fn realm_vm(kvm: &Kvm) -> Result<Option<Vm>, String> {
+        let cap = kvm
+            .check_extension(kvm::KVM_CAP_ARM_RME)
+            .map_err(|e| format!("KVM_CHECK_EXTENSION(KVM_CAP_ARM_RME): errno {e}"))?;
+        if cap == 0 {
+            return Ok(None);
+        }
+        kvm.create_vm(kvm::KVM_VM_TYPE_ARM_REALM | 40)
+            .map(Some)
+            .map_err(|e| format!("KVM_CREATE_VM(realm, 40 bits): errno {e}"))
+    }
+
     /// `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)` sub-command with an argument
     /// buffer; returns the errno (0 on success).
     fn rme(vm: &Vm, sub: u64, arg: &[u8]) -> i32 {
@@ -195,18 +213,9 @@ mod arch {
     /// in and out of order (needs an RMM speaking RMI 1.0).
     fn realm_lifecycle() -> TestResult {
         let kvm = open_kvm()?;
-        let cap = kvm
-            .check_extension(kvm::KVM_CAP_ARM_RME)
-            .map_err(|e| format!("errno {e}"))?;
-        if cap == 0 {
-            return Ok(Outcome::Skip(
-                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0 (TF-A's TRP cannot create realms)"
-                    .into(),
-            ));
-        }
-        let vm = kvm
-            .create_vm(kvm::KVM_VM_TYPE_ARM_REALM | 40)
-            .map_err(|e| format!("KVM_CREATE_VM(realm, 40 bits): errno {e}"))?;
+        let Some(vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
         let (einval, eperm, eexist) = (libc::EINVAL, libc::EPERM, libc::EEXIST);
         let steps: &[(&str, u64, &[u8], i32)] = &[
             ("INIT_RIPAS before CREATE", 2, &range(0, 0x1000, 0), eperm),
@@ -309,18 +318,9 @@ mod arch {
     /// before the realm (needs an RMM speaking RMI 1.0).
     fn realm_recs() -> TestResult {
         let kvm = open_kvm()?;
-        if kvm
-            .check_extension(kvm::KVM_CAP_ARM_RME)
-            .map_err(|e| format!("errno {e}"))?
-            == 0
-        {
-            return Ok(Outcome::Skip(
-                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0".into(),
-            ));
-        }
-        let vm = kvm
-            .create_vm(kvm::KVM_VM_TYPE_ARM_REALM | 40)
-            .map_err(|e| format!("KVM_CREATE_VM(realm): errno {e}"))?;
+        let Some(vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
         let rec = 1u32 << kvm::KVM_ARM_VCPU_REC;
         let v0 = vm.create_vcpu(0)?;
         let v1 = vm.create_vcpu(1)?;
@@ -376,18 +376,9 @@ mod arch {
     /// start RTTs after CREATE, RTTs made by INIT_RIPAS, RECs, no leaks.
     fn realm_stats() -> TestResult {
         let kvm = open_kvm()?;
-        if kvm
-            .check_extension(kvm::KVM_CAP_ARM_RME)
-            .map_err(|e| format!("errno {e}"))?
-            == 0
-        {
-            return Ok(Outcome::Skip(
-                "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0".into(),
-            ));
-        }
-        let vm = kvm
-            .create_vm(kvm::KVM_VM_TYPE_ARM_REALM | 40)
-            .map_err(|e| format!("KVM_CREATE_VM(realm): errno {e}"))?;
+        let Some(vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
         let get = |what: &str| -> Result<(u64, u64, u64, u64), String> {
             let s = vm.stats()?;
             let v = |n: &str| {
