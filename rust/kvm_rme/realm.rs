@@ -687,6 +687,15 @@ impl Realm {
         }
     }
 
+    /// A live realm and a granule-aligned IPA in the unprotected half.
+    fn check_shared(&self, ipa: Ipa) -> Result {
+        self.alive()?;
+        if ipa.0 % GRANULE_SIZE != 0 || self.geo.is_protected(ipa) || !self.geo.contains(ipa) {
+            return Err(RealmError::Invalid);
+        }
+        Ok(())
+    }
+
     /// Maps host page `pa` at the unprotected IPA `ipa` (top bit set).
     pub fn map_shared<R: Rmi, A: GranuleAlloc>(
         &mut self,
@@ -695,12 +704,8 @@ impl Realm {
         ipa: Ipa,
         pa: Pa,
     ) -> Result {
-        self.alive()?;
-        if ipa.0 % GRANULE_SIZE != 0
-            || !pa.is_aligned()
-            || self.geo.is_protected(ipa)
-            || !self.geo.contains(ipa)
-        {
+        self.check_shared(ipa)?;
+        if !pa.is_aligned() {
             return Err(RealmError::Invalid);
         }
         let desc = pa.0 | UNPROTECTED_ATTRS;
@@ -716,10 +721,7 @@ impl Realm {
 
     /// Unmaps the unprotected page at `ipa`; `Ok(false)` if none was mapped.
     pub fn unmap_shared<R: Rmi>(&mut self, rmi: &mut R, ipa: Ipa) -> Result<bool> {
-        self.alive()?;
-        if ipa.0 % GRANULE_SIZE != 0 || self.geo.is_protected(ipa) || !self.geo.contains(ipa) {
-            return Err(RealmError::Invalid);
-        }
+        self.check_shared(ipa)?;
         match rmi.rtt_unmap_unprotected(self.rd, ipa, RTT_PAGE_LEVEL) {
             Ok(_) => Ok(true),
             Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
