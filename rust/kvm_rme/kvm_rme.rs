@@ -26,6 +26,7 @@ mod granule;
 mod probe;
 mod realm;
 mod rmi;
+mod run;
 mod smc;
 mod uapi;
 mod vm;

@@ -21,6 +21,7 @@ pub mod granule;
 pub mod probe;
 pub mod realm;
 pub mod rmi;
+pub mod run;
 pub mod vm;
 
 #[cfg(any(test, feature = "model"))]

@@ -678,6 +678,16 @@ impl Rmi for RmmModel {
         run.exit.hpfar = x.hpfar;
         run.exit.gprs[..7].copy_from_slice(&x.gprs);
         run.exit.imm = x.imm;
+        if x.reason == exit_reason::PSCI {
+            // CPU_ON and AFFINITY_INFO wait for the host's PSCI_COMPLETE.
+            // CAST: PSCI function IDs are 32 bits.
+            let f = x.gprs[0] as u32;
+            if f == crate::exit::psci::CPU_ON || f == crate::exit::psci::AFFINITY_INFO {
+                if let Some(m) = self.recs.get_mut(&rec.0) {
+                    m.pending_psci = Some(x.gprs[1]);
+                }
+            }
+        }
         if x.reason == exit_reason::RIPAS_CHANGE {
             run.exit.ripas_base = x.ripas.0;
             run.exit.ripas_top = x.ripas.1;

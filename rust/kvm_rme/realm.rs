@@ -560,6 +560,57 @@ impl Realm {
         Ok(())
     }
 
+    /// Answers a REC's RIPAS change request (`RTT_SET_RIPAS`) over
+    /// `[base, top)`, creating RTTs where the RMM needs a deeper level.
+    /// Returns where the RMM stopped: it may stop early (for example at a
+    /// block it will not split), and the REC then reports that progress to
+    /// the realm.  Active realm only.
+    pub fn set_ripas<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        rec: &Rec,
+        base: Ipa,
+        top: Ipa,
+    ) -> Result<Ipa> {
+        self.alive()?;
+        if self.state != RealmState::Active {
+            return Err(RealmError::State);
+        }
+        if base.0 % GRANULE_SIZE != 0
+            || top.0 % GRANULE_SIZE != 0
+            || base.0 >= top.0
+            || top.0 > self.geo.shared_bit()
+        {
+            return Err(RealmError::Invalid);
+        }
+        let mut cur = base.0;
+        let mut budget = 4 + 2 * ((top.0 - base.0) / GRANULE_SIZE);
+        while cur < top.0 {
+            if budget == 0 {
+                return Err(RealmError::Protocol);
+            }
+            budget -= 1;
+            match rmi.rtt_set_ripas(self.rd, rec.pa, Ipa(cur), top) {
+                Ok(next) if next.0 > cur && next.0 <= top.0 => cur = next.0,
+                Ok(_) => return Err(RealmError::Protocol),
+                Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
+                    self.create_rtts(rmi, alloc, Ipa(cur), e.index, e.index + 1)?;
+                }
+                // Progress already made stands; the realm sees where it
+                // stopped.
+                Err(_) if cur > base.0 => break,
+                Err(e) => {
+                    return Err(RealmError::Rmi {
+                        cmd: Command::RttSetRipas,
+                        err: e,
+                    })
+                }
+            }
+        }
+        Ok(Ipa(cur))
+    }
+
     /// Delegates `page`, and maps it at `ipa` with the contents of `src`
     /// (`DATA_CREATE`), extending the measurement if `measure`.  Realm NEW
     /// only.  On failure the page goes back through

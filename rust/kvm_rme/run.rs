@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The REC run loop's logic: one `REC_ENTER`, and what the host does with
+//! the exit.
+//!
+//! [`VcpuRun`] keeps what a realm vCPU owes the RMM between two entries
+//! (an MMIO access to complete, a RIPAS request to answer).  The kernel
+//! calls [`VcpuRun::resume`] once per `KVM_RUN` with what userspace
+//! answered, then [`VcpuRun::enter`] until a step needs userspace; host
+//! tests drive the same code against the RMM model.
+//!
+//! What the host handles without userspace: stage-2 faults on the
+//! private half (a page of the memslot's guest_memfd, `DATA_CREATE_UNKNOWN`),
+//! IRQ/FIQ/SError exits, WFx, system registers the RMM leaves to the host
+//! (read as zero), `RSI_HOST_CALL` (answered `NOT_SUPPORTED`), and PSCI
+//! `CPU_ON`/`AFFINITY_INFO` (completed with `PSCI_COMPLETE` towards the
+//! target REC).  What goes to userspace: emulatable MMIO, RIPAS changes
+//! (as memory faults), faults outside guest memory, `SYSTEM_OFF`/`RESET`.
+
+use crate::abi::v1_0::{RecRun, Ripas};
+use crate::abi::{ErrorStatus, Ipa, Pa, GRANULE_SIZE};
+use crate::errno;
+use crate::exit::{self, psci, Exit, Mmio};
+use crate::granule::{GranuleAlloc, Undelegated};
+use crate::realm::{Realm, RealmError, Rec};
+use crate::rmi::Rmi;
+
+/// Where the private pages of a realm come from.
+pub trait GuestMemory {
+    /// The page backing private `ipa` (a page of the guest_memfd bound to
+    /// the memslot holding it), not yet delegated.  `Err(errno)` if no
+    /// guest_memfd memslot covers `ipa`.
+    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32>;
+}
+
+/// An exit userspace must see, mapped by the kernel onto `struct kvm_run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserExit {
+    /// `KVM_EXIT_MMIO`.  `addr` is the IPA without the shared bit.
+    Mmio {
+        /// Guest physical address (shared bit cleared).
+        addr: u64,
+        /// Bytes.
+        len: u8,
+        /// A write; `data` holds the value.
+        write: bool,
+        /// Written value (little endian in `kvm_run`).
+        data: u64,
+    },
+    /// `KVM_EXIT_SYSTEM_EVENT`: `SHUTDOWN`, or `RESET`.
+    SystemEvent {
+        /// `SYSTEM_RESET` rather than `SYSTEM_OFF`.
+        reset: bool,
+    },
+    /// `KVM_EXIT_MEMORY_FAULT` (`KVM_RUN` fails with `EFAULT`): the realm
+    /// asked for `[gpa, gpa + size)` to become private (RIPAS RAM) or
+    /// shared (RIPAS EMPTY), or touched memory no memslot backs.
+    MemoryFault {
+        /// Start (shared bit cleared).
+        gpa: u64,
+        /// Bytes.
+        size: u64,
+        /// `KVM_MEMORY_EXIT_FLAG_PRIVATE`.
+        private: bool,
+    },
+    /// `KVM_EXIT_INTERNAL_ERROR`: an exit the host cannot handle.
+    Internal {
+        /// The RMM's exit reason.
+        reason: u8,
+        /// The syndrome.
+        esr: u64,
+    },
+}
+
+/// What to do after one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Enter again (after checking for signals and rescheduling).
+    Enter,
+    /// The REC cannot run now (powered off, or waiting for a PSCI
+    /// completion): wait, then try again.
+    Wait,
+    /// Return to userspace.
+    User(UserExit),
+}
+
+/// Exit classes counted per vCPU (KVM binary stats `rec_exit_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitClass {
+    /// Emulatable MMIO.
+    Mmio = 0,
+    /// Stage-2 fault handled by mapping memory.
+    Fault = 1,
+    /// IRQ or FIQ.
+    Irq = 2,
+    /// PSCI.
+    Psci = 3,
+    /// RIPAS change.
+    Ripas = 4,
+    /// `RSI_HOST_CALL`.
+    HostCall = 5,
+    /// WFx, system register, SError, unhandled.
+    Other = 6,
+}
+
+/// Number of [`ExitClass`]es.
+pub const EXIT_CLASSES: usize = 7;
+
+/// An owed answer to the RMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pending {
+    None,
+    Mmio(Mmio),
+    Ripas { base: Ipa, top: Ipa, ripas: Ripas },
+}
+
+/// `SMCCC_RET_NOT_SUPPORTED`.
+const SMCCC_NOT_SUPPORTED: u64 = u64::MAX;
+/// PSCI `SUCCESS`.
+const PSCI_SUCCESS: u64 = 0;
+
+/// A realm vCPU between entries.
+#[derive(Debug)]
+pub struct VcpuRun {
+    pending: Pending,
+    /// Exits by [`ExitClass`].
+    pub exits: [u64; EXIT_CLASSES],
+}
+
+impl Default for VcpuRun {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl VcpuRun {
+    /// A vCPU that has not run.
+    pub const fn new() -> VcpuRun {
+        VcpuRun {
+            pending: Pending::None,
+            exits: [0; EXIT_CLASSES],
+        }
+    }
+
+    /// Whether an answer to the RMM is owed (userspace has not re-entered
+    /// since an MMIO or RIPAS exit).
+    pub fn has_pending(&self) -> bool {
+        self.pending != Pending::None
+    }
+
+    /// Completes the exit userspace saw, at the start of `KVM_RUN`.
+    /// `mmio_data` is the value userspace put in `kvm_run.mmio.data` for
+    /// an MMIO read.  A RIPAS change is carried out now (`RTT_SET_RIPAS`;
+    /// pages leaving RAM are unmapped and go back to guest_memfd) and
+    /// accepted; if the RMM refuses it, it is rejected.
+    pub fn resume<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        realm: &mut Realm,
+        rmi: &mut R,
+        alloc: &mut A,
+        rec: &Rec,
+        run: &mut RecRun,
+        mmio_data: u64,
+    ) {
+        match core::mem::replace(&mut self.pending, Pending::None) {
+            Pending::None => {}
+            Pending::Mmio(m) => exit::complete_mmio(&mut run.enter, &m, mmio_data),
+            Pending::Ripas { base, top, ripas } => {
+                let accept = match realm.set_ripas(rmi, alloc, rec, base, top) {
+                    Ok(done) => {
+                        if ripas == Ripas::Empty && done.0 > base.0 {
+                            // Shared now: the private pages are dead.
+                            let _ = realm.unmap_private(rmi, alloc, base, done);
+                        }
+                        true
+                    }
+                    Err(_) => false,
+                };
+                exit::ripas_response(&mut run.enter, accept);
+            }
+        }
+    }
+
+    fn count(&mut self, c: ExitClass) {
+        let i = c as usize;
+        self.exits[i] = self.exits[i].saturating_add(1);
+    }
+
+    /// Enters the REC once and handles the exit.  `alloc` also provides
+    /// the realm's private pages.  `target` finds the REC of a PSCI target
+    /// MPIDR.  `Err(errno)` for a failure `KVM_RUN`
+    /// returns as is.
+    pub fn enter<R: Rmi, A: GranuleAlloc + GuestMemory>(
+        &mut self,
+        realm: &mut Realm,
+        rmi: &mut R,
+        alloc: &mut A,
+        rec: &Rec,
+        run: &mut RecRun,
+        target: &mut dyn FnMut(u64) -> Option<Pa>,
+    ) -> Result<Step, i32> {
+        if self.pending != Pending::None {
+            // `resume` was not called: the exit is still unanswered.
+            return Err(errno::EINVAL);
+        }
+        match rmi.rec_enter(rec.pa(), run) {
+            Ok(()) => {}
+            // A REC that is not runnable, or owes a PSCI completion.
+            Err(e) if e.status == ErrorStatus::Rec => return Ok(Step::Wait),
+            // The realm is off (SYSTEM_OFF was seen before).
+            Err(e) if e.status == ErrorStatus::Realm => {
+                return Ok(Step::User(UserExit::SystemEvent { reset: false }))
+            }
+            Err(e) => return Err(e.errno()),
+        }
+        // The flags of this entry are used up.
+        exit::begin_entry(&mut run.enter);
+        let geo = realm.geometry();
+        let unshared = |ipa: Ipa| ipa.0 & !geo.shared_bit();
+        match exit::decode(&run.exit, &geo) {
+            Exit::Mmio(m) => {
+                self.count(ExitClass::Mmio);
+                self.pending = Pending::Mmio(m);
+                Ok(Step::User(UserExit::Mmio {
+                    addr: unshared(m.ipa),
+                    len: m.size,
+                    write: m.write,
+                    data: m.value,
+                }))
+            }
+            Exit::Fault {
+                ipa, private: true, ..
+            } => {
+                self.count(ExitClass::Fault);
+                let page = match alloc.private_page(ipa) {
+                    Ok(p) => p,
+                    Err(_) => {
+                        return Ok(Step::User(UserExit::MemoryFault {
+                            gpa: ipa.0,
+                            size: GRANULE_SIZE,
+                            private: true,
+                        }))
+                    }
+                };
+                match realm.map_unknown(rmi, alloc, ipa, page) {
+                    Ok(()) => Ok(Step::Enter),
+                    // Mapped meanwhile (another vCPU's fault): retry.
+                    Err(RealmError::Rmi { err, .. }) if err.status == ErrorStatus::Rtt => {
+                        Ok(Step::Enter)
+                    }
+                    Err(e) => Err(e.errno()),
+                }
+            }
+            Exit::Fault { ipa, .. } => {
+                // Shared memory is not mapped by this host yet: userspace
+                // sees the access.
+                self.count(ExitClass::Fault);
+                Ok(Step::User(UserExit::MemoryFault {
+                    gpa: unshared(ipa),
+                    size: GRANULE_SIZE,
+                    private: false,
+                }))
+            }
+            Exit::Irq | Exit::Fiq => {
+                self.count(ExitClass::Irq);
+                Ok(Step::Enter)
+            }
+            Exit::SError { .. } | Exit::Wfx { .. } => {
+                self.count(ExitClass::Other);
+                Ok(Step::Enter)
+            }
+            Exit::SysReg { esr } => {
+                self.count(ExitClass::Other);
+                // ISS bit 0: a read (MRS); the RMM takes the value from x0.
+                if esr & 1 != 0 {
+                    run.enter.gprs[0] = 0;
+                }
+                Ok(Step::Enter)
+            }
+            Exit::Psci { function, args } => {
+                self.count(ExitClass::Psci);
+                self.psci(realm, rmi, rec, function, args, target)
+            }
+            Exit::RipasChange { base, top, ripas } => {
+                self.count(ExitClass::Ripas);
+                self.pending = Pending::Ripas { base, top, ripas };
+                Ok(Step::User(UserExit::MemoryFault {
+                    gpa: base.0,
+                    size: top.0 - base.0,
+                    private: ripas == Ripas::Ram,
+                }))
+            }
+            Exit::HostCall { .. } => {
+                self.count(ExitClass::HostCall);
+                let mut ret = [0u64; 7];
+                ret[0] = SMCCC_NOT_SUPPORTED;
+                exit::complete_host_call(&mut run.enter, &ret);
+                Ok(Step::Enter)
+            }
+            Exit::Unhandled { reason, esr } => {
+                self.count(ExitClass::Other);
+                Ok(Step::User(UserExit::Internal { reason, esr }))
+            }
+        }
+    }
+
+    fn psci<R: Rmi>(
+        &mut self,
+        realm: &mut Realm,
+        rmi: &mut R,
+        rec: &Rec,
+        function: u32,
+        args: [u64; 3],
+        target: &mut dyn FnMut(u64) -> Option<Pa>,
+    ) -> Result<Step, i32> {
+        match function {
+            psci::SYSTEM_OFF => {
+                realm.mark_system_off();
+                Ok(Step::User(UserExit::SystemEvent { reset: false }))
+            }
+            psci::SYSTEM_RESET => {
+                realm.mark_system_off();
+                Ok(Step::User(UserExit::SystemEvent { reset: true }))
+            }
+            psci::CPU_ON | psci::AFFINITY_INFO => {
+                // The RMM answers the caller itself once the host names
+                // the target REC; a target without a REC cannot be named.
+                let t = target(args[0]).ok_or(errno::EINVAL)?;
+                rmi.psci_complete(rec.pa(), t, PSCI_SUCCESS)
+                    .map_err(|e| e.errno())?;
+                Ok(Step::Enter)
+            }
+            // CPU_OFF and the calls the RMM answers itself: nothing to do.
+            _ => Ok(Step::Enter),
+        }
+    }
+}

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The REC run loop against the RMM model: exits handled in the host,
+//! exits handed to userspace, and the answers on the next entry.
+
+mod common;
+
+use common::{assert_clean, new_realm, small};
+use kvm_rme::abi::v1_0::{enter_flags, exit_reason, Command, RecRun, Ripas};
+use kvm_rme::abi::{ErrorStatus, Ipa, Pa, RmiError};
+use kvm_rme::errno;
+use kvm_rme::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::model::{ModelAlloc, ModelRmi, ScriptedExit, Shared};
+use kvm_rme::realm::{Realm, Rec};
+use kvm_rme::run::{ExitClass, GuestMemory, Step, UserExit, VcpuRun};
+
+const RAM: u64 = 0x8000_0000;
+const RAM_SIZE: u64 = 64 << 10;
+const SHARED: u64 = 1 << 39;
+
+/// The allocator plus a guest_memfd stand-in: private pages for
+/// `[RAM, RAM + RAM_SIZE)` only, counted.
+struct Gmem(ModelAlloc, u64);
+
+impl GranuleAlloc for Gmem {
+    fn alloc(&mut self) -> Option<Undelegated> {
+        self.0.alloc()
+    }
+    fn alloc_contiguous(&mut self, count: usize) -> Option<Pa> {
+        self.0.alloc_contiguous(count)
+    }
+    fn free(&mut self, page: Undelegated) {
+        self.0.free(page)
+    }
+    fn release_data(&mut self, page: Undelegated) {
+        self.0.release_data(page)
+    }
+}
+
+impl GuestMemory for Gmem {
+    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32> {
+        if !(RAM..RAM + RAM_SIZE).contains(&ipa.0) {
+            return Err(errno::EFAULT);
+        }
+        self.1 += 1;
+        self.0.data_page().ok_or(errno::ENOMEM)
+    }
+}
+
+fn scripted(reason: u8) -> ScriptedExit {
+    ScriptedExit {
+        reason,
+        esr: 0,
+        far: 0,
+        hpfar: 0,
+        gprs: [0; 7],
+        ripas: (0, 0, 0),
+        imm: 0,
+    }
+}
+
+/// A data abort at `ipa`; with `isv`, an emulatable 4-byte write of x0.
+fn dabt(ipa: u64, isv: bool, value: u64) -> ScriptedExit {
+    let mut x = scripted(exit_reason::SYNC);
+    x.esr = (0x24 << 26) | (1 << 25) | (1 << 6) | 0x07;
+    if isv {
+        x.esr |= (1 << 24) | (2 << 22);
+    }
+    x.hpfar = (ipa >> 12) << 4;
+    x.far = ipa & 0xfff;
+    x.gprs[0] = value;
+    x
+}
+
+struct Vm {
+    rmi: ModelRmi,
+    alloc: Gmem,
+    m: Shared,
+    realm: Realm,
+    rec: Rec,
+    run: Box<RecRun>,
+    vcpu: VcpuRun,
+}
+
+fn active_vm() -> Vm {
+    let (mut rmi, mut alloc, m) = small();
+    let mut realm = new_realm(&mut rmi, &mut alloc, 40);
+    realm
+        .init_ripas(&mut rmi, &mut alloc, Ipa(RAM), Ipa(RAM + RAM_SIZE))
+        .unwrap();
+    let rec = realm
+        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
+        .unwrap();
+    realm.activate(&mut rmi).unwrap();
+    Vm {
+        rmi,
+        alloc: Gmem(alloc, 0),
+        m,
+        realm,
+        rec,
+        run: Box::default(),
+        vcpu: VcpuRun::new(),
+    }
+}
+
+impl Vm {
+    fn script(&mut self, x: ScriptedExit) {
+        self.m.borrow_mut().rmm.exits.push_back(x);
+    }
+
+    /// Like `KVM_RUN`: answer the last exit, enter until userspace.
+    fn run(&mut self, mmio_data: u64) -> Result<UserExit, i32> {
+        self.vcpu.resume(
+            &mut self.realm,
+            &mut self.rmi,
+            &mut self.alloc,
+            &self.rec,
+            &mut self.run,
+            mmio_data,
+        );
+        for _ in 0..100 {
+            let step = self.vcpu.enter(
+                &mut self.realm,
+                &mut self.rmi,
+                &mut self.alloc,
+                &self.rec,
+                &mut self.run,
+                &mut |_| None,
+            )?;
+            match step {
+                Step::Enter => {}
+                Step::Wait => return Err(errno::EAGAIN),
+                Step::User(u) => return Ok(u),
+            }
+        }
+        panic!("no user exit in 100 entries");
+    }
+
+    fn finish(mut self) {
+        self.realm
+            .rec_destroy(&mut self.rmi, &mut self.alloc, self.rec)
+            .unwrap();
+        self.realm.destroy(&mut self.rmi, &mut self.alloc).unwrap();
+        assert_eq!(self.realm.stats().leaked, 0);
+        assert_clean(&self.m);
+    }
+}
+
+#[test]
+fn payload_like_sequence() {
+    let mut vm = active_vm();
+    // A fault on private RAM is served from guest memory, silently.
+    vm.script(dabt(RAM + 0x2000, false, 0));
+    vm.script(scripted(exit_reason::IRQ));
+    vm.script(scripted(exit_reason::HOST_CALL));
+    // An MMIO write on the shared alias goes to userspace.
+    vm.script(dabt(SHARED | 0x0900_0000, true, 0xdead_beef));
+    let u = vm.run(0).unwrap();
+    assert_eq!(
+        u,
+        UserExit::Mmio {
+            addr: 0x0900_0000,
+            len: 4,
+            write: true,
+            data: 0xdead_beef
+        }
+    );
+    assert_eq!(vm.alloc.1, 1);
+    assert_eq!(vm.realm.stats().data_pages, 1);
+    // The host call was answered NOT_SUPPORTED in x0.
+    assert_eq!(vm.run.enter.gprs[0], u64::MAX);
+
+    // A RIPAS change to EMPTY over the faulted page: a memory fault.
+    let mut x = scripted(exit_reason::RIPAS_CHANGE);
+    x.ripas = (RAM, RAM + 0x4000, Ripas::Empty as u8);
+    vm.script(x);
+    let u = vm.run(0).unwrap();
+    assert_eq!(
+        u,
+        UserExit::MemoryFault {
+            gpa: RAM,
+            size: 0x4000,
+            private: false
+        }
+    );
+    assert!(vm.vcpu.has_pending());
+    // Nothing more scripted: the model realm powers off on the next entry,
+    // after the RIPAS change was carried out and accepted.
+    let u = vm.run(0).unwrap();
+    assert_eq!(u, UserExit::SystemEvent { reset: false });
+    assert_eq!(
+        vm.run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT,
+        0,
+        "RIPAS change accepted"
+    );
+    // The page that left RAM went back to guest memory.
+    assert_eq!(vm.realm.stats().data_pages, 0);
+    let e = vm.vcpu.exits;
+    assert_eq!(e[ExitClass::Fault as usize], 1);
+    assert_eq!(e[ExitClass::Irq as usize], 1);
+    assert_eq!(e[ExitClass::HostCall as usize], 1);
+    assert_eq!(e[ExitClass::Mmio as usize], 1);
+    assert_eq!(e[ExitClass::Ripas as usize], 1);
+    assert_eq!(e[ExitClass::Psci as usize], 1);
+    // Entering a powered-off realm reports the shutdown again.
+    assert_eq!(vm.run(0).unwrap(), UserExit::SystemEvent { reset: false });
+    vm.finish();
+}
+
+#[test]
+fn mmio_read_value_reaches_the_realm() {
+    let mut vm = active_vm();
+    let mut x = dabt(SHARED | 0x1000, true, 0);
+    x.esr &= !(1 << 6); // a read
+    vm.script(x);
+    let u = vm.run(0).unwrap();
+    assert!(matches!(u, UserExit::Mmio { write: false, .. }));
+    let _ = vm.run(0x1_2345_6789).unwrap();
+    assert_eq!(vm.run.enter.gprs[0], 0x2345_6789);
+    // 4-byte read: truncated, with the emulated-MMIO flag.  (The model
+    // powered off on that entry; the entry side is what matters.)
+    assert_eq!(vm.m.borrow().rmm.counts.get(Command::RecEnter), 2);
+    vm.finish();
+}
+
+#[test]
+fn fault_outside_guest_memory_goes_to_userspace() {
+    let mut vm = active_vm();
+    vm.script(dabt(0x4000_0000, false, 0));
+    let u = vm.run(0).unwrap();
+    assert_eq!(
+        u,
+        UserExit::MemoryFault {
+            gpa: 0x4000_0000,
+            size: 4096,
+            private: true
+        }
+    );
+    assert_eq!(vm.alloc.1, 0);
+    vm.finish();
+}
+
+#[test]
+fn refused_ripas_change_is_rejected() {
+    let mut vm = active_vm();
+    let mut x = scripted(exit_reason::RIPAS_CHANGE);
+    x.ripas = (RAM, RAM + 0x1000, Ripas::Empty as u8);
+    vm.script(x);
+    vm.script(scripted(exit_reason::IRQ));
+    vm.script(dabt(SHARED | 0x1000, true, 1));
+    assert!(matches!(vm.run(0), Ok(UserExit::MemoryFault { .. })));
+    vm.m.borrow_mut()
+        .rmm
+        .fail_next
+        .push((Command::RttSetRipas, RmiError::new(ErrorStatus::Input, 0)));
+    // Resume rejects; the first entry carries the flag and the next exits
+    // are handled as usual.
+    vm.vcpu.resume(
+        &mut vm.realm,
+        &mut vm.rmi,
+        &mut vm.alloc,
+        &vm.rec,
+        &mut vm.run,
+        0,
+    );
+    assert_ne!(vm.run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT, 0);
+    assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
+    vm.finish();
+}
+
+#[test]
+fn enter_without_answering_is_refused() {
+    let mut vm = active_vm();
+    vm.script(dabt(SHARED | 0x1000, true, 1));
+    assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
+    let r = vm.vcpu.enter(
+        &mut vm.realm,
+        &mut vm.rmi,
+        &mut vm.alloc,
+        &vm.rec,
+        &mut vm.run,
+        &mut |_| None,
+    );
+    assert_eq!(r, Err(errno::EINVAL));
+    vm.finish();
+}
+
+#[test]
+fn psci_cpu_on_completes_towards_the_target() {
+    let (mut rmi, mut alloc, m) = small();
+    let mut realm = new_realm(&mut rmi, &mut alloc, 40);
+    let rec0 = realm
+        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
+        .unwrap();
+    let rec1 = realm
+        .rec_create(&mut rmi, &mut alloc, 1, 0, [0; 8], false)
+        .unwrap();
+    realm.activate(&mut rmi).unwrap();
+    let mut x = scripted(exit_reason::PSCI);
+    x.gprs[0] = 0xC400_0003;
+    x.gprs[1] = 1;
+    m.borrow_mut().rmm.exits.push_back(x.clone());
+    let mut run: Box<RecRun> = Box::default();
+    let mut v = VcpuRun::new();
+    let mut mem = Gmem(alloc, 0);
+    let t1: Pa = rec1.pa();
+    let step = v
+        .enter(
+            &mut realm,
+            &mut rmi,
+            &mut mem,
+            &rec0,
+            &mut run,
+            &mut |mpidr| (mpidr == 1).then_some(t1),
+        )
+        .unwrap();
+    assert_eq!(step, Step::Enter);
+    assert_eq!(m.borrow().rmm.counts.get(Command::PsciComplete), 1);
+    // A target with no REC: EINVAL, no completion.
+    x.gprs[1] = 7;
+    m.borrow_mut().rmm.exits.push_back(x);
+    let r = v.enter(
+        &mut realm,
+        &mut rmi,
+        &mut mem,
+        &rec0,
+        &mut run,
+        &mut |mpidr| (mpidr == 1).then_some(t1),
+    );
+    assert_eq!(r, Err(errno::EINVAL));
+    assert_eq!(m.borrow().rmm.counts.get(Command::PsciComplete), 1);
+    let _ = (rec0, rec1);
+}
