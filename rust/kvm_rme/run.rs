@@ -31,6 +31,14 @@ pub trait GuestMemory {
     /// the memslot holding it), not yet delegated.  `Err(errno)` if no
     /// guest_memfd memslot covers `ipa`.
     fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32>;
+
+    /// The host page userspace filled for `ipa` (through the memslot's
+    /// userspace address), pinned until [`GuestMemory::release_source`]:
+    /// the source of `POPULATE_REALM`.
+    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32>;
+
+    /// Unpins a page from [`GuestMemory::source_page`].
+    fn release_source(&mut self, pa: Pa);
 }
 
 /// An exit userspace must see, mapped by the kernel onto `struct kvm_run`.

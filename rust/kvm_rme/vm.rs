@@ -13,6 +13,7 @@ use crate::errno;
 use crate::granule::GranuleAlloc;
 use crate::realm::{Geometry, Realm, RealmConfig, RealmError, RealmState, Rec};
 use crate::rmi::Rmi;
+use crate::run::GuestMemory;
 
 /// `KVM_CAP_ARM_RME`.
 pub const KVM_CAP_ARM_RME: u32 = 300;
@@ -39,6 +40,8 @@ pub mod cmd {
 pub const CONFIG_SIZE: usize = 260;
 /// `struct arm_rme_init_ripas` and `struct arm_rme_populate_realm`.
 pub const RANGE_SIZE: usize = 32;
+/// `struct arm_rme_populate_realm.flags`: extend the measurement.
+pub const POPULATE_MEASURE: u32 = 1 << 0;
 /// `cfg` values.
 pub const CONFIG_RPV: u32 = 0;
 /// `cfg` values.
@@ -89,6 +92,17 @@ pub fn parse_init_ripas(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64), i32> {
         return Err(errno::EINVAL);
     }
     Ok((le_u64(b, 0), le_u64(b, 8)))
+}
+
+/// Parses `struct arm_rme_populate_realm {u64 base, size; u32 flags;
+/// u32 reserved[3]}`: unknown flags or non-zero reserved words are
+/// `EINVAL`.  Returns the range and whether to measure it.
+pub fn parse_populate(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64, bool), i32> {
+    let flags = le_u32(b, 16);
+    if flags & !POPULATE_MEASURE != 0 || le_u32(b, 20) != 0 || le_u64(b, 24) != 0 {
+        return Err(errno::EINVAL);
+    }
+    Ok((le_u64(b, 0), le_u64(b, 8), flags & POPULATE_MEASURE != 0))
 }
 
 /// Checks a `KVM_CREATE_VM` type with the realm bit: realms must be
@@ -215,6 +229,63 @@ impl RealmVm {
         realm
             .init_ripas(rmi, alloc, Ipa(base), Ipa(top))
             .map_err(RealmError::errno)
+    }
+
+    /// `POPULATE_REALM`: copies `[base, base + size)` from the memslot's
+    /// userspace pages into pages of its guest_memfd, delegated and mapped
+    /// with `DATA_CREATE` (measured if `measure`).  After `CREATE_REALM`,
+    /// before `ACTIVATE_REALM` (`EPERM`); the range must be granule
+    /// aligned, non-empty and in the protected half (`EINVAL`); a granule
+    /// outside every guest_memfd memslot is `EFAULT`, and one populated
+    /// already is refused by the RMM (`EINVAL` when its guest_memfd page is
+    /// delegated already, `ENXIO` when the RTT entry is in use).  On failure the
+    /// granules before the failing one stay populated.
+    pub fn populate<R: Rmi, A: GranuleAlloc + GuestMemory>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        base: u64,
+        size: u64,
+        measure: bool,
+    ) -> Result<(), i32> {
+        let realm = self.created()?;
+        if realm.state() != RealmState::New {
+            return Err(errno::EPERM);
+        }
+        let top = base.checked_add(size).ok_or(errno::EINVAL)?;
+        if size == 0
+            || base % GRANULE_SIZE != 0
+            || size % GRANULE_SIZE != 0
+            || top > realm.geometry().shared_bit()
+        {
+            return Err(errno::EINVAL);
+        }
+        let mut ipa = base;
+        while ipa < top {
+            let dst = alloc.private_page(Ipa(ipa))?;
+            let src = match alloc.source_page(Ipa(ipa)) {
+                Ok(p) => p,
+                Err(e) => {
+                    alloc.release_data(dst);
+                    return Err(e);
+                }
+            };
+            let r = realm.populate(rmi, alloc, Ipa(ipa), dst, src, measure);
+            alloc.release_source(src);
+            r.map_err(RealmError::errno)?;
+            ipa += GRANULE_SIZE;
+        }
+        Ok(())
+    }
+
+    /// The realm and RECs for running a vCPU: `EPERM` unless the realm
+    /// was activated (or has powered off, which entering reports).
+    pub fn runnable(&mut self) -> Result<&mut Realm, i32> {
+        let realm = self.created()?;
+        match realm.state() {
+            RealmState::Active | RealmState::SystemOff => Ok(realm),
+            _ => Err(errno::EPERM),
+        }
     }
 
     /// `ACTIVATE_REALM`: once, after `CREATE_REALM` (`EPERM` otherwise).

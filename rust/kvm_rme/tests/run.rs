@@ -12,6 +12,7 @@ use kvm_rme::granule::{GranuleAlloc, Undelegated};
 use kvm_rme::model::{ModelAlloc, ModelRmi, ScriptedExit, Shared};
 use kvm_rme::realm::{Realm, Rec};
 use kvm_rme::run::{ExitClass, GuestMemory, Step, UserExit, VcpuRun};
+use kvm_rme::vm::RealmVm;
 
 const RAM: u64 = 0x8000_0000;
 const RAM_SIZE: u64 = 64 << 10;
@@ -19,7 +20,7 @@ const SHARED: u64 = 1 << 39;
 
 /// The allocator plus a guest_memfd stand-in: private pages for
 /// `[RAM, RAM + RAM_SIZE)` only, counted.
-struct Gmem(ModelAlloc, u64);
+struct Gmem(ModelAlloc, u64, u64);
 
 impl GranuleAlloc for Gmem {
     fn alloc(&mut self) -> Option<Undelegated> {
@@ -43,6 +44,19 @@ impl GuestMemory for Gmem {
         }
         self.1 += 1;
         self.0.data_page().ok_or(errno::ENOMEM)
+    }
+
+    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32> {
+        if !(RAM..RAM + RAM_SIZE).contains(&ipa.0) {
+            return Err(errno::EFAULT);
+        }
+        self.2 += 1;
+        Ok(self.0.alloc().ok_or(errno::ENOMEM)?.pa())
+    }
+
+    fn release_source(&mut self, pa: Pa) {
+        self.2 -= 1;
+        self.0.free(Undelegated::from_host_page(pa).unwrap());
     }
 }
 
@@ -93,7 +107,7 @@ fn active_vm() -> Vm {
     realm.activate(&mut rmi).unwrap();
     Vm {
         rmi,
-        alloc: Gmem(alloc, 0),
+        alloc: Gmem(alloc, 0, 0),
         m,
         realm,
         rec,
@@ -301,7 +315,7 @@ fn psci_cpu_on_completes_towards_the_target() {
     m.borrow_mut().rmm.exits.push_back(x.clone());
     let mut run: Box<RecRun> = Box::default();
     let mut v = VcpuRun::new();
-    let mut mem = Gmem(alloc, 0);
+    let mut mem = Gmem(alloc, 0, 0);
     let t1: Pa = rec1.pa();
     let step = v
         .enter(
@@ -329,4 +343,61 @@ fn psci_cpu_on_completes_towards_the_target() {
     assert_eq!(r, Err(errno::EINVAL));
     assert_eq!(m.borrow().rmm.counts.get(Command::PsciComplete), 1);
     let _ = (rec0, rec1);
+}
+
+#[test]
+fn populate_from_guest_memory() {
+    let (mut rmi, alloc, m) = small();
+    let mut alloc = Gmem(alloc, 0, 0);
+    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
+    assert_eq!(
+        vm.populate(&mut rmi, &mut alloc, RAM, 4096, true),
+        Err(errno::EPERM),
+        "before CREATE_REALM"
+    );
+    let mut vmid = 1u16;
+    vm.create(&mut rmi, &mut alloc, &mut || {
+        vmid += 1;
+        vmid
+    })
+    .unwrap();
+    vm.init_ripas(&mut rmi, &mut alloc, RAM, RAM_SIZE).unwrap();
+    for (base, size) in [
+        (RAM + 1, 4096),
+        (RAM, 0),
+        (RAM, 100),
+        (SHARED, 4096),
+        (u64::MAX - 4095, 4096),
+    ] {
+        assert_eq!(
+            vm.populate(&mut rmi, &mut alloc, base, size, true),
+            Err(errno::EINVAL),
+            "{base:#x}+{size:#x}"
+        );
+    }
+    vm.populate(&mut rmi, &mut alloc, RAM, 0x4000, true)
+        .unwrap();
+    assert_eq!(vm.realm().unwrap().stats().data_pages, 4);
+    assert_eq!(alloc.2, 0, "sources unpinned");
+    // Again: the RMM refuses, the guest page goes back.
+    assert!(matches!(
+        vm.populate(&mut rmi, &mut alloc, RAM, 0x1000, false),
+        Err(errno::EINVAL | errno::ENXIO)
+    ));
+    // Runs off the end of guest memory: EFAULT, earlier pages stay.
+    assert_eq!(
+        vm.populate(&mut rmi, &mut alloc, RAM + RAM_SIZE - 0x1000, 0x2000, false),
+        Err(errno::EFAULT)
+    );
+    assert_eq!(vm.realm().unwrap().stats().data_pages, 5);
+    assert_eq!(alloc.2, 0, "sources unpinned");
+    vm.activate(&mut rmi).unwrap();
+    assert_eq!(
+        vm.populate(&mut rmi, &mut alloc, RAM + 0x8000, 0x1000, false),
+        Err(errno::EPERM),
+        "after ACTIVATE_REALM"
+    );
+    assert!(vm.runnable().is_ok());
+    assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
+    assert_clean(&m);
 }
