@@ -3,25 +3,42 @@
 //! Kernel side of the realm-VM uAPI: the `extern "C"` entry points the
 //! arm64 KVM hooks call (patch 0004), on top of [`crate::vm::RealmVm`].
 //!
-//! Locking: the hooks call [`kvm_rme_enable_cap`] with `kvm->lock` held
-//! and [`kvm_rme_vm_destroy`] when the VM has no other users, so the
-//! per-VM state needs no lock of its own.
+//! Locking: the per-VM state is created by the first `KVM_ENABLE_CAP`
+//! (under `kvm->lock`) and published in `kvm->arch.rme`; from then on every
+//! entry point takes the state's own mutex, the innermost lock: it is
+//! taken under `kvm->lock` (capabilities, vCPU finalization) or
+//! `vcpu->mutex` (`KVM_RUN`) and nothing is taken under it.  It is also
+//! held across `REC_ENTER`, so the vCPUs of one realm run one at a time.
+//! [`kvm_rme_vm_destroy`] runs when the VM has no other users.
 
 use core::ffi::{c_int, c_ulong, c_void};
+use core::mem::offset_of;
+use core::pin::Pin;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
+use kernel::bindings;
+use kernel::new_mutex;
 use kernel::page::Page;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
 use kernel::uaccess::{UserPtr, UserSlice};
 
-use crate::abi::v1_0::Features0;
-use crate::abi::Pa;
+use crate::abi::v1_0::{Features0, RecRun};
+use crate::abi::{Ipa, Pa, GRANULE_SIZE};
 use crate::granule::{GranuleAlloc, Undelegated};
 use crate::realm::Rec;
+use crate::run::{GuestMemory, Step, UserExit, VcpuRun, EXIT_CLASSES};
 use crate::smc::SmcRmi;
 use crate::vm::{self, cmd, RealmVm, CONFIG_SIZE, RANGE_SIZE};
+
+extern "C" {
+    // arch/arm64/kvm/rme_glue.c (patch 0005).  Pages are `struct page *`.
+    fn kvm_rme_gmem_page(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
+    fn kvm_rme_user_page(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
+    fn kvm_rme_put_page(page: *mut c_void);
+}
 
 /// Realms are enabled (an RMI 1.0 RMM answered at boot).
 static READY: AtomicBool = AtomicBool::new(false);
@@ -56,25 +73,34 @@ enum Lent {
     /// # Invariants
     ///
     /// An order-0 page (after `split_page`) that only this entry owns.
-    Split(NonNull<kernel::bindings::page>),
+    Split(NonNull<bindings::page>),
+    /// # Invariants
+    ///
+    /// A guest_memfd page on which this entry holds one reference (from
+    /// `kvm_gmem_get_pfn`), so it cannot return to the allocator while
+    /// the RMM may hold it, even if guest_memfd drops it.
+    Gmem(NonNull<bindings::page>),
 }
 
 impl Lent {
     fn pa(&self) -> u64 {
         match self {
             Lent::Owned(p) => p.phys_addr(),
-            // SAFETY: the page is valid by the type invariant.
-            Lent::Split(p) => unsafe { kernel::bindings::page_to_phys(p.as_ptr()) },
+            // SAFETY: the page is valid by the type invariants.
+            Lent::Split(p) | Lent::Gmem(p) => unsafe { bindings::page_to_phys(p.as_ptr()) },
         }
     }
 }
 
 impl Drop for Lent {
     fn drop(&mut self) {
-        if let Lent::Split(p) = self {
+        match self {
+            Lent::Owned(_) => {}
             // SAFETY: an order-0 page this entry owns (type invariant);
             // dropping the entry gives it back exactly once.
-            unsafe { kernel::bindings::__free_pages(p.as_ptr(), 0) };
+            Lent::Split(p) => unsafe { bindings::__free_pages(p.as_ptr(), 0) },
+            // SAFETY: drops the reference this entry holds (invariant).
+            Lent::Gmem(p) => unsafe { kvm_rme_put_page(p.as_ptr().cast()) },
         }
     }
 }
@@ -88,6 +114,11 @@ impl Drop for Lent {
 /// so they are never freed implicitly: see [`KernelAlloc::abandon`].
 struct KernelAlloc {
     pages: KVec<Lent>,
+    /// The `struct kvm` whose memslots back the realm (for guest_memfd
+    /// and userspace page lookups).
+    kvm: *mut c_void,
+    /// Pinned `POPULATE_REALM` sources: physical address and page.
+    sources: KVec<(u64, NonNull<bindings::page>)>,
 }
 
 impl KernelAlloc {
@@ -116,6 +147,52 @@ impl KernelAlloc {
             core::mem::forget(p);
         }
         n
+    }
+}
+
+/// A page from one of the glue's lookups, or its errno.
+fn lookup(
+    f: unsafe extern "C" fn(*mut c_void, u64, *mut *mut c_void) -> c_int,
+    kvm: *mut c_void,
+    ipa: Ipa,
+) -> Result<NonNull<bindings::page>, i32> {
+    let mut page = core::ptr::null_mut();
+    // SAFETY: `kvm` is the VM this state belongs to, alive while it is;
+    // `page` is a valid out-pointer.
+    let r = unsafe { f(kvm, ipa.0 / GRANULE_SIZE, &mut page) };
+    if r < 0 {
+        return Err(-r);
+    }
+    NonNull::new(page.cast::<bindings::page>()).ok_or(crate::errno::EFAULT)
+}
+
+impl GuestMemory for KernelAlloc {
+    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32> {
+        let page = lookup(kvm_rme_gmem_page, self.kvm, ipa)?;
+        // The reference from kvm_gmem_get_pfn moves into the entry.
+        let pa = self.keep(Lent::Gmem(page)).ok_or(crate::errno::ENOMEM)?;
+        Undelegated::from_host_page(pa).ok_or(crate::errno::EINVAL)
+    }
+
+    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32> {
+        let page = lookup(kvm_rme_user_page, self.kvm, ipa)?;
+        // SAFETY: `page` is a valid page we hold a reference on.
+        let pa = unsafe { bindings::page_to_phys(page.as_ptr()) };
+        if self.sources.push((pa, page), GFP_KERNEL).is_err() {
+            // SAFETY: drops the reference `lookup` took.
+            unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
+            return Err(crate::errno::ENOMEM);
+        }
+        Ok(Pa(pa))
+    }
+
+    fn release_source(&mut self, pa: Pa) {
+        if let Some(i) = self.sources.iter().position(|(p, _)| *p == pa.0) {
+            if let Ok((_, page)) = self.sources.remove(i) {
+                // SAFETY: drops the reference `source_page` took.
+                unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
+            }
+        }
     }
 }
 
@@ -181,40 +258,82 @@ impl GranuleAlloc for KernelAlloc {
     }
 }
 
+/// A realm vCPU: its REC, the `rec_run` page it enters with, and what it
+/// owes the RMM between two `KVM_RUN`s.
+struct Vcpu {
+    idx: u32,
+    rec: Rec,
+    run: KBox<RecRun>,
+    state: VcpuRun,
+}
+
 /// Per-VM state behind `kvm->arch.rme`.
 struct State {
     vm: RealmVm,
     rmi: SmcRmi,
     alloc: KernelAlloc,
-    /// RECs by vCPU index.
-    recs: KVec<(u32, Rec)>,
+    vcpus: KVec<Vcpu>,
+}
+
+/// The published state pointer in `kvm->arch.rme`.
+///
+/// # Safety
+///
+/// `slot` is `kvm->arch.rme` of a realm VM, valid for the VM's life.
+unsafe fn slot_ptr<'a>(slot: *mut *mut c_void) -> &'a AtomicPtr<c_void> {
+    // SAFETY: `slot` is valid and suitably aligned for a pointer, and only
+    // accessed atomically by this module (and `READ_ONCE` in the glue).
+    unsafe { AtomicPtr::from_ptr(slot) }
 }
 
 /// The state of a realm VM, created on first use.
 ///
 /// # Safety
 ///
-/// `slot` is `kvm->arch.rme` of a realm VM, only used by this module, and
-/// the caller holds `kvm->lock`.
-unsafe fn vm_state<'a>(slot: *mut *mut c_void, ipa_bits: u8) -> Result<&'a mut State, i32> {
-    // SAFETY: by the function's contract `slot` is valid and ours.
-    let slot = unsafe { &mut *slot };
-    if slot.is_null() {
-        let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
-        let rmi = SmcRmi::new().map_err(|_| crate::errno::ENOMEM)?;
-        let new = State {
-            vm: RealmVm::new(ipa_bits, f),
-            rmi,
-            alloc: KernelAlloc { pages: KVec::new() },
-            recs: KVec::new(),
-        };
-        let b = KBox::new(new, GFP_KERNEL).map_err(|_| crate::errno::ENOMEM)?;
-        *slot = KBox::into_raw(b).cast::<c_void>();
+/// `slot` is `kvm->arch.rme` of realm VM `kvm`, and the caller holds
+/// `kvm->lock` (creation is not racy).
+unsafe fn vm_state<'a>(
+    kvm: *mut c_void,
+    slot: *mut *mut c_void,
+    ipa_bits: u8,
+) -> Result<&'a Mutex<State>, i32> {
+    // SAFETY: by the function's contract.
+    let p = unsafe { slot_ptr(slot) };
+    let cur = p.load(Ordering::Acquire);
+    if !cur.is_null() {
+        // SAFETY: a published state (see `published`).
+        return Ok(unsafe { &*cur.cast::<Mutex<State>>() });
     }
-    // SAFETY: a non-null slot holds a `State` from `KBox::into_raw` above,
-    // not freed until `kvm_rme_vm_destroy`; `kvm->lock` makes this the only
-    // reference.
-    Ok(unsafe { &mut *slot.cast::<State>() })
+    let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
+    let rmi = SmcRmi::new().map_err(|_| crate::errno::ENOMEM)?;
+    let new = State {
+        vm: RealmVm::new(ipa_bits, f),
+        rmi,
+        alloc: KernelAlloc {
+            pages: KVec::new(),
+            kvm,
+            sources: KVec::new(),
+        },
+        vcpus: KVec::new(),
+    };
+    let b = KBox::pin_init(new_mutex!(new), GFP_KERNEL).map_err(|_| crate::errno::ENOMEM)?;
+    // SAFETY: the mutex is never moved out of the box: the raw pointer is
+    // only dereferenced in place and freed by `kvm_rme_vm_destroy`.
+    let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
+    p.store(raw.cast::<c_void>(), Ordering::Release);
+    // SAFETY: just published; freed only by `kvm_rme_vm_destroy`.
+    Ok(unsafe { &*raw })
+}
+
+/// The published state, if any.
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` of a live realm VM.
+unsafe fn published<'a>(state: *mut c_void) -> Option<&'a Mutex<State>> {
+    // SAFETY: a non-null `kvm->arch.rme` holds a `Mutex<State>` from
+    // `vm_state`, freed only when the VM has no users left.
+    (!state.is_null()).then(|| unsafe { &*state.cast::<Mutex<State>>() })
 }
 
 fn next_vmid() -> u16 {
@@ -252,40 +371,34 @@ fn read_user<const N: usize>(uarg: u64) -> Result<[u8; N], i32> {
     Ok(buf)
 }
 
-fn enable_cap(state: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
+fn enable_cap(st: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
     match sub {
-        cmd::CONFIG_REALM => state
-            .vm
-            .config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
-        cmd::CREATE_REALM => state
-            .vm
-            .create(&mut state.rmi, &mut state.alloc, &mut next_vmid),
+        cmd::CONFIG_REALM => st.vm.config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
+        cmd::CREATE_REALM => st.vm.create(&mut st.rmi, &mut st.alloc, &mut next_vmid),
         cmd::INIT_RIPAS_REALM => {
             let (base, size) = vm::parse_init_ripas(&read_user::<RANGE_SIZE>(uarg)?)?;
-            state
-                .vm
-                .init_ripas(&mut state.rmi, &mut state.alloc, base, size)
+            st.vm.init_ripas(&mut st.rmi, &mut st.alloc, base, size)
         }
         cmd::POPULATE_REALM => {
-            warn_limited!(
-                "POPULATE_REALM needs guest_memfd support, which is not implemented yet\n"
-            );
-            Err(crate::errno::EOPNOTSUPP)
+            let (base, size, measure) = vm::parse_populate(&read_user::<RANGE_SIZE>(uarg)?)?;
+            st.vm
+                .populate(&mut st.rmi, &mut st.alloc, base, size, measure)
         }
-        cmd::ACTIVATE_REALM => state.vm.activate(&mut state.rmi),
+        cmd::ACTIVATE_REALM => st.vm.activate(&mut st.rmi),
         _ => Err(crate::errno::EINVAL),
     }
 }
 
-/// `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)`: sub-command `sub` with its argument
-/// at user address `uarg`.  Returns 0 or a negative errno.
+/// `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)` on VM `kvm`: sub-command `sub` with
+/// its argument at user address `uarg`.  Returns 0 or a negative errno.
 ///
 /// # Safety
 ///
-/// `state` points to `kvm->arch.rme` of a realm VM, which only this
-/// module reads or writes, and the caller holds `kvm->lock`.
+/// `kvm` is a live realm VM and `state` points to its `kvm->arch.rme`,
+/// which only this module writes; the caller holds `kvm->lock`.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rme_enable_cap(
+    kvm: *mut c_void,
     state: *mut *mut c_void,
     ipa_bits: u8,
     sub: u64,
@@ -294,8 +407,10 @@ pub unsafe extern "C" fn kvm_rme_enable_cap(
     if !READY.load(Ordering::Acquire) {
         return -crate::errno::EINVAL;
     }
-    // SAFETY: `state` is `kvm->arch.rme` and `kvm->lock` is held (contract).
-    match unsafe { vm_state(state, ipa_bits) }.and_then(|st| enable_cap(st, sub, uarg)) {
+    // SAFETY: by the function's contract.
+    let r = unsafe { vm_state(kvm, state, ipa_bits) }
+        .and_then(|m| enable_cap(&mut m.lock(), sub, uarg));
+    match r {
         Ok(()) => 0,
         Err(e) => -e,
     }
@@ -306,8 +421,8 @@ pub unsafe extern "C" fn kvm_rme_enable_cap(
 ///
 /// # Safety
 ///
-/// `state` is `kvm->arch.rme` of a realm VM and the caller holds
-/// `kvm->lock`; `gprs` points to 8 readable `u64`.
+/// `state` is `kvm->arch.rme` of a live realm VM; `gprs` points to 8
+/// readable `u64`.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
     state: *mut *mut c_void,
@@ -320,38 +435,46 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
     // SAFETY: `gprs` points to 8 readable u64 (contract).
     let regs = unsafe { core::ptr::read(gprs.cast::<[u64; 8]>()) };
     // SAFETY: `state` is valid (contract).
-    if unsafe { (*state).is_null() } {
+    let Some(m) = (unsafe { published(slot_ptr(state).load(Ordering::Acquire)) }) else {
         // No CREATE_REALM yet: a REC needs a realm.
         return -crate::errno::EPERM;
-    }
-    // SAFETY: contract; the state exists, so the IPA size is not used.
-    let st = match unsafe { vm_state(state, 0) } {
-        Ok(st) => st,
-        Err(e) => return -e,
     };
-    if st.recs.iter().any(|(i, _)| *i == idx) {
+    let mut guard = m.lock();
+    let st = &mut *guard;
+    if st.vcpus.iter().any(|v| v.idx == idx) {
         return -crate::errno::EEXIST;
     }
-    let State {
-        vm,
-        rmi,
-        alloc,
-        recs,
-    } = st;
-    // Room first, so a created REC is never dropped for want of memory.
-    if recs.reserve(1, GFP_KERNEL).is_err() {
+    // Everything that can fail for want of memory first, so a created REC
+    // is never dropped.
+    if st.vcpus.reserve(1, GFP_KERNEL).is_err() {
         return -crate::errno::ENOMEM;
     }
-    match vm.rec_create(rmi, alloc, mpidr, pc, regs, runnable) {
-        Ok(rec) => match recs.push_within_capacity((idx, rec)) {
-            Ok(()) => 0,
-            Err(e) => {
-                // Cannot happen after `reserve`; keep the REC consistent.
-                let (_, rec) = e.0;
-                vm.rec_destroy(rmi, alloc, rec);
-                -crate::errno::ENOMEM
+    let run = match KBox::<RecRun>::new_uninit(GFP_KERNEL | __GFP_ZERO) {
+        // SAFETY: zeroed memory is a valid `RecRun` (integers and byte
+        // arrays only), the state the RMM expects before a first entry.
+        Ok(b) => unsafe { b.assume_init() },
+        Err(_) => return -crate::errno::ENOMEM,
+    };
+    match st
+        .vm
+        .rec_create(&mut st.rmi, &mut st.alloc, mpidr, pc, regs, runnable)
+    {
+        Ok(rec) => {
+            let v = Vcpu {
+                idx,
+                rec,
+                run,
+                state: VcpuRun::new(),
+            };
+            match st.vcpus.push_within_capacity(v) {
+                Ok(()) => 0,
+                Err(e) => {
+                    // Cannot happen after `reserve`; keep the REC consistent.
+                    st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, e.0.rec);
+                    -crate::errno::ENOMEM
+                }
             }
-        },
+        }
         Err(e) => -e,
     }
 }
@@ -364,16 +487,14 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rme_vcpu_destroy(state: *mut *mut c_void, idx: u32) {
     // SAFETY: by the function's contract.
-    let slot = unsafe { *state };
-    if slot.is_null() {
+    let Some(m) = (unsafe { published(slot_ptr(state).load(Ordering::Acquire)) }) else {
         return;
-    }
-    // SAFETY: a non-null slot holds our `State` (see `state`), and nothing
-    // else uses it during VM destruction.
-    let st = unsafe { &mut *slot.cast::<State>() };
-    if let Some(i) = st.recs.iter().position(|(j, _)| *j == idx) {
-        if let Ok((_, rec)) = st.recs.remove(i) {
-            st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, rec);
+    };
+    let mut guard = m.lock();
+    let st = &mut *guard;
+    if let Some(i) = st.vcpus.iter().position(|v| v.idx == idx) {
+        if let Ok(v) = st.vcpus.remove(i) {
+            st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, v.rec);
         }
     }
 }
@@ -388,26 +509,23 @@ pub unsafe extern "C" fn kvm_rme_vcpu_destroy(state: *mut *mut c_void, idx: u32)
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
     // SAFETY: by the function's contract.
-    let slot = unsafe { &mut *state };
-    if slot.is_null() {
+    let raw = unsafe { slot_ptr(state) }.swap(core::ptr::null_mut(), Ordering::AcqRel);
+    if raw.is_null() {
         return;
     }
-    // SAFETY: the slot holds a `State` from `KBox::into_raw` in
-    // `kvm_rme_enable_cap`; it is cleared below, so it is reclaimed once.
-    let mut st = unsafe { KBox::from_raw(slot.cast::<State>()) };
-    *slot = core::ptr::null_mut();
-    let State {
-        vm,
-        rmi,
-        alloc,
-        recs,
-    } = &mut *st;
-    // RECs whose vCPU destruction did not reach us.
-    while let Some((_, rec)) = recs.pop() {
-        vm.rec_destroy(rmi, alloc, rec);
-    }
-    let leaked = vm.destroy(rmi, alloc);
-    let kept = alloc.abandon();
+    // SAFETY: the slot held a `Mutex<State>` from `KBox::into_raw` in
+    // `vm_state`; it was cleared above, so it is reclaimed once.
+    let m = unsafe { KBox::from_raw(raw.cast::<Mutex<State>>()) };
+    let (leaked, kept) = {
+        let mut guard = m.lock();
+        let st = &mut *guard;
+        // RECs whose vCPU destruction did not reach us.
+        while let Some(v) = st.vcpus.pop() {
+            st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, v.rec);
+        }
+        let leaked = st.vm.destroy(&mut st.rmi, &mut st.alloc);
+        (leaked, st.alloc.abandon())
+    };
     if leaked != 0 || kept != 0 {
         warn_limited!(
             "realm teardown leaked {} granules ({} pages kept from the allocator)\n",
@@ -423,15 +541,14 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
 ///
 /// # Safety
 ///
-/// `state` is the value of `kvm->arch.rme` (possibly null), read under
-/// `kvm->lock`; `out` points to 5 writable `u64`.
+/// `state` is the value of `kvm->arch.rme` of a live VM (possibly null);
+/// `out` points to 5 writable `u64`.
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
     let mut v = [0u64; 5];
-    if !state.is_null() {
-        // SAFETY: a non-null `kvm->arch.rme` holds our `State`; `kvm->lock`
-        // keeps it from changing under us (contract).
-        let st = unsafe { &*state.cast::<State>() };
+    // SAFETY: by the function's contract.
+    if let Some(m) = unsafe { published(state) } {
+        let st = m.lock();
         if let Some(r) = st.vm.realm() {
             let s = r.stats();
             v = [s.delegated, s.rtt_pages, s.data_pages, s.leaked, 0];
@@ -440,4 +557,196 @@ pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
     }
     // SAFETY: `out` points to 5 writable u64 (contract).
     unsafe { core::ptr::write(out.cast::<[u64; 5]>(), v) };
+}
+
+/// `struct kvm_rme_io` (`asm/kvm_host.h`, patch 0005): one run-loop step
+/// between [`kvm_rme_vcpu_enter`] and the glue that fills `struct kvm_run`.
+#[repr(C)]
+pub struct RunIo {
+    data: u64,
+    addr: u64,
+    size: u64,
+    esr: u64,
+    kind: u32,
+    flags: u32,
+    exits: [u64; EXIT_CLASSES],
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<RunIo>() == 96);
+    assert!(offset_of!(RunIo, data) == 0);
+    assert!(offset_of!(RunIo, addr) == 8);
+    assert!(offset_of!(RunIo, size) == 16);
+    assert!(offset_of!(RunIo, esr) == 24);
+    assert!(offset_of!(RunIo, kind) == 32);
+    assert!(offset_of!(RunIo, flags) == 36);
+    assert!(offset_of!(RunIo, exits) == 40);
+};
+
+/// `KVM_RME_IO_*` and `KVM_RME_IO_F_*`.
+mod io {
+    pub(super) const MMIO: u32 = 1;
+    pub(super) const SYSTEM_EVENT: u32 = 2;
+    pub(super) const MEMORY_FAULT: u32 = 3;
+    pub(super) const INTERNAL: u32 = 4;
+    pub(super) const F_WRITE: u32 = 1 << 0;
+    pub(super) const F_RESET: u32 = 1 << 1;
+    pub(super) const F_PRIVATE: u32 = 1 << 2;
+}
+
+/// `KVM_RME_RUN_*`.
+const RUN_ENTER: c_int = 0;
+const RUN_USER: c_int = 1;
+const RUN_WAIT: c_int = 2;
+
+impl RunIo {
+    fn set(&mut self, u: UserExit) {
+        (self.data, self.addr, self.size, self.esr, self.flags) = (0, 0, 0, 0, 0);
+        match u {
+            UserExit::Mmio {
+                addr,
+                len,
+                write,
+                data,
+            } => {
+                self.kind = io::MMIO;
+                (self.addr, self.size, self.data) = (addr, u64::from(len), data);
+                if write {
+                    self.flags = io::F_WRITE;
+                }
+            }
+            UserExit::SystemEvent { reset } => {
+                self.kind = io::SYSTEM_EVENT;
+                if reset {
+                    self.flags = io::F_RESET;
+                }
+            }
+            UserExit::MemoryFault { gpa, size, private } => {
+                self.kind = io::MEMORY_FAULT;
+                (self.addr, self.size) = (gpa, size);
+                if private {
+                    self.flags = io::F_PRIVATE;
+                }
+            }
+            UserExit::Internal { reason, esr } => {
+                self.kind = io::INTERNAL;
+                (self.addr, self.esr) = (u64::from(reason), esr);
+            }
+        }
+    }
+}
+
+/// Start of `KVM_RUN` on realm vCPU `idx`: answers the exit userspace saw
+/// (`mmio_data`: the value of an MMIO read).  0, or `-EPERM` when the vCPU
+/// has no REC or the realm is not active.
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` of a live realm VM.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_vcpu_resume(state: *mut c_void, idx: u32, mmio_data: u64) -> c_int {
+    // SAFETY: by the function's contract.
+    let Some(m) = (unsafe { published(state) }) else {
+        return -crate::errno::EPERM;
+    };
+    let mut guard = m.lock();
+    let State {
+        vm,
+        rmi,
+        alloc,
+        vcpus,
+    } = &mut *guard;
+    let Some(v) = vcpus.iter_mut().find(|v| v.idx == idx) else {
+        return -crate::errno::EPERM;
+    };
+    let realm = match vm.runnable() {
+        Ok(r) => r,
+        Err(e) => return -e,
+    };
+    v.state.resume(realm, rmi, alloc, &v.rec, &mut v.run, mmio_data);
+    0
+}
+
+/// One `REC_ENTER` of realm vCPU `idx` and its exit: `KVM_RME_RUN_ENTER`
+/// (enter again), `KVM_RME_RUN_USER` (`io` says what userspace sees),
+/// `KVM_RME_RUN_WAIT` (not runnable now), or a negative errno.
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` of a live realm VM; `io` points
+/// to a writable `struct kvm_rme_io`.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *mut RunIo) -> c_int {
+    // SAFETY: by the function's contract.
+    let io = unsafe { &mut *io };
+    // SAFETY: by the function's contract.
+    let Some(m) = (unsafe { published(state) }) else {
+        return -crate::errno::EPERM;
+    };
+    let mut guard = m.lock();
+    let State {
+        vm,
+        rmi,
+        alloc,
+        vcpus,
+    } = &mut *guard;
+    let Some(i) = vcpus.iter().position(|v| v.idx == idx) else {
+        return -crate::errno::EPERM;
+    };
+    // PSCI targets are looked up among the other vCPUs' RECs.
+    let targets: KVec<(u64, Pa)> = {
+        let mut t = KVec::new();
+        for v in vcpus.iter() {
+            if t.push((v.rec.mpidr(), v.rec.pa()), GFP_KERNEL).is_err() {
+                return -crate::errno::ENOMEM;
+            }
+        }
+        t
+    };
+    let v = &mut vcpus[i];
+    let realm = match vm.runnable() {
+        Ok(r) => r,
+        Err(e) => return -e,
+    };
+    let r = v.state.enter(realm, rmi, alloc, &v.rec, &mut v.run, &mut |mpidr| {
+        targets.iter().find(|(m, _)| *m == mpidr).map(|(_, pa)| *pa)
+    });
+    io.exits = v.state.exits;
+    match r {
+        Ok(Step::Enter) => RUN_ENTER,
+        Ok(Step::Wait) => RUN_WAIT,
+        Ok(Step::User(u)) => {
+            io.set(u);
+            RUN_USER
+        }
+        Err(e) => {
+            warn_limited!("realm vCPU {}: REC run failed: {}\n", idx, -e);
+            -e
+        }
+    }
+}
+
+/// Memslot deletion or move: the private pages mapped in `[gpa, gpa +
+/// size)` are destroyed, undelegated and given back to guest_memfd.
+/// Failures leave the pages with the RMM until teardown (counted there).
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` of a live realm VM.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_unmap_range(state: *mut c_void, gpa: u64, size: u64) {
+    // SAFETY: by the function's contract.
+    let Some(m) = (unsafe { published(state) }) else {
+        return;
+    };
+    let mut guard = m.lock();
+    let State { vm, rmi, alloc, .. } = &mut *guard;
+    if let Err(e) = vm.unmap_private(rmi, alloc, gpa, size) {
+        warn_limited!(
+            "unmapping {:#x}+{:#x} from the realm failed: {}\n",
+            gpa,
+            size,
+            -e
+        );
+    }
 }

@@ -288,6 +288,33 @@ impl RealmVm {
         }
     }
 
+    /// Memslot removal: unmaps the private pages in `[gpa, gpa + size)`
+    /// (clipped to the protected half), giving them back to their owner.
+    /// Nothing to do before `CREATE_REALM` or after teardown.
+    pub fn unmap_private<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        gpa: u64,
+        size: u64,
+    ) -> Result<(), i32> {
+        let Some(realm) = self.realm.as_mut() else {
+            return Ok(());
+        };
+        let top = realm.geometry().shared_bit();
+        let end = gpa.saturating_add(size).min(top);
+        let start = gpa.min(end);
+        if start == end || realm.state() == RealmState::Destroyed {
+            return Ok(());
+        }
+        if start % GRANULE_SIZE != 0 || end % GRANULE_SIZE != 0 {
+            return Err(errno::EINVAL);
+        }
+        realm
+            .unmap_private(rmi, alloc, Ipa(start), Ipa(end))
+            .map_err(RealmError::errno)
+    }
+
     /// `ACTIVATE_REALM`: once, after `CREATE_REALM` (`EPERM` otherwise).
     pub fn activate<R: Rmi>(&mut self, rmi: &mut R) -> Result<(), i32> {
         self.created()?.activate(rmi).map_err(RealmError::errno)

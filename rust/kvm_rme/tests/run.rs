@@ -391,6 +391,15 @@ fn populate_from_guest_memory() {
     );
     assert_eq!(vm.realm().unwrap().stats().data_pages, 5);
     assert_eq!(alloc.2, 0, "sources unpinned");
+    // Memslot removal over the first two pages; the shared half is clipped.
+    vm.unmap_private(&mut rmi, &mut alloc, RAM, 0x2000).unwrap();
+    assert_eq!(vm.realm().unwrap().stats().data_pages, 3);
+    vm.unmap_private(&mut rmi, &mut alloc, SHARED, 0x2000)
+        .unwrap();
+    assert_eq!(
+        vm.unmap_private(&mut rmi, &mut alloc, RAM + 1, 0x2000),
+        Err(errno::EINVAL)
+    );
     vm.activate(&mut rmi).unwrap();
     assert_eq!(
         vm.populate(&mut rmi, &mut alloc, RAM + 0x8000, 0x1000, false),
@@ -400,4 +409,31 @@ fn populate_from_guest_memory() {
     assert!(vm.runnable().is_ok());
     assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
     assert_clean(&m);
+}
+
+#[test]
+fn memslot_removal_gives_private_pages_back() {
+    let mut vm = active_vm();
+    vm.script(dabt(RAM + 0x3000, false, 0));
+    vm.script(dabt(RAM + 0x5000, false, 0));
+    vm.script(dabt(SHARED | 0x1000, true, 1));
+    assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
+    assert_eq!(vm.realm.stats().data_pages, 2);
+    let mut rvm = RealmVm::new(40, vm.m.borrow().rmm.features);
+    // No realm: nothing to do.
+    assert_eq!(
+        rvm.unmap_private(&mut vm.rmi, &mut vm.alloc, RAM, RAM_SIZE),
+        Ok(())
+    );
+    // The slot covering the second page only.
+    vm.realm
+        .unmap_private(
+            &mut vm.rmi,
+            &mut vm.alloc,
+            Ipa(RAM + 0x4000),
+            Ipa(RAM + 0x6000),
+        )
+        .unwrap();
+    assert_eq!(vm.realm.stats().data_pages, 1);
+    vm.finish();
 }

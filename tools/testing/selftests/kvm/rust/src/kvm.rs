@@ -20,6 +20,9 @@ const fn io(nr: u64) -> u64 {
 const fn iow<T>(nr: u64) -> u64 {
     ioc(IOC_WRITE, nr, core::mem::size_of::<T>())
 }
+const fn iowr<T>(nr: u64) -> u64 {
+    ioc(3, nr, core::mem::size_of::<T>())
+}
 const fn ior<T>(nr: u64) -> u64 {
     ioc(IOC_READ, nr, core::mem::size_of::<T>())
 }
@@ -37,6 +40,10 @@ pub const KVM_ARM_PREFERRED_TARGET: u64 = ior::<VcpuInit>(0xaf);
 pub const KVM_ENABLE_CAP: u64 = iow::<EnableCap>(0xa3);
 pub const KVM_ARM_VCPU_FINALIZE: u64 = iow::<i32>(0xc2);
 pub const KVM_GET_STATS_FD: u64 = io(0xce);
+pub const KVM_SET_USER_MEMORY_REGION2: u64 = iow::<UserspaceMemoryRegion2>(0x49);
+pub const KVM_CREATE_GUEST_MEMFD: u64 = iowr::<CreateGuestMemfd>(0xd4);
+/// `KVM_MEM_GUEST_MEMFD`.
+pub const KVM_MEM_GUEST_MEMFD: u32 = 1 << 2;
 /// vCPU feature of a realm VM (same bit as `KVM_ARM_VCPU_HAS_EL2_E2H0`).
 pub const KVM_ARM_VCPU_REC: u32 = 8;
 
@@ -58,6 +65,36 @@ pub const KVM_CAP_ARM_RME: u64 = 300;
 pub const KVM_VM_TYPE_ARM_REALM: u64 = 1 << 8;
 
 pub const KVM_EXIT_MMIO: u32 = 6;
+pub const KVM_EXIT_INTERNAL_ERROR: u32 = 17;
+pub const KVM_EXIT_SYSTEM_EVENT: u32 = 24;
+pub const KVM_EXIT_MEMORY_FAULT: u32 = 39;
+pub const KVM_SYSTEM_EVENT_SHUTDOWN: u32 = 1;
+/// `KVM_MEMORY_EXIT_FLAG_PRIVATE`.
+pub const KVM_MEMORY_EXIT_FLAG_PRIVATE: u64 = 1 << 3;
+
+/// `struct kvm_userspace_memory_region2`.
+#[repr(C)]
+pub struct UserspaceMemoryRegion2 {
+    pub slot: u32,
+    pub flags: u32,
+    pub guest_phys_addr: u64,
+    pub memory_size: u64,
+    pub userspace_addr: u64,
+    pub guest_memfd_offset: u64,
+    pub guest_memfd: u32,
+    pub pad1: u32,
+    pub pad2: [u64; 14],
+}
+const _: () = assert!(core::mem::size_of::<UserspaceMemoryRegion2>() == 160);
+
+/// `struct kvm_create_guest_memfd`.
+#[repr(C)]
+pub struct CreateGuestMemfd {
+    pub size: u64,
+    pub flags: u64,
+    pub reserved: [u64; 6],
+}
+const _: () = assert!(core::mem::size_of::<CreateGuestMemfd>() == 64);
 
 /// `struct kvm_userspace_memory_region`.
 #[repr(C)]
@@ -94,6 +131,12 @@ mod run_off {
     pub const MMIO_DATA: usize = 40;
     pub const MMIO_LEN: usize = 48;
     pub const MMIO_IS_WRITE: usize = 52;
+    /// `memory_fault`: flags, gpa, size.
+    pub const FAULT_FLAGS: usize = 32;
+    pub const FAULT_GPA: usize = 40;
+    pub const FAULT_SIZE: usize = 48;
+    /// `system_event.type`.
+    pub const EVENT_TYPE: usize = 32;
 }
 
 fn last_err(what: &str) -> String {
@@ -162,6 +205,7 @@ impl Kvm {
             fd,
             run_size: run_size as usize,
             mem: Vec::new(),
+            gmem: Vec::new(),
         })
     }
 }
@@ -185,6 +229,8 @@ pub struct Vm {
     fd: OwnedFd,
     run_size: usize,
     mem: Vec<GuestMem>,
+    /// guest_memfd files of private memslots.
+    gmem: Vec<OwnedFd>,
 }
 
 impl Vm {
@@ -205,8 +251,77 @@ impl Vm {
 
     /// Reads the VM's binary stats (`KVM_GET_STATS_FD`): name -> first value.
     pub fn stats(&self) -> Result<std::collections::HashMap<String, u64>, String> {
+        stats_of(self.fd())
+    }
+
+    /// Like [`Vm::add_memory`], but the memslot's private half is a new
+    /// guest_memfd of `len` bytes: `image` is only in the userspace half
+    /// (what `POPULATE_REALM` copies from).
+    pub fn add_private_memory(
+        &mut self,
+        slot: u32,
+        gpa: u64,
+        len: usize,
+        image: &[u8],
+    ) -> Result<(), String> {
+        let ptr = self.map_anon(len, image)?;
+        let mut g = CreateGuestMemfd {
+            size: len as u64,
+            flags: 0,
+            reserved: [0; 6],
+        };
+        let gfd = ioctl_ptr(self.fd(), KVM_CREATE_GUEST_MEMFD, &mut g)
+            .map_err(|e| format!("KVM_CREATE_GUEST_MEMFD: errno {e}"))?;
+        // SAFETY: a successful KVM_CREATE_GUEST_MEMFD returns a new fd.
+        self.gmem.push(unsafe { OwnedFd::from_raw_fd(gfd) });
+        let mut region = UserspaceMemoryRegion2 {
+            slot,
+            flags: KVM_MEM_GUEST_MEMFD,
+            guest_phys_addr: gpa,
+            memory_size: len as u64,
+            userspace_addr: ptr as u64,
+            guest_memfd_offset: 0,
+            guest_memfd: gfd as u32,
+            pad1: 0,
+            pad2: [0; 14],
+        };
+        ioctl_ptr(self.fd(), KVM_SET_USER_MEMORY_REGION2, &mut region)
+            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION2: errno {e}"))?;
+        Ok(())
+    }
+
+    fn map_anon(&mut self, len: usize, image: &[u8]) -> Result<*mut u8, String> {
+        if image.len() > len {
+            return Err("image larger than the memslot".into());
+        }
+        // SAFETY: anonymous private mapping, no fixed address.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(last_err("mmap guest memory"));
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or("mmap returned NULL")?;
+        // SAFETY: the fresh mapping is `len >= image.len()` bytes long and
+        // does not overlap `image`.
+        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ptr.as_ptr(), image.len()) };
+        self.mem.push(GuestMem { ptr, len });
+        Ok(ptr.as_ptr())
+    }
+}
+
+/// Reads the binary stats of a VM or vCPU fd: name -> first value.
+pub fn stats_of(fd: RawFd) -> Result<std::collections::HashMap<String, u64>, String> {
+    {
         use std::os::unix::fs::FileExt;
-        let fd = ioctl_val(self.fd(), KVM_GET_STATS_FD, 0)
+        let fd = ioctl_val(fd, KVM_GET_STATS_FD, 0)
             .map_err(|e| format!("KVM_GET_STATS_FD: errno {e}"))?;
         // SAFETY: a successful KVM_GET_STATS_FD returns a new fd we own.
         let f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
@@ -239,7 +354,9 @@ impl Vm {
         }
         Ok(out)
     }
+}
 
+impl Vm {
     /// Maps `len` bytes of anonymous memory at `gpa` in memslot `slot`
     /// and copies `image` to its start.
     pub fn add_memory(
@@ -249,34 +366,13 @@ impl Vm {
         len: usize,
         image: &[u8],
     ) -> Result<(), String> {
-        if image.len() > len {
-            return Err("image larger than the memslot".into());
-        }
-        // SAFETY: anonymous private mapping, no fixed address.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(last_err("mmap guest memory"));
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or("mmap returned NULL")?;
-        // SAFETY: the fresh mapping is `len >= image.len()` bytes long and
-        // does not overlap `image`.
-        unsafe { core::ptr::copy_nonoverlapping(image.as_ptr(), ptr.as_ptr(), image.len()) };
-        self.mem.push(GuestMem { ptr, len });
+        let ptr = self.map_anon(len, image)?;
         let mut region = UserspaceMemoryRegion {
             slot,
             flags: 0,
             guest_phys_addr: gpa,
             memory_size: len as u64,
-            userspace_addr: ptr.as_ptr() as u64,
+            userspace_addr: ptr as u64,
         };
         ioctl_ptr(self.fd(), KVM_SET_USER_MEMORY_REGION, &mut region)
             .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: errno {e}"))?;
@@ -349,6 +445,51 @@ impl Vcpu {
     pub fn run(&self) -> Result<u32, String> {
         ioctl_val(self.fd(), KVM_RUN, 0).map_err(|e| format!("KVM_RUN: errno {e}"))?;
         Ok(self.read_u32(run_off::EXIT_REASON))
+    }
+
+    /// `KVM_RUN`, keeping the errno: `(errno or 0, exit reason)`.
+    pub fn run_raw(&self) -> (i32, u32) {
+        let e = ioctl_val(self.fd(), KVM_RUN, 0).err().unwrap_or(0);
+        (e, self.read_u32(run_off::EXIT_REASON))
+    }
+
+    /// The vCPU's binary stats.
+    pub fn stats(&self) -> Result<std::collections::HashMap<String, u64>, String> {
+        stats_of(self.fd())
+    }
+
+    /// `memory_fault` of `kvm_run`: (flags, gpa, size).
+    pub fn memory_fault(&self) -> (u64, u64, u64) {
+        (
+            self.read_u64(run_off::FAULT_FLAGS),
+            self.read_u64(run_off::FAULT_GPA),
+            self.read_u64(run_off::FAULT_SIZE),
+        )
+    }
+
+    /// `system_event.type` of `kvm_run`.
+    pub fn system_event(&self) -> u32 {
+        self.read_u32(run_off::EVENT_TYPE)
+    }
+
+    fn read_u64(&self, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        self.read(off, &mut b);
+        u64::from_ne_bytes(b)
+    }
+
+    /// Sets the data of an MMIO read before the next `KVM_RUN`.
+    pub fn set_mmio_data(&self, data: [u8; 8]) {
+        assert!(run_off::MMIO_DATA + 8 <= self.run_size);
+        // SAFETY: in bounds of the kvm_run mapping; KVM reads it on the
+        // next KVM_RUN only.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.run.as_ptr().add(run_off::MMIO_DATA),
+                8,
+            )
+        };
     }
 
     fn read_u32(&self, off: usize) -> u32 {

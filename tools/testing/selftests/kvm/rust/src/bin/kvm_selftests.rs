@@ -209,6 +209,228 @@ mod arch {
         b
     }
 
+    /// `struct arm_rme_populate_realm` with `flags`.
+    fn populate(base: u64, size: u64, flags: u32) -> [u8; 32] {
+        let mut b = range(base, size, 0);
+        b[16..20].copy_from_slice(&flags.to_le_bytes());
+        b
+    }
+
+    // The realm payload: RSI calls, results reported by MMIO writes to the
+    // shared alias of PAYLOAD_MMIO, a RIPAS change to EMPTY, SYSTEM_OFF.
+    // Runs at EL1 with the MMU off from the start of realm RAM.
+    core::arch::global_asm!(
+        ".pushsection .rodata.realm_payload, \"a\"",
+        ".balign 4",
+        ".global confvm_realm_payload_start",
+        ".global confvm_realm_payload_end",
+        "confvm_realm_payload_start:",
+        "adr x21, confvm_realm_payload_start",
+        // x20 = shared alias (bit 39 of a 40-bit IPA) of 0x0a000000.
+        "movz x20, #0x0a00, lsl #16",
+        "orr x20, x20, #0x8000000000",
+        // RSI_VERSION(1.0): status, lower revision.
+        "movz x0, #0x0190",
+        "movk x0, #0xc400, lsl #16",
+        "movz x1, #1, lsl #16",
+        "smc #0",
+        "str x0, [x20]",
+        "str x1, [x20, #8]",
+        // RSI_REALM_CONFIG into RAM + 0x2000 (not populated: a fault
+        // the host serves from guest_memfd): status, ipa_width.
+        "movz x0, #0x0196",
+        "movk x0, #0xc400, lsl #16",
+        "add x1, x21, #0x2000",
+        "smc #0",
+        "str x0, [x20, #16]",
+        "add x1, x21, #0x2000",
+        "ldr x2, [x1]",
+        "str x2, [x20, #24]",
+        // RSI_IPA_STATE_SET [RAM + 0x8000, RAM + 0xa000) to EMPTY: status,
+        // next address, response.
+        "movz x0, #0x0197",
+        "movk x0, #0xc400, lsl #16",
+        "add x1, x21, #0x8000",
+        "add x2, x21, #0xa000",
+        "mov x3, #0",
+        "mov x4, #0",
+        "smc #0",
+        "str x0, [x20, #32]",
+        "str x1, [x20, #40]",
+        "str x2, [x20, #48]",
+        // PSCI SYSTEM_OFF.
+        "movz x0, #0x0008",
+        "movk x0, #0x8400, lsl #16",
+        "smc #0",
+        "1: b 1b",
+        "confvm_realm_payload_end:",
+        ".popsection",
+    );
+
+    extern "C" {
+        static confvm_realm_payload_start: u8;
+        static confvm_realm_payload_end: u8;
+    }
+
+    /// The payload's machine code.
+    fn payload() -> &'static [u8] {
+        // SAFETY: both symbols are in the same section, the end after the
+        // start; the bytes between them are the assembled payload.
+        unsafe {
+            let start = core::ptr::addr_of!(confvm_realm_payload_start);
+            let end = core::ptr::addr_of!(confvm_realm_payload_end);
+            core::slice::from_raw_parts(start, end as usize - start as usize)
+        }
+    }
+
+    const PAYLOAD_RAM: u64 = 0x8000_0000;
+    const PAYLOAD_RAM_SIZE: usize = 64 << 10;
+    const PAYLOAD_MMIO: u64 = 0x0a00_0000;
+
+    /// A realm runs the payload end to end: POPULATE from guest_memfd,
+    /// RSI calls, a private fault served from guest_memfd, MMIO exits, a
+    /// RIPAS change answered by re-entering, PSCI SYSTEM_OFF; then the
+    /// counters (needs an RMM speaking RMI 1.0).
+    fn realm_run() -> TestResult {
+        let kvm = open_kvm()?;
+        let Some(mut vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
+        let code = payload();
+        check!(
+            !code.is_empty() && code.len() <= 4096,
+            "payload of {} bytes",
+            code.len()
+        );
+        vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
+        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
+        let r = rme(&vm, 2, &range(PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64, 0));
+        check!(r == 0, "INIT_RIPAS: errno {r}");
+        let r = rme(&vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
+        check!(r == 0, "POPULATE: errno {r}");
+        let r = rme(&vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
+        check!(r != 0, "POPULATE of a populated granule succeeded");
+        let r = rme(
+            &vm,
+            3,
+            &populate(PAYLOAD_RAM + PAYLOAD_RAM_SIZE as u64, 0x1000, 0),
+        );
+        check!(
+            r == libc::EFAULT,
+            "POPULATE past the memslot: errno {r}, want EFAULT"
+        );
+        let v0 = vm.create_vcpu(0)?;
+        check!(
+            init_vcpu(&vm, &v0, 1 << kvm::KVM_ARM_VCPU_REC) == 0,
+            "vCPU init failed"
+        );
+        v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) failed");
+        let (e, _) = v0.run_raw();
+        check!(
+            e == libc::EPERM,
+            "KVM_RUN before ACTIVATE: errno {e}, want EPERM"
+        );
+        check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
+
+        // (offset, value) of each MMIO write, in order.
+        const REVISION_1: u64 = u64::MAX;
+        let ram = PAYLOAD_RAM;
+        let writes_1: [(u64, u64); 4] = [(0, 0), (8, REVISION_1), (16, 0), (24, 40)];
+        let writes_2: [(u64, u64); 3] = [(32, 0), (40, ram + 0xa000), (48, 0)];
+        let expect_mmio = |what: &str, off: u64, want: u64| -> Result<(), String> {
+            let (e, reason) = v0.run_raw();
+            if e != 0 || reason != kvm::KVM_EXIT_MMIO {
+                return Err(format!(
+                    "{what}: KVM_RUN errno {e}, exit {reason}, want MMIO"
+                ));
+            }
+            let m = v0.mmio();
+            let got = u64::from_le_bytes(m.data);
+            let value_ok = match want {
+                // A revision: major 1, any minor.
+                REVISION_1 => got >> 16 == 1,
+                _ => got == want,
+            };
+            if m.phys_addr != PAYLOAD_MMIO + off || !m.is_write || m.len != 8 || !value_ok {
+                return Err(format!(
+                    "{what}: MMIO {:#x} len {} write {} data {got:#x}, want {:#x} = {want:#x}",
+                    m.phys_addr,
+                    m.len,
+                    m.is_write,
+                    PAYLOAD_MMIO + off
+                ));
+            }
+            Ok(())
+        };
+        let names = [
+            "RSI_VERSION status",
+            "RSI_VERSION revision",
+            "REALM_CONFIG status",
+            "ipa_width",
+        ];
+        for ((off, want), what) in writes_1.iter().zip(names) {
+            expect_mmio(what, *off, *want)?;
+        }
+        // The RIPAS change reaches userspace as a memory fault (to shared).
+        let (e, reason) = v0.run_raw();
+        check!(
+            e == libc::EFAULT && reason == kvm::KVM_EXIT_MEMORY_FAULT,
+            "RIPAS change: KVM_RUN errno {e}, exit {reason}; want EFAULT, MEMORY_FAULT"
+        );
+        let (flags, gpa, size) = v0.memory_fault();
+        check!(
+            flags & kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE == 0 && gpa == ram + 0x8000 && size == 0x2000,
+            "memory fault flags {flags:#x} gpa {gpa:#x} size {size:#x}"
+        );
+        let names = [
+            "IPA_STATE_SET status",
+            "IPA_STATE_SET next",
+            "IPA_STATE_SET response",
+        ];
+        for ((off, want), what) in writes_2.iter().zip(names) {
+            expect_mmio(what, *off, *want)?;
+        }
+        let (e, reason) = v0.run_raw();
+        check!(
+            e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+            "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+        );
+        let t = v0.system_event();
+        check!(
+            t == kvm::KVM_SYSTEM_EVENT_SHUTDOWN,
+            "system event {t}, want SHUTDOWN"
+        );
+
+        let s = v0.stats()?;
+        let st = |n: &str| s.get(n).copied().unwrap_or(u64::MAX);
+        check!(
+            st("rec_exit_mmio") == 7 && st("rec_exit_ripas") == 1 && st("rec_exit_psci") == 1,
+            "REC exits: mmio {} ripas {} psci {}",
+            st("rec_exit_mmio"),
+            st("rec_exit_ripas"),
+            st("rec_exit_psci")
+        );
+        check!(st("rec_exit_fault") >= 1, "no fault exit served");
+        let s = vm.stats()?;
+        let data = s.get("realm_data_pages").copied().unwrap_or(0);
+        check!(
+            data == 2,
+            "realm_data_pages {data}, want 2 (populated + faulted)"
+        );
+        println!(
+            "# realm_run: {} RMI calls, {} REC exits ({} fault, {} IRQ)",
+            s.get("realm_rmi_calls").copied().unwrap_or(0),
+            v0.stats()?.get("exits").copied().unwrap_or(0),
+            st("rec_exit_fault"),
+            st("rec_exit_irq")
+        );
+        // Teardown returns everything; a leak warns and fails the boot.
+        drop(v0);
+        drop(vm);
+        Ok(Outcome::Pass)
+    }
+
     /// A realm VM through the uAPI sub-commands, good and bad arguments,
     /// in and out of order (needs an RMM speaking RMI 1.0).
     fn realm_lifecycle() -> TestResult {
@@ -253,10 +475,22 @@ mod arch {
                 0,
             ),
             (
-                "POPULATE (needs guest_memfd)",
+                "POPULATE without a guest_memfd memslot",
                 3,
                 &range(0x4000_0000, 0x1000, 0),
-                libc::EOPNOTSUPP,
+                libc::EFAULT,
+            ),
+            (
+                "POPULATE unknown flag",
+                3,
+                &populate(0x4000_0000, 0x1000, 2),
+                einval,
+            ),
+            (
+                "POPULATE unaligned",
+                3,
+                &populate(0x4000_0800, 0x1000, 1),
+                einval,
             ),
             ("unknown sub-command", 9, &[], einval),
             ("ACTIVATE", 4, &[], 0),
@@ -464,6 +698,10 @@ mod arch {
         Test {
             name: "realm_lifecycle",
             run: realm_lifecycle,
+        },
+        Test {
+            name: "realm_run",
+            run: realm_run,
         },
         Test {
             name: "realm_type_checks",
