@@ -15,7 +15,8 @@
 //! (read as zero), `RSI_HOST_CALL` (answered `NOT_SUPPORTED`), and PSCI
 //! `CPU_ON`/`AFFINITY_INFO` (completed with `PSCI_COMPLETE` towards the
 //! target REC).  What goes to userspace: emulatable MMIO, RIPAS changes
-//! (as memory faults), faults outside guest memory, `SYSTEM_OFF`/`RESET`.
+//! (as memory faults, which the VMM answers by setting the range's memory
+//! attributes, or not), faults outside guest memory, `SYSTEM_OFF`/`RESET`.
 
 use crate::abi::v1_0::{RecRun, Ripas};
 use crate::abi::{ErrorStatus, Ipa, Pa, GRANULE_SIZE};
@@ -39,6 +40,10 @@ pub trait GuestMemory {
 
     /// Unpins a page from [`GuestMemory::source_page`].
     fn release_source(&mut self, pa: Pa);
+
+    /// Whether the VMM agreed to a RIPAS change of `[base, top)`: it set
+    /// the range's memory attributes to private (`ram`) or shared.
+    fn vmm_agrees(&mut self, base: Ipa, top: Ipa, ram: bool) -> bool;
 }
 
 /// An exit userspace must see, mapped by the kernel onto `struct kvm_run`.
@@ -159,10 +164,12 @@ impl VcpuRun {
 
     /// Completes the exit userspace saw, at the start of `KVM_RUN`.
     /// `mmio_data` is the value userspace put in `kvm_run.mmio.data` for
-    /// an MMIO read.  A RIPAS change is carried out now (`RTT_SET_RIPAS`;
-    /// pages leaving RAM are unmapped and go back to guest_memfd) and
-    /// accepted; if the RMM refuses it, it is rejected.
-    pub fn resume<R: Rmi, A: GranuleAlloc>(
+    /// an MMIO read.  A RIPAS change the VMM agreed to (by setting the
+    /// memory attributes of the whole range to match) is carried out now
+    /// (`RTT_SET_RIPAS`; pages leaving RAM are unmapped and go back to
+    /// guest_memfd) and accepted; otherwise, or if the RMM refuses it, it
+    /// is rejected.
+    pub fn resume<R: Rmi, A: GranuleAlloc + GuestMemory>(
         &mut self,
         realm: &mut Realm,
         rmi: &mut R,
@@ -175,7 +182,13 @@ impl VcpuRun {
             Pending::None => {}
             Pending::Mmio(m) => exit::complete_mmio(&mut run.enter, &m, mmio_data),
             Pending::Ripas { base, top, ripas } => {
-                let accept = match realm.set_ripas(rmi, alloc, rec, base, top) {
+                let agreed = alloc.vmm_agrees(base, top, ripas == Ripas::Ram);
+                let done = if agreed {
+                    realm.set_ripas(rmi, alloc, rec, base, top)
+                } else {
+                    Err(RealmError::State)
+                };
+                let accept = match done {
                     Ok(done) => {
                         if ripas == Ripas::Empty && done.0 > base.0 {
                             // Shared now: the private pages are dead.

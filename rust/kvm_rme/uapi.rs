@@ -38,6 +38,7 @@ extern "C" {
     fn kvm_rme_gmem_page(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
     fn kvm_rme_user_page(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
     fn kvm_rme_put_page(page: *mut c_void);
+    fn kvm_rme_attrs_match(kvm: *mut c_void, gpa: u64, size: u64, private: bool) -> bool;
 }
 
 /// Realms are enabled (an RMI 1.0 RMM answered at boot).
@@ -193,6 +194,11 @@ impl GuestMemory for KernelAlloc {
                 unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
             }
         }
+    }
+
+    fn vmm_agrees(&mut self, base: Ipa, top: Ipa, ram: bool) -> bool {
+        // SAFETY: `kvm` is the live VM this state belongs to.
+        unsafe { kvm_rme_attrs_match(self.kvm, base.0, top.0 - base.0, ram) }
     }
 }
 

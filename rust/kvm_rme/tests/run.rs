@@ -19,8 +19,9 @@ const RAM_SIZE: u64 = 64 << 10;
 const SHARED: u64 = 1 << 39;
 
 /// The allocator plus a guest_memfd stand-in: private pages for
-/// `[RAM, RAM + RAM_SIZE)` only, counted.
-struct Gmem(ModelAlloc, u64, u64);
+/// `[RAM, RAM + RAM_SIZE)` only, counted; sources pinned; whether the VMM
+/// agrees to RIPAS changes.
+struct Gmem(ModelAlloc, u64, u64, bool);
 
 impl GranuleAlloc for Gmem {
     fn alloc(&mut self) -> Option<Undelegated> {
@@ -57,6 +58,10 @@ impl GuestMemory for Gmem {
     fn release_source(&mut self, pa: Pa) {
         self.2 -= 1;
         self.0.free(Undelegated::from_host_page(pa).unwrap());
+    }
+
+    fn vmm_agrees(&mut self, _base: Ipa, _top: Ipa, _ram: bool) -> bool {
+        self.3
     }
 }
 
@@ -107,7 +112,7 @@ fn active_vm() -> Vm {
     realm.activate(&mut rmi).unwrap();
     Vm {
         rmi,
-        alloc: Gmem(alloc, 0, 0),
+        alloc: Gmem(alloc, 0, 0, true),
         m,
         realm,
         rec,
@@ -315,7 +320,7 @@ fn psci_cpu_on_completes_towards_the_target() {
     m.borrow_mut().rmm.exits.push_back(x.clone());
     let mut run: Box<RecRun> = Box::default();
     let mut v = VcpuRun::new();
-    let mut mem = Gmem(alloc, 0, 0);
+    let mut mem = Gmem(alloc, 0, 0, true);
     let t1: Pa = rec1.pa();
     let step = v
         .enter(
@@ -348,7 +353,7 @@ fn psci_cpu_on_completes_towards_the_target() {
 #[test]
 fn populate_from_guest_memory() {
     let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem(alloc, 0, 0);
+    let mut alloc = Gmem(alloc, 0, 0, true);
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     assert_eq!(
         vm.populate(&mut rmi, &mut alloc, RAM, 4096, true),
@@ -434,6 +439,24 @@ fn memslot_removal_gives_private_pages_back() {
             Ipa(RAM + 0x6000),
         )
         .unwrap();
+    assert_eq!(vm.realm.stats().data_pages, 1);
+    vm.finish();
+}
+
+#[test]
+fn ripas_change_the_vmm_did_not_agree_to_is_rejected() {
+    let mut vm = active_vm();
+    vm.script(dabt(RAM + 0x1000, false, 0));
+    let mut x = scripted(exit_reason::RIPAS_CHANGE);
+    x.ripas = (RAM, RAM + 0x2000, Ripas::Empty as u8);
+    vm.script(x);
+    vm.script(dabt(SHARED | 0x1000, true, 1));
+    assert!(matches!(vm.run(0), Ok(UserExit::MemoryFault { .. })));
+    assert_eq!(vm.realm.stats().data_pages, 1);
+    vm.alloc.3 = false;
+    assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
+    // Rejected on that entry: no RTT_SET_RIPAS, the page stays mapped.
+    assert_eq!(vm.m.borrow().rmm.counts.get(Command::RttSetRipas), 0);
     assert_eq!(vm.realm.stats().data_pages, 1);
     vm.finish();
 }

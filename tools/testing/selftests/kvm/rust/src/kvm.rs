@@ -42,6 +42,19 @@ pub const KVM_ARM_VCPU_FINALIZE: u64 = iow::<i32>(0xc2);
 pub const KVM_GET_STATS_FD: u64 = io(0xce);
 pub const KVM_SET_USER_MEMORY_REGION2: u64 = iow::<UserspaceMemoryRegion2>(0x49);
 pub const KVM_CREATE_GUEST_MEMFD: u64 = iowr::<CreateGuestMemfd>(0xd4);
+pub const KVM_SET_MEMORY_ATTRIBUTES: u64 = iow::<MemoryAttributes>(0xd2);
+/// `KVM_MEMORY_ATTRIBUTE_PRIVATE`.
+pub const KVM_MEMORY_ATTRIBUTE_PRIVATE: u64 = 1 << 3;
+
+/// `struct kvm_memory_attributes`.
+#[repr(C)]
+pub struct MemoryAttributes {
+    pub address: u64,
+    pub size: u64,
+    pub attributes: u64,
+    pub flags: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemoryAttributes>() == 32);
 /// `KVM_MEM_GUEST_MEMFD`.
 pub const KVM_MEM_GUEST_MEMFD: u32 = 1 << 2;
 /// vCPU feature of a realm VM (same bit as `KVM_ARM_VCPU_HAS_EL2_E2H0`).
@@ -288,6 +301,26 @@ impl Vm {
         ioctl_ptr(self.fd(), KVM_SET_USER_MEMORY_REGION2, &mut region)
             .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION2: errno {e}"))?;
         Ok(())
+    }
+
+    /// `KVM_SET_MEMORY_ATTRIBUTES` over `[gpa, gpa + size)`.
+    pub fn set_memory_attributes(
+        &self,
+        gpa: u64,
+        size: u64,
+        attributes: u64,
+    ) -> Result<(), String> {
+        let mut a = MemoryAttributes {
+            address: gpa,
+            size,
+            attributes,
+            flags: 0,
+        };
+        ioctl_ptr(self.fd(), KVM_SET_MEMORY_ATTRIBUTES, &mut a)
+            .map(|_| ())
+            .map_err(|e| {
+                format!("KVM_SET_MEMORY_ATTRIBUTES({gpa:#x}+{size:#x}, {attributes:#x}): errno {e}")
+            })
     }
 
     fn map_anon(&mut self, len: usize, image: &[u8]) -> Result<*mut u8, String> {

@@ -246,8 +246,8 @@ mod arch {
         "add x1, x21, #0x2000",
         "ldr x2, [x1]",
         "str x2, [x20, #24]",
-        // RSI_IPA_STATE_SET [RAM + 0x8000, RAM + 0xa000) to EMPTY: status,
-        // next address, response.
+        // RSI_IPA_STATE_SET [RAM + 0x8000, RAM + 0xa000) to EMPTY, twice
+        // (the test refuses the first): status, next address, response.
         "movz x0, #0x0197",
         "movk x0, #0xc400, lsl #16",
         "add x1, x21, #0x8000",
@@ -258,6 +258,16 @@ mod arch {
         "str x0, [x20, #32]",
         "str x1, [x20, #40]",
         "str x2, [x20, #48]",
+        "movz x0, #0x0197",
+        "movk x0, #0xc400, lsl #16",
+        "add x1, x21, #0x8000",
+        "add x2, x21, #0xa000",
+        "mov x3, #0",
+        "mov x4, #0",
+        "smc #0",
+        "str x0, [x20, #56]",
+        "str x1, [x20, #64]",
+        "str x2, [x20, #72]",
         // PSCI SYSTEM_OFF.
         "movz x0, #0x0008",
         "movk x0, #0x8400, lsl #16",
@@ -289,8 +299,9 @@ mod arch {
 
     /// A realm runs the payload end to end: POPULATE from guest_memfd,
     /// RSI calls, a private fault served from guest_memfd, MMIO exits, a
-    /// RIPAS change answered by re-entering, PSCI SYSTEM_OFF; then the
-    /// counters (needs an RMM speaking RMI 1.0).
+    /// RIPAS change refused (memory attributes left private) then one
+    /// accepted (KVM_SET_MEMORY_ATTRIBUTES to shared), PSCI SYSTEM_OFF;
+    /// then the counters (needs an RMM speaking RMI 1.0).
     fn realm_run() -> TestResult {
         let kvm = open_kvm()?;
         let Some(mut vm) = realm_vm(&kvm)? else {
@@ -303,6 +314,12 @@ mod arch {
             code.len()
         );
         vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
+        // Like kvmtool: all of RAM private from the start.
+        vm.set_memory_attributes(
+            PAYLOAD_RAM,
+            PAYLOAD_RAM_SIZE as u64,
+            kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE,
+        )?;
         check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
         let r = rme(&vm, 2, &range(PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64, 0));
         check!(r == 0, "INIT_RIPAS: errno {r}");
@@ -335,9 +352,11 @@ mod arch {
 
         // (offset, value) of each MMIO write, in order.
         const REVISION_1: u64 = u64::MAX;
+        const ANY: u64 = u64::MAX - 1;
         let ram = PAYLOAD_RAM;
         let writes_1: [(u64, u64); 4] = [(0, 0), (8, REVISION_1), (16, 0), (24, 40)];
-        let writes_2: [(u64, u64); 3] = [(32, 0), (40, ram + 0xa000), (48, 0)];
+        let writes_2: [(u64, u64); 3] = [(32, 0), (40, ram + 0x8000), (48, ANY)];
+        let writes_3: [(u64, u64); 3] = [(56, 0), (64, ram + 0xa000), (72, 0)];
         let expect_mmio = |what: &str, off: u64, want: u64| -> Result<(), String> {
             let (e, reason) = v0.run_raw();
             if e != 0 || reason != kvm::KVM_EXIT_MMIO {
@@ -350,6 +369,7 @@ mod arch {
             let value_ok = match want {
                 // A revision: major 1, any minor.
                 REVISION_1 => got >> 16 == 1,
+                ANY => true,
                 _ => got == want,
             };
             if m.phys_addr != PAYLOAD_MMIO + off || !m.is_write || m.len != 8 || !value_ok {
@@ -372,23 +392,36 @@ mod arch {
         for ((off, want), what) in writes_1.iter().zip(names) {
             expect_mmio(what, *off, *want)?;
         }
-        // The RIPAS change reaches userspace as a memory fault (to shared).
-        let (e, reason) = v0.run_raw();
-        check!(
-            e == libc::EFAULT && reason == kvm::KVM_EXIT_MEMORY_FAULT,
-            "RIPAS change: KVM_RUN errno {e}, exit {reason}; want EFAULT, MEMORY_FAULT"
-        );
-        let (flags, gpa, size) = v0.memory_fault();
-        check!(
-            flags & kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE == 0 && gpa == ram + 0x8000 && size == 0x2000,
-            "memory fault flags {flags:#x} gpa {gpa:#x} size {size:#x}"
-        );
-        let names = [
-            "IPA_STATE_SET status",
-            "IPA_STATE_SET next",
-            "IPA_STATE_SET response",
-        ];
+        // Each RIPAS change reaches userspace as a memory fault (to
+        // shared).  The first is refused (RAM stays private: no progress),
+        // the second accepted by making the range shared.
+        let expect_fault = |what: &str| -> Result<(), String> {
+            let (e, reason) = v0.run_raw();
+            if e != libc::EFAULT || reason != kvm::KVM_EXIT_MEMORY_FAULT {
+                return Err(format!(
+                    "{what}: KVM_RUN errno {e}, exit {reason}; want EFAULT, MEMORY_FAULT"
+                ));
+            }
+            let (flags, gpa, size) = v0.memory_fault();
+            if flags & kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE != 0
+                || gpa != ram + 0x8000
+                || size != 0x2000
+            {
+                return Err(format!(
+                    "{what}: memory fault flags {flags:#x} gpa {gpa:#x} size {size:#x}"
+                ));
+            }
+            Ok(())
+        };
+        expect_fault("first RIPAS change")?;
+        let names = ["refused: status", "refused: next", "refused: response"];
         for ((off, want), what) in writes_2.iter().zip(names) {
+            expect_mmio(what, *off, *want)?;
+        }
+        expect_fault("second RIPAS change")?;
+        vm.set_memory_attributes(ram + 0x8000, 0x2000, 0)?;
+        let names = ["accepted: status", "accepted: next", "accepted: response"];
+        for ((off, want), what) in writes_3.iter().zip(names) {
             expect_mmio(what, *off, *want)?;
         }
         let (e, reason) = v0.run_raw();
@@ -405,7 +438,7 @@ mod arch {
         let s = v0.stats()?;
         let st = |n: &str| s.get(n).copied().unwrap_or(u64::MAX);
         check!(
-            st("rec_exit_mmio") == 7 && st("rec_exit_ripas") == 1 && st("rec_exit_psci") == 1,
+            st("rec_exit_mmio") == 10 && st("rec_exit_ripas") == 2 && st("rec_exit_psci") == 1,
             "REC exits: mmio {} ripas {} psci {}",
             st("rec_exit_mmio"),
             st("rec_exit_ripas"),
