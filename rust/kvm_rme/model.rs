@@ -149,6 +149,15 @@ pub struct RmmModel {
     rng: u64,
 }
 
+/// What the RMM accepts in an unprotected descriptor from the host: the
+/// output address, MemAttr (bits 4:2, not the reserved FWB value 0b100)
+/// and S2AP (bits 7:6); nothing else.
+fn ns_desc_ok(desc: u64) -> bool {
+    let addr = ((1u64 << 48) - 1) & !0xfff;
+    let memattr = (desc >> 2) & 0b111;
+    desc & !(addr | (0b111 << 2) | (0b11 << 6)) == 0 && memattr != 0b100
+}
+
 fn err<T>(status: ErrorStatus, index: u8) -> RmiResult<T> {
     Err(RmiError::new(status, index))
 }
@@ -767,6 +776,7 @@ impl Rmi for RmmModel {
             || ipa.0 % level_size(level) != 0
             || self.protected(rd, ipa.0)
             || pa_of(desc) % level_size(level) != 0
+            || !ns_desc_ok(desc)
         {
             return input();
         }

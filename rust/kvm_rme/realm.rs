@@ -227,9 +227,11 @@ impl Rec {
     }
 }
 
-/// Unprotected stage-2 descriptor attributes: normal write-back memory,
-/// read/write, inner shareable.
-pub const UNPROTECTED_ATTRS: u64 = (0xf << 2) | (0x3 << 6) | (0x3 << 8);
+/// Unprotected stage-2 descriptor attributes the host may set: MemAttr
+/// (bits 4:2, FEAT_S2FWB encoding 0b110: normal write-back) and S2AP
+/// (bits 7:6, read/write).  Shareability and the access flag belong to
+/// the RMM: a descriptor with other bits set is refused.
+pub const UNPROTECTED_ATTRS: u64 = (0b110 << 2) | (0b11 << 6);
 
 /// Bound on the RTT-creation retries of one operation (one per level).
 const MAX_RETRIES: usize = 4;

@@ -10,7 +10,9 @@
 //! tests drive the same code against the RMM model.
 //!
 //! What the host handles without userspace: stage-2 faults on the
-//! private half (a page of the memslot's guest_memfd, `DATA_CREATE_UNKNOWN`),
+//! private half (a page of the memslot's guest_memfd, `DATA_CREATE_UNKNOWN`)
+//! and on the shared half (the memslot's userspace page, pinned and mapped
+//! with `RTT_MAP_UNPROTECTED`),
 //! IRQ/FIQ/SError exits, WFx, system registers the RMM leaves to the host
 //! (read as zero), `RSI_HOST_CALL` (answered `NOT_SUPPORTED`), and PSCI
 //! `CPU_ON`/`AFFINITY_INFO` (completed with `PSCI_COMPLETE` towards the
@@ -40,6 +42,17 @@ pub trait GuestMemory {
 
     /// Unpins a page from [`GuestMemory::source_page`].
     fn release_source(&mut self, pa: Pa);
+
+    /// Pins the host page backing shared `gpa` (the memslot's userspace
+    /// page; `gpa` without the shared bit) while the realm maps it.
+    /// `Err(errno)` if no memslot covers `gpa`: then an access is MMIO.
+    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32>;
+
+    /// Unpins the page of shared `gpa` (unmapped, or not mapped after all).
+    fn release_shared(&mut self, gpa: Ipa);
+
+    /// A pinned shared page in `[start, end)` (shared bit cleared), if any.
+    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa>;
 
     /// Whether the VMM agreed to a RIPAS change of `[base, top)`: it set
     /// the range's memory attributes to private (`ram`) or shared.
@@ -241,6 +254,14 @@ impl VcpuRun {
         let unshared = |ipa: Ipa| ipa.0 & !geo.shared_bit();
         match exit::decode(&run.exit, &geo) {
             Exit::Mmio(m) => {
+                // An access to shared memory that is not mapped yet looks
+                // like MMIO; a memslot behind it makes it a fault.
+                let gpa = Ipa(unshared(m.ipa) & !(GRANULE_SIZE - 1));
+                if let Ok(pa) = alloc.shared_page(gpa) {
+                    self.count(ExitClass::Fault);
+                    let ipa = Ipa(gpa.0 | geo.shared_bit());
+                    return Self::map_shared(realm, rmi, alloc, gpa, ipa, pa);
+                }
                 self.count(ExitClass::Mmio);
                 self.pending = Pending::Mmio(m);
                 Ok(Step::User(UserExit::Mmio {
@@ -274,14 +295,17 @@ impl VcpuRun {
                 }
             }
             Exit::Fault { ipa, .. } => {
-                // Shared memory is not mapped by this host yet: userspace
-                // sees the access.
                 self.count(ExitClass::Fault);
-                Ok(Step::User(UserExit::MemoryFault {
-                    gpa: unshared(ipa),
-                    size: GRANULE_SIZE,
-                    private: false,
-                }))
+                let gpa = Ipa(unshared(ipa));
+                match alloc.shared_page(gpa) {
+                    Ok(pa) => Self::map_shared(realm, rmi, alloc, gpa, ipa, pa),
+                    // No memslot: userspace sees the access.
+                    Err(_) => Ok(Step::User(UserExit::MemoryFault {
+                        gpa: gpa.0,
+                        size: GRANULE_SIZE,
+                        private: false,
+                    })),
+                }
             }
             Exit::Irq | Exit::Fiq => {
                 self.count(ExitClass::Irq);
@@ -322,6 +346,31 @@ impl VcpuRun {
             Exit::Unhandled { reason, esr } => {
                 self.count(ExitClass::Other);
                 Ok(Step::User(UserExit::Internal { reason, esr }))
+            }
+        }
+    }
+
+    /// Maps `pa`, just pinned for `gpa`, at its shared alias `ipa`; the
+    /// pin is dropped unless the mapping is made.
+    fn map_shared<R: Rmi, A: GranuleAlloc + GuestMemory>(
+        realm: &mut Realm,
+        rmi: &mut R,
+        alloc: &mut A,
+        gpa: Ipa,
+        ipa: Ipa,
+        pa: Pa,
+    ) -> Result<Step, i32> {
+        match realm.map_shared(rmi, alloc, ipa, pa) {
+            Ok(()) => Ok(Step::Enter),
+            Err(e) => {
+                alloc.release_shared(gpa);
+                match e {
+                    // Mapped meanwhile: nothing to do.
+                    RealmError::Rmi { err, .. } if err.status == ErrorStatus::Rtt => {
+                        Ok(Step::Enter)
+                    }
+                    e => Err(e.errno()),
+                }
             }
         }
     }

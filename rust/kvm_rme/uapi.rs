@@ -39,6 +39,8 @@ extern "C" {
     fn kvm_rme_user_page(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
     fn kvm_rme_put_page(page: *mut c_void);
     fn kvm_rme_attrs_match(kvm: *mut c_void, gpa: u64, size: u64, private: bool) -> bool;
+    fn kvm_rme_pin_shared(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
+    fn kvm_rme_unpin_shared(page: *mut c_void);
 }
 
 /// Realms are enabled (an RMI 1.0 RMM answered at boot).
@@ -120,6 +122,9 @@ struct KernelAlloc {
     kvm: *mut c_void,
     /// Pinned `POPULATE_REALM` sources: physical address and page.
     sources: KVec<(u64, NonNull<bindings::page>)>,
+    /// Long-term pins of the pages mapped at the shared alias: guest
+    /// physical address (shared bit clear) and page.
+    shared: KVec<(u64, NonNull<bindings::page>)>,
 }
 
 impl KernelAlloc {
@@ -137,6 +142,19 @@ impl KernelAlloc {
         match self.pages.iter().position(|p| p.pa() == pa.0) {
             Some(i) => drop(self.pages.remove(i)),
             None => warn_limited!("page {:#x} returned but never lent: leaked\n", pa.0),
+        }
+    }
+
+    /// Called when the realm is gone: unpins the shared pages, which its
+    /// RTTs no longer map.  If the realm was leaked instead, they stay
+    /// pinned for good.
+    fn unpin_all_shared(&mut self, realm_gone: bool) {
+        while let Some((_, page)) = self.shared.pop() {
+            if realm_gone {
+                // SAFETY: drops the pin `shared_page` took; the realm and
+                // its RTTs are destroyed.
+                unsafe { kvm_rme_unpin_shared(page.as_ptr().cast()) };
+            }
         }
     }
 
@@ -194,6 +212,35 @@ impl GuestMemory for KernelAlloc {
                 unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
             }
         }
+    }
+
+    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32> {
+        let page = lookup(kvm_rme_pin_shared, self.kvm, gpa)?;
+        // SAFETY: `page` is a valid page we hold a pin on.
+        let pa = unsafe { bindings::page_to_phys(page.as_ptr()) };
+        if self.shared.push((gpa.0, page), GFP_KERNEL).is_err() {
+            // SAFETY: drops the pin `lookup` took.
+            unsafe { kvm_rme_unpin_shared(page.as_ptr().cast()) };
+            return Err(crate::errno::ENOMEM);
+        }
+        Ok(Pa(pa))
+    }
+
+    fn release_shared(&mut self, gpa: Ipa) {
+        if let Some(i) = self.shared.iter().position(|(g, _)| *g == gpa.0) {
+            if let Ok((_, page)) = self.shared.remove(i) {
+                // SAFETY: drops the pin `shared_page` took; the realm no
+                // longer maps the page.
+                unsafe { kvm_rme_unpin_shared(page.as_ptr().cast()) };
+            }
+        }
+    }
+
+    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa> {
+        self.shared
+            .iter()
+            .find(|(g, _)| (start.0..end.0).contains(g))
+            .map(|(g, _)| Ipa(*g))
     }
 
     fn vmm_agrees(&mut self, base: Ipa, top: Ipa, ram: bool) -> bool {
@@ -319,6 +366,7 @@ unsafe fn vm_state<'a>(
             pages: KVec::new(),
             kvm,
             sources: KVec::new(),
+            shared: KVec::new(),
         },
         vcpus: KVec::new(),
     };
@@ -530,6 +578,7 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
             st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, v.rec);
         }
         let leaked = st.vm.destroy(&mut st.rmi, &mut st.alloc);
+        st.alloc.unpin_all_shared(leaked == 0);
         (leaked, st.alloc.abandon())
     };
     if leaked != 0 || kept != 0 {
@@ -747,7 +796,7 @@ pub unsafe extern "C" fn kvm_rme_unmap_range(state: *mut c_void, gpa: u64, size:
     };
     let mut guard = m.lock();
     let State { vm, rmi, alloc, .. } = &mut *guard;
-    if let Err(e) = vm.unmap_private(rmi, alloc, gpa, size) {
+    if let Err(e) = vm.unmap_range(rmi, alloc, gpa, size) {
         warn_limited!(
             "unmapping {:#x}+{:#x} from the realm failed: {}\n",
             gpa,

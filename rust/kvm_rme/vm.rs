@@ -289,9 +289,10 @@ impl RealmVm {
     }
 
     /// Memslot removal: unmaps the private pages in `[gpa, gpa + size)`
-    /// (clipped to the protected half), giving them back to their owner.
+    /// (clipped to the protected half), giving them back to guest_memfd,
+    /// and the shared aliases of that range, unpinning their pages.
     /// Nothing to do before `CREATE_REALM` or after teardown.
-    pub fn unmap_private<R: Rmi, A: GranuleAlloc>(
+    pub fn unmap_range<R: Rmi, A: GranuleAlloc + GuestMemory>(
         &mut self,
         rmi: &mut R,
         alloc: &mut A,
@@ -309,6 +310,13 @@ impl RealmVm {
         }
         if start % GRANULE_SIZE != 0 || end % GRANULE_SIZE != 0 {
             return Err(errno::EINVAL);
+        }
+        while let Some(g) = alloc.shared_in(Ipa(start), Ipa(end)) {
+            // A page that cannot be unmapped stays pinned until teardown.
+            realm
+                .unmap_shared(rmi, Ipa(g.0 | top))
+                .map_err(RealmError::errno)?;
+            alloc.release_shared(g);
         }
         realm
             .unmap_private(rmi, alloc, Ipa(start), Ipa(end))

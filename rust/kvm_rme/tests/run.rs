@@ -20,8 +20,8 @@ const SHARED: u64 = 1 << 39;
 
 /// The allocator plus a guest_memfd stand-in: private pages for
 /// `[RAM, RAM + RAM_SIZE)` only, counted; sources pinned; whether the VMM
-/// agrees to RIPAS changes.
-struct Gmem(ModelAlloc, u64, u64, bool);
+/// agrees to RIPAS changes; pinned shared pages (gpa, pa).
+struct Gmem(ModelAlloc, u64, u64, bool, Vec<(u64, Pa)>);
 
 impl GranuleAlloc for Gmem {
     fn alloc(&mut self) -> Option<Undelegated> {
@@ -62,6 +62,32 @@ impl GuestMemory for Gmem {
 
     fn vmm_agrees(&mut self, _base: Ipa, _top: Ipa, _ram: bool) -> bool {
         self.3
+    }
+
+    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32> {
+        if !(RAM..RAM + RAM_SIZE).contains(&gpa.0) {
+            return Err(errno::EFAULT);
+        }
+        let pa = self.0.alloc().ok_or(errno::ENOMEM)?.pa();
+        self.4.push((gpa.0, pa));
+        Ok(pa)
+    }
+
+    fn release_shared(&mut self, gpa: Ipa) {
+        let i = self
+            .4
+            .iter()
+            .position(|(g, _)| *g == gpa.0)
+            .expect("pinned");
+        let (_, pa) = self.4.remove(i);
+        self.0.free(Undelegated::from_host_page(pa).unwrap());
+    }
+
+    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa> {
+        self.4
+            .iter()
+            .find(|(g, _)| (start.0..end.0).contains(g))
+            .map(|(g, _)| Ipa(*g))
     }
 }
 
@@ -112,7 +138,7 @@ fn active_vm() -> Vm {
     realm.activate(&mut rmi).unwrap();
     Vm {
         rmi,
-        alloc: Gmem(alloc, 0, 0, true),
+        alloc: Gmem(alloc, 0, 0, true, Vec::new()),
         m,
         realm,
         rec,
@@ -155,10 +181,15 @@ impl Vm {
     }
 
     fn finish(mut self) {
+        // Teardown unmaps shared pages with the RTTs; their pins go after.
+        let pinned: Vec<u64> = self.alloc.4.iter().map(|(g, _)| *g).collect();
         self.realm
             .rec_destroy(&mut self.rmi, &mut self.alloc, self.rec)
             .unwrap();
         self.realm.destroy(&mut self.rmi, &mut self.alloc).unwrap();
+        for g in pinned {
+            self.alloc.release_shared(Ipa(g));
+        }
         assert_eq!(self.realm.stats().leaked, 0);
         assert_clean(&self.m);
     }
@@ -320,7 +351,7 @@ fn psci_cpu_on_completes_towards_the_target() {
     m.borrow_mut().rmm.exits.push_back(x.clone());
     let mut run: Box<RecRun> = Box::default();
     let mut v = VcpuRun::new();
-    let mut mem = Gmem(alloc, 0, 0, true);
+    let mut mem = Gmem(alloc, 0, 0, true, Vec::new());
     let t1: Pa = rec1.pa();
     let step = v
         .enter(
@@ -353,7 +384,7 @@ fn psci_cpu_on_completes_towards_the_target() {
 #[test]
 fn populate_from_guest_memory() {
     let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem(alloc, 0, 0, true);
+    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new());
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     assert_eq!(
         vm.populate(&mut rmi, &mut alloc, RAM, 4096, true),
@@ -397,12 +428,12 @@ fn populate_from_guest_memory() {
     assert_eq!(vm.realm().unwrap().stats().data_pages, 5);
     assert_eq!(alloc.2, 0, "sources unpinned");
     // Memslot removal over the first two pages; the shared half is clipped.
-    vm.unmap_private(&mut rmi, &mut alloc, RAM, 0x2000).unwrap();
+    vm.unmap_range(&mut rmi, &mut alloc, RAM, 0x2000).unwrap();
     assert_eq!(vm.realm().unwrap().stats().data_pages, 3);
-    vm.unmap_private(&mut rmi, &mut alloc, SHARED, 0x2000)
+    vm.unmap_range(&mut rmi, &mut alloc, SHARED, 0x2000)
         .unwrap();
     assert_eq!(
-        vm.unmap_private(&mut rmi, &mut alloc, RAM + 1, 0x2000),
+        vm.unmap_range(&mut rmi, &mut alloc, RAM + 1, 0x2000),
         Err(errno::EINVAL)
     );
     vm.activate(&mut rmi).unwrap();
@@ -427,7 +458,7 @@ fn memslot_removal_gives_private_pages_back() {
     let mut rvm = RealmVm::new(40, vm.m.borrow().rmm.features);
     // No realm: nothing to do.
     assert_eq!(
-        rvm.unmap_private(&mut vm.rmi, &mut vm.alloc, RAM, RAM_SIZE),
+        rvm.unmap_range(&mut vm.rmi, &mut vm.alloc, RAM, RAM_SIZE),
         Ok(())
     );
     // The slot covering the second page only.
@@ -459,4 +490,56 @@ fn ripas_change_the_vmm_did_not_agree_to_is_rejected() {
     assert_eq!(vm.m.borrow().rmm.counts.get(Command::RttSetRipas), 0);
     assert_eq!(vm.realm.stats().data_pages, 1);
     vm.finish();
+}
+
+#[test]
+fn shared_memory_faults_map_the_vmm_page() {
+    let (mut rmi, alloc, m) = small();
+    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new());
+    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
+    let mut vmid = 1u16;
+    vm.create(&mut rmi, &mut alloc, &mut || {
+        vmid += 1;
+        vmid
+    })
+    .unwrap();
+    let rec = vm
+        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
+        .unwrap();
+    vm.activate(&mut rmi).unwrap();
+    // An emulatable access to the shared alias of RAM: a memslot backs
+    // it, so it is mapped, not MMIO; a second access (as from another
+    // vCPU) finds it mapped; an access outside memory is MMIO.
+    for x in [
+        dabt(SHARED | (RAM + 0x3008), true, 7),
+        dabt(SHARED | (RAM + 0x3000), false, 0),
+        dabt(SHARED | 0x1000, true, 1),
+    ] {
+        m.borrow_mut().rmm.exits.push_back(x);
+    }
+    let mut run: Box<RecRun> = Box::default();
+    let mut v = VcpuRun::new();
+    let mut steps = Vec::new();
+    for _ in 0..3 {
+        let realm = vm.runnable().unwrap();
+        steps.push(
+            v.enter(realm, &mut rmi, &mut alloc, &rec, &mut run, &mut |_| None)
+                .unwrap(),
+        );
+    }
+    assert_eq!(steps[0], Step::Enter);
+    assert_eq!(steps[1], Step::Enter);
+    assert!(matches!(
+        steps[2],
+        Step::User(UserExit::Mmio { addr: 0x1000, .. })
+    ));
+    assert_eq!(alloc.4.len(), 1, "one page pinned");
+    assert_eq!(v.exits[ExitClass::Fault as usize], 2);
+    // Memslot removal unmaps and unpins it.
+    vm.unmap_range(&mut rmi, &mut alloc, RAM, RAM_SIZE).unwrap();
+    assert!(alloc.4.is_empty());
+    assert_eq!(m.borrow().rmm.counts.get(Command::RttUnmapUnprotected), 1);
+    vm.rec_destroy(&mut rmi, &mut alloc, rec);
+    assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
+    assert_clean(&m);
 }

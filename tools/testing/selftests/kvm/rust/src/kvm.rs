@@ -269,14 +269,15 @@ impl Vm {
 
     /// Like [`Vm::add_memory`], but the memslot's private half is a new
     /// guest_memfd of `len` bytes: `image` is only in the userspace half
-    /// (what `POPULATE_REALM` copies from).
+    /// (what `POPULATE_REALM` copies from, and what the shared alias
+    /// maps).  Returns the userspace half.
     pub fn add_private_memory(
         &mut self,
         slot: u32,
         gpa: u64,
         len: usize,
         image: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<*mut u8, String> {
         let ptr = self.map_anon(len, image)?;
         let mut g = CreateGuestMemfd {
             size: len as u64,
@@ -300,7 +301,7 @@ impl Vm {
         };
         ioctl_ptr(self.fd(), KVM_SET_USER_MEMORY_REGION2, &mut region)
             .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION2: errno {e}"))?;
-        Ok(())
+        Ok(ptr)
     }
 
     /// `KVM_SET_MEMORY_ATTRIBUTES` over `[gpa, gpa + size)`.

@@ -268,6 +268,15 @@ mod arch {
         "str x0, [x20, #56]",
         "str x1, [x20, #64]",
         "str x2, [x20, #72]",
+        // Through the shared alias of RAM + 0xc000 (the VMM's own page):
+        // write a marker, read it back, report it.
+        "add x1, x21, #0xc000",
+        "orr x1, x1, #0x8000000000",
+        "movz x3, #0xf00d",
+        "movk x3, #0x5eed, lsl #16",
+        "str x3, [x1]",
+        "ldr x4, [x1]",
+        "str x4, [x20, #80]",
         // PSCI SYSTEM_OFF.
         "movz x0, #0x0008",
         "movk x0, #0x8400, lsl #16",
@@ -300,8 +309,9 @@ mod arch {
     /// A realm runs the payload end to end: POPULATE from guest_memfd,
     /// RSI calls, a private fault served from guest_memfd, MMIO exits, a
     /// RIPAS change refused (memory attributes left private) then one
-    /// accepted (KVM_SET_MEMORY_ATTRIBUTES to shared), PSCI SYSTEM_OFF;
-    /// then the counters (needs an RMM speaking RMI 1.0).
+    /// accepted (KVM_SET_MEMORY_ATTRIBUTES to shared), a write through the
+    /// shared alias that lands in the VMM's page, PSCI SYSTEM_OFF; then
+    /// the counters (needs an RMM speaking RMI 1.0).
     fn realm_run() -> TestResult {
         let kvm = open_kvm()?;
         let Some(mut vm) = realm_vm(&kvm)? else {
@@ -313,7 +323,7 @@ mod arch {
             "payload of {} bytes",
             code.len()
         );
-        vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
+        let user = vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
         // Like kvmtool: all of RAM private from the start.
         vm.set_memory_attributes(
             PAYLOAD_RAM,
@@ -424,6 +434,13 @@ mod arch {
         for ((off, want), what) in writes_3.iter().zip(names) {
             expect_mmio(what, *off, *want)?;
         }
+        expect_mmio("shared page read back", 80, 0x5eed_f00d)?;
+        // SAFETY: `user` maps PAYLOAD_RAM_SIZE bytes; 0xc000 + 8 is inside.
+        let seen = unsafe { core::ptr::read_volatile(user.add(0xc000).cast::<u64>()) };
+        check!(
+            seen == 0x5eed_f00d,
+            "the realm's shared write is not in the VMM's page: {seen:#x}"
+        );
         let (e, reason) = v0.run_raw();
         check!(
             e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
@@ -438,13 +455,17 @@ mod arch {
         let s = v0.stats()?;
         let st = |n: &str| s.get(n).copied().unwrap_or(u64::MAX);
         check!(
-            st("rec_exit_mmio") == 10 && st("rec_exit_ripas") == 2 && st("rec_exit_psci") == 1,
+            st("rec_exit_mmio") == 11 && st("rec_exit_ripas") == 2 && st("rec_exit_psci") == 1,
             "REC exits: mmio {} ripas {} psci {}",
             st("rec_exit_mmio"),
             st("rec_exit_ripas"),
             st("rec_exit_psci")
         );
-        check!(st("rec_exit_fault") >= 1, "no fault exit served");
+        check!(
+            st("rec_exit_fault") >= 2,
+            "{} fault exits served, want a private and a shared one",
+            st("rec_exit_fault")
+        );
         let s = vm.stats()?;
         let data = s.get("realm_data_pages").copied().unwrap_or(0);
         check!(
