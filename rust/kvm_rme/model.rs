@@ -362,6 +362,21 @@ impl RmmModel {
             .unwrap_or(false)
     }
 
+    /// The IPA of the first live entry at or after `ipa` in the table
+    /// the walk for `ipa` ends in, or the end of that table.
+    fn skip_non_live(&self, rd: Pa, ipa: Ipa) -> Ipa {
+        let Ok(w) = self.walk(rd, ipa.0, 3) else {
+            return ipa;
+        };
+        let size = level_size(w.level);
+        let table_base = ipa.0 - ipa.0 % (size * 512);
+        let Some(t) = self.rtts.get(&w.table.0) else {
+            return ipa;
+        };
+        let next = (w.index..512).find(|&i| !matches!(t.entries[i], Entry::Unassigned(_)));
+        Ipa(table_base + next.unwrap_or(512) as u64 * size)
+    }
+
     fn live(entries: &[Entry]) -> bool {
         entries.iter().any(|e| !matches!(e, Entry::Unassigned(_)))
     }
@@ -743,11 +758,22 @@ impl Rmi for RmmModel {
         Ok(())
     }
 
-    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed> {
-        self.inject(Command::RttDestroy)?;
-        let (parent, table) = self.table_at(rd, ipa, level, 1)?;
+    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa) {
+        if let Err(e) = self.inject(Command::RttDestroy) {
+            return (Err(e), ipa);
+        }
+        let (parent, table) = match self.table_at(rd, ipa, level, 1) {
+            Ok(t) => t,
+            Err(e) if e.status == ErrorStatus::Rtt && e.index < level => {
+                // No table: like the RMM, say where the next live entry
+                // of the table the walk ended in is.
+                let top = self.skip_non_live(rd, ipa);
+                return (Err(e), top);
+            }
+            Err(e) => return (Err(e), ipa),
+        };
         if Self::live(&self.rtts[&table.0].entries) {
-            return err(ErrorStatus::Rtt, level);
+            return (err(ErrorStatus::Rtt, level), ipa);
         }
         let protected = self.protected(rd, ipa.0);
         self.set_entry(
@@ -763,10 +789,8 @@ impl Rmi for RmmModel {
         if let Some(r) = self.realms.get_mut(&rd.0) {
             r.rtts -= 1;
         }
-        Ok(Destroyed {
-            pa: table,
-            top: Ipa(ipa.0 + level_size(level - 1)),
-        })
+        let top = self.skip_non_live(rd, ipa);
+        (Ok(table), top)
     }
 
     fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult {
@@ -1200,7 +1224,7 @@ forward! {
     rec_destroy(rec: Pa) -> RmiResult;
     rec_enter(rec: Pa, run: &mut RecRun) -> RmiResult;
     rtt_create(rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult;
-    rtt_destroy(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed>;
+    rtt_destroy(rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa);
     rtt_map_unprotected(rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult;
     rtt_read_entry(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<RttEntry>;
     rtt_unmap_unprotected(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa>;

@@ -1018,7 +1018,7 @@ impl Realm {
             }
             // CAST: i < 8192.
             let base = i as u64 * span;
-            self.destroy_table(rmi, alloc, self.geo.start_level + 1, base)?;
+            let _ = self.destroy_table(rmi, alloc, self.geo.start_level + 1, base)?;
             self.mark_table(base, false);
         }
         rmi.realm_destroy(self.rd)
@@ -1037,23 +1037,24 @@ impl Realm {
     }
 
     /// Destroys the RTT at `level` whose parent entry covers `base`, after
-    /// emptying it.  A missing table is not an error.
+    /// emptying it.  A missing table is not an error.  Returns the RMM's
+    /// `top`: the next parent entry worth visiting.
     fn destroy_table<R: Rmi, A: GranuleAlloc>(
         &mut self,
         rmi: &mut R,
         alloc: &mut A,
         level: u8,
         base: u64,
-    ) -> Result {
+    ) -> Result<u64> {
         let span = level_size(level - 1);
         for _ in 0..MAX_RETRIES {
             match rmi.rtt_destroy(self.rd, Ipa(base), level) {
-                Ok(d) => {
+                (Ok(pa), top) => {
                     self.stats.rtt_pages -= 1;
-                    self.give_back(rmi, alloc, Delegated::returned_by_rmm(d.pa));
-                    return Ok(());
+                    self.give_back(rmi, alloc, Delegated::returned_by_rmm(pa));
+                    return Ok(top.0);
                 }
-                Err(e) if e.status == ErrorStatus::Rtt && e.index < level => {
+                (Err(e), top) if e.status == ErrorStatus::Rtt && e.index < level => {
                     // No table here.  A block in the parent still holds data.
                     if e.index >= 1 && self.geo.is_protected(Ipa(base)) {
                         let entry = rmi
@@ -1066,20 +1067,25 @@ impl Realm {
                             continue;
                         }
                     }
-                    return Ok(());
+                    return Ok(top.0);
                 }
-                Err(e) if e.status == ErrorStatus::Rtt && e.index == level => {
+                (Err(e), _) if e.status == ErrorStatus::Rtt && e.index == level => {
                     // Live: empty it, then try again.
                     if level == RTT_PAGE_LEVEL {
                         self.clear_leaves(rmi, alloc, base, base + span)?;
                     } else {
+                        // The RMM says where the next live entry is, so
+                        // absent child tables cost no call each.
                         let child = level_size(level);
-                        for j in 0..512 {
-                            self.destroy_table(rmi, alloc, level + 1, base + j * child)?;
+                        let mut addr = base;
+                        while addr < base + span {
+                            let top =
+                                align_down(self.destroy_table(rmi, alloc, level + 1, addr)?, child);
+                            addr = if top > addr { top } else { addr + child };
                         }
                     }
                 }
-                Err(e) => {
+                (Err(e), _) => {
                     return Err(RealmError::Rmi {
                         cmd: Command::RttDestroy,
                         err: e,

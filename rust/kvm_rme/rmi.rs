@@ -151,8 +151,11 @@ pub trait Rmi {
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult;
     /// `RMI_RTT_CREATE`.
     fn rtt_create(&mut self, rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult;
-    /// `RMI_RTT_DESTROY`.
-    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed>;
+    /// `RMI_RTT_DESTROY`: the table granule, and `top`, the IPA after the
+    /// non-live entries that follow in the parent table.  The RMM reports
+    /// `top` on success and when the walk found no table at `level`
+    /// (`ERROR_RTT` below `level`), so a caller can skip empty ranges.
+    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa);
     /// `RMI_RTT_MAP_UNPROTECTED`.
     fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult;
     /// `RMI_RTT_READ_ENTRY`.

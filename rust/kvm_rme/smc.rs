@@ -56,6 +56,11 @@ fn smc(cmd: Command, args: [u64; 6]) -> [u64; 5] {
     [r0, r1, r2, r3, r4]
 }
 
+extern "C" {
+    // arch/arm64/kvm/rme_glue.c: the kvm_rme:kvm_rme_rmi_error tracepoint.
+    fn kvm_rme_trace_rmi_error(fid: u32, status: u64, arg0: u64, arg1: u64);
+}
+
 /// Writes `v` at byte offset `off` of `page`.
 fn put<T: Copy>(page: &Page, off: usize, v: T) -> Result {
     // SAFETY: `v` is a live `T` on the stack, readable for `size_of::<T>()`
@@ -83,7 +88,13 @@ impl SmcRmi {
     fn call(&mut self, cmd: Command, args: [u64; 6]) -> (RmiResult, [u64; 5]) {
         self.counts.record(cmd);
         let r = smc(cmd, args);
-        (RmiError::decode(r[0]), r)
+        let status = RmiError::decode(r[0]);
+        if status.is_err() {
+            // SAFETY: a plain C function of the glue (patch 0005); it
+            // only records its arguments in the trace buffer.
+            unsafe { kvm_rme_trace_rmi_error(cmd.fid(), r[0], args[0], args[1]) };
+        }
+        (status, r)
     }
 
     fn stage_pa(&self) -> u64 {
@@ -258,15 +269,12 @@ impl Rmi for SmcRmi {
         .0
     }
 
-    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Destroyed> {
+    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa) {
         let (s, r) = self.call(
             Command::RttDestroy,
             [rd.0, ipa.0, u64::from(level), 0, 0, 0],
         );
-        s.map(|()| Destroyed {
-            pa: Pa(r[1]),
-            top: Ipa(r[2]),
-        })
+        (s.map(|()| Pa(r[1])), Ipa(r[2]))
     }
 
     fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult {

@@ -349,3 +349,21 @@ fn init_ripas_creates_tables_at_unaligned_edges() {
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_clean(&m);
 }
+
+#[test]
+fn sparse_teardown_skips_absent_tables() {
+    // INIT_RIPAS over 1 GiB + 4 KiB: one level-1 block entry, then a
+    // level-2 table holding a single level-3 table.  Teardown must not
+    // probe the 511 absent level-3 tables one by one.
+    let (mut rmi, mut alloc, m) = small();
+    let mut realm = new_realm(&mut rmi, &mut alloc, 40);
+    realm
+        .init_ripas(&mut rmi, &mut alloc, Ipa(0x4000_0000), Ipa(0x8000_1000))
+        .unwrap();
+    let before = m.borrow().rmm.counts.get(Command::RttDestroy);
+    realm.destroy(&mut rmi, &mut alloc).unwrap();
+    let calls = m.borrow().rmm.counts.get(Command::RttDestroy) - before;
+    assert!(calls <= 4, "{calls} RTT_DESTROY calls");
+    eprintln!("sparse teardown: {calls} RTT_DESTROY calls");
+    assert_clean(&m);
+}

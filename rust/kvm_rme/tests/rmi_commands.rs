@@ -254,7 +254,7 @@ fn rtt_destroy_and_fold() {
             .unwrap();
     }
     // Live: cannot destroy.
-    assert_eq!(m.rtt_destroy(rd, Ipa(ipa), 3), rtt(3));
+    assert_eq!(m.rtt_destroy(rd, Ipa(ipa), 3).0, rtt(3));
     // Folding level 2 is not allowed for a 40-bit realm (its parent is the start level).
     assert_eq!(m.rtt_fold(rd, Ipa(ipa), 2), Err(RmiError::input()));
     assert_eq!(m.rtt_fold(rd, Ipa(ipa), 3), Ok(g(1)));
@@ -272,9 +272,18 @@ fn rtt_destroy_and_fold() {
             run.add_granules(i)
         );
     }
-    let d = m.rtt_destroy(rd, Ipa(ipa), 3).unwrap();
-    assert_eq!(d.pa, g(1));
-    assert_eq!(m.rtt_destroy(rd, Ipa(ipa), 3), rtt(2));
+    let (d, top) = m.rtt_destroy(rd, Ipa(ipa), 3);
+    assert_eq!(d, Ok(g(1)));
+    // Nothing else is live in the level-2 table: the end of it.
+    assert_eq!(top, Ipa(0x8000_0000));
+    // No table any more: the RMM says so, and where to go on.
+    assert_eq!(m.rtt_destroy(rd, Ipa(ipa), 3), (rtt(2), Ipa(0x8000_0000)));
+    m.rtt_create(rd, g(1), Ipa(ipa + 0x60_0000), 3).unwrap();
+    assert_eq!(
+        m.rtt_destroy(rd, Ipa(ipa), 3),
+        (rtt(2), Ipa(ipa + 0x60_0000))
+    );
+    m.rtt_destroy(rd, Ipa(ipa + 0x60_0000), 3).0.unwrap();
     // A non-homogeneous table does not fold.
     m.rtt_create(rd, g(1), Ipa(ipa), 3).unwrap();
     m.data_create_unknown(rd, g(5), Ipa(ipa)).unwrap();
@@ -293,7 +302,7 @@ fn realm_destroy_needs_empty_realm() {
         m.realm_destroy(rd),
         Err(RmiError::new(ErrorStatus::Realm, 0))
     );
-    m.rtt_destroy(rd, Ipa(0), 2).unwrap();
+    m.rtt_destroy(rd, Ipa(0), 2).0.unwrap();
     m.realm_destroy(rd).unwrap();
     assert_eq!(m.granule(rd), GranuleState::Delegated);
     assert_eq!(m.granule(Pa(BASE + 0x1000)), GranuleState::Delegated);

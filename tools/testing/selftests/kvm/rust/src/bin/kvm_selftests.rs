@@ -485,6 +485,79 @@ mod arch {
         Ok(Outcome::Pass)
     }
 
+    /// Failed RMI calls reach the kvm_rme:kvm_rme_rmi_error tracepoint
+    /// (enabled on the kernel command line).  The kvm_rme_rmm KUnit suite
+    /// makes some on purpose at boot (delegating a granule twice,
+    /// undelegating one twice), under TRP as under a full RMM.
+    fn rmi_error_trace() -> TestResult {
+        let dir = "/sys/kernel/tracing";
+        let c = |s: &str| std::ffi::CString::new(s).map_err(|e| e.to_string());
+        let (src, target, fstype) = (c("tracefs")?, c(dir)?, c("tracefs")?);
+        // SAFETY: valid NUL-terminated strings; no data argument.
+        let r = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                core::ptr::null(),
+            )
+        };
+        if r != 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EBUSY) {
+            return Err(format!(
+                "mount tracefs: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let enabled =
+            std::fs::read_to_string(format!("{dir}/events/kvm_rme/kvm_rme_rmi_error/enable"))
+                .map_err(|e| format!("kvm_rme_rmi_error event: {e}"))?;
+        check!(
+            enabled.trim() == "1",
+            "the event is not enabled: {enabled:?}"
+        );
+        let trace = std::fs::read_to_string(format!("{dir}/trace"))
+            .map_err(|e| format!("reading the trace: {e}"))?;
+        let lines: Vec<&str> = trace
+            .lines()
+            .filter(|l| l.contains("kvm_rme_rmi_error:"))
+            .collect();
+        let delegate = lines
+            .iter()
+            .filter(|l| l.contains("RMI_GRANULE_DELEGATE("))
+            .count();
+        let undelegate = lines
+            .iter()
+            .filter(|l| l.contains("RMI_GRANULE_UNDELEGATE("))
+            .count();
+        check!(
+            delegate >= 1 && undelegate >= 1,
+            "traced failures: {} in all, {delegate} GRANULE_DELEGATE, {undelegate} GRANULE_UNDELEGATE",
+            lines.len()
+        );
+        let mut by_cmd: Vec<(String, usize)> = Vec::new();
+        for l in &lines {
+            let name = l
+                .split("kvm_rme_rmi_error: ")
+                .nth(1)
+                .and_then(|r| r.split('(').next())
+                .unwrap_or("?");
+            let status = l.split("status ").nth(1).unwrap_or("?");
+            let key = format!("{name} status {status}");
+            match by_cmd.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, n)) => *n += 1,
+                None => by_cmd.push((key, 1)),
+            }
+        }
+        let summary: Vec<String> = by_cmd.iter().map(|(k, n)| format!("{n} x {k}")).collect();
+        println!(
+            "# rmi_error_trace: {} failed RMI calls traced: {}",
+            lines.len(),
+            summary.join(", ")
+        );
+        Ok(Outcome::Pass)
+    }
+
     /// A realm VM through the uAPI sub-commands, good and bad arguments,
     /// in and out of order (needs an RMM speaking RMI 1.0).
     fn realm_lifecycle() -> TestResult {
@@ -756,6 +829,10 @@ mod arch {
         Test {
             name: "realm_run",
             run: realm_run,
+        },
+        Test {
+            name: "rmi_error_trace",
+            run: rmi_error_trace,
         },
         Test {
             name: "realm_type_checks",
