@@ -78,6 +78,7 @@ pub const KVM_CAP_ARM_RME: u64 = 300;
 pub const KVM_VM_TYPE_ARM_REALM: u64 = 1 << 8;
 
 pub const KVM_EXIT_MMIO: u32 = 6;
+pub const KVM_EXIT_INTR: u32 = 10;
 pub const KVM_EXIT_INTERNAL_ERROR: u32 = 17;
 pub const KVM_EXIT_SYSTEM_EVENT: u32 = 24;
 pub const KVM_EXIT_MEMORY_FAULT: u32 = 39;

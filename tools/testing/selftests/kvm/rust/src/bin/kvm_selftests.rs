@@ -302,6 +302,161 @@ mod arch {
         }
     }
 
+    // Two-vCPU payload: vCPU 0 starts vCPU 1 with PSCI CPU_ON, asks
+    // AFFINITY_INFO about it, and powers off; vCPU 1 reports its context
+    // ID and MPIDR.  Results go to MMIO offsets 0x100.. of PAYLOAD_MMIO.
+    core::arch::global_asm!(
+        ".pushsection .rodata.realm_smp_payload, \"a\"",
+        ".balign 4",
+        ".global confvm_realm_smp_start",
+        ".global confvm_realm_smp_end",
+        "confvm_realm_smp_start:",
+        "movz x20, #0x0a00, lsl #16",
+        "orr x20, x20, #0x8000000000",
+        // CPU_ON(1, secondary, 0x77).
+        "movz x0, #0x0003",
+        "movk x0, #0xc400, lsl #16",
+        "mov x1, #1",
+        "adr x2, 2f",
+        "mov x3, #0x77",
+        "smc #0",
+        "str x0, [x20, #0x100]",
+        // AFFINITY_INFO(1, 0).
+        "movz x0, #0x0004",
+        "movk x0, #0xc400, lsl #16",
+        "mov x1, #1",
+        "mov x2, #0",
+        "smc #0",
+        "str x0, [x20, #0x108]",
+        // SYSTEM_OFF.
+        "movz x0, #0x0008",
+        "movk x0, #0x8400, lsl #16",
+        "smc #0",
+        "1: b 1b",
+        // vCPU 1: x0 holds the context ID.
+        "2: movz x20, #0x0a00, lsl #16",
+        "orr x20, x20, #0x8000000000",
+        "str x0, [x20, #0x110]",
+        "mrs x1, mpidr_el1",
+        "str x1, [x20, #0x118]",
+        "3: b 3b",
+        "confvm_realm_smp_end:",
+        ".popsection",
+    );
+
+    extern "C" {
+        static confvm_realm_smp_start: u8;
+        static confvm_realm_smp_end: u8;
+    }
+
+    fn smp_payload() -> &'static [u8] {
+        // SAFETY: as for `payload`.
+        unsafe {
+            let start = core::ptr::addr_of!(confvm_realm_smp_start);
+            let end = core::ptr::addr_of!(confvm_realm_smp_end);
+            core::slice::from_raw_parts(start, end as usize - start as usize)
+        }
+    }
+
+    extern "C" fn on_alarm(_: libc::c_int) {}
+
+    /// KVM_RUN on `vcpu` with an interval timer firing after 200 ms;
+    /// returns (errno, exit reason).
+    fn run_with_alarm(vcpu: &kvm::Vcpu) -> Result<(i32, u32), String> {
+        // SAFETY: installs a handler that does nothing, without
+        // SA_RESTART, so the signal interrupts KVM_RUN.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+            if libc::sigaction(libc::SIGALRM, &sa, core::ptr::null_mut()) != 0 {
+                return Err("sigaction".into());
+            }
+        }
+        let t = libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 200_000,
+            },
+        };
+        // SAFETY: plain syscall with a valid timer value.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &t, core::ptr::null_mut()) };
+        Ok(vcpu.run_raw())
+    }
+
+    /// Two realm vCPUs: the secondary's REC is not runnable until the
+    /// boot vCPU's PSCI CPU_ON, which the kernel completes towards it
+    /// (RMI_PSCI_COMPLETE); until then KVM_RUN on it waits, and a signal
+    /// ends the wait with EINTR (needs an RMM speaking RMI 1.0).
+    fn realm_secondary_vcpu() -> TestResult {
+        let kvm = open_kvm()?;
+        let Some(mut vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
+        let code = smp_payload();
+        vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
+        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
+        let r = rme(&vm, 2, &range(PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64, 0));
+        check!(r == 0, "INIT_RIPAS: errno {r}");
+        let r = rme(&vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
+        check!(r == 0, "POPULATE: errno {r}");
+        let rec = 1u32 << kvm::KVM_ARM_VCPU_REC;
+        let v0 = vm.create_vcpu(0)?;
+        let v1 = vm.create_vcpu(1)?;
+        check!(init_vcpu(&vm, &v0, rec) == 0, "vCPU 0 init failed");
+        v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) vCPU 0 failed");
+        // POWER_OFF: vCPU 1's REC is created not runnable.
+        check!(init_vcpu(&vm, &v1, rec | 1) == 0, "vCPU 1 init failed");
+        check!(finalize_rec(&v1) == 0, "FINALIZE(REC) vCPU 1 failed");
+        check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
+
+        let (e, reason) = run_with_alarm(&v1)?;
+        check!(
+            e == libc::EINTR && reason == kvm::KVM_EXIT_INTR,
+            "vCPU 1 before CPU_ON: KVM_RUN errno {e}, exit {reason}; want EINTR, KVM_EXIT_INTR"
+        );
+        let mmio = |v: &kvm::Vcpu, what: &str, off: u64| -> Result<u64, String> {
+            let (e, reason) = v.run_raw();
+            let m = v.mmio();
+            if e != 0 || reason != kvm::KVM_EXIT_MMIO || m.phys_addr != PAYLOAD_MMIO + off {
+                return Err(format!(
+                    "{what}: KVM_RUN errno {e}, exit {reason}, MMIO at {:#x}; want MMIO at {:#x}",
+                    m.phys_addr,
+                    PAYLOAD_MMIO + off
+                ));
+            }
+            Ok(u64::from_le_bytes(m.data))
+        };
+        let r = mmio(&v0, "CPU_ON", 0x100)?;
+        check!(r == 0, "PSCI CPU_ON returned {r:#x}, want SUCCESS");
+        let ctx = mmio(&v1, "vCPU 1 context ID", 0x110)?;
+        check!(ctx == 0x77, "vCPU 1 context ID {ctx:#x}, want 0x77");
+        let mpidr = mmio(&v1, "vCPU 1 MPIDR", 0x118)?;
+        check!(
+            mpidr & 0xff_ffff == 1,
+            "vCPU 1 MPIDR {mpidr:#x}, want affinity 1"
+        );
+        let r = mmio(&v0, "AFFINITY_INFO", 0x108)?;
+        check!(r == 0, "PSCI AFFINITY_INFO(1) returned {r:#x}, want ON (0)");
+        let (e, reason) = v0.run_raw();
+        check!(
+            e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+            "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+        );
+        let s0 = v0.stats()?;
+        let psci = s0.get("rec_exit_psci").copied().unwrap_or(0);
+        check!(psci == 3, "vCPU 0: {psci} PSCI exits, want 3");
+        let sig = v1.stats()?.get("signal_exits").copied().unwrap_or(0);
+        check!(sig == 1, "vCPU 1: {sig} signal exits, want 1");
+        drop((v0, v1));
+        drop(vm);
+        Ok(Outcome::Pass)
+    }
+
     const PAYLOAD_RAM: u64 = 0x8000_0000;
     const PAYLOAD_RAM_SIZE: usize = 64 << 10;
     const PAYLOAD_MMIO: u64 = 0x0a00_0000;
@@ -829,6 +984,10 @@ mod arch {
         Test {
             name: "realm_run",
             run: realm_run,
+        },
+        Test {
+            name: "realm_secondary_vcpu",
+            run: realm_secondary_vcpu,
         },
         Test {
             name: "rmi_error_trace",
