@@ -748,23 +748,20 @@ pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *m
     let Some(i) = vcpus.iter().position(|v| v.idx == idx) else {
         return -crate::errno::EPERM;
     };
-    // PSCI targets are looked up among the other vCPUs' RECs.
-    let targets: KVec<(u64, Pa)> = {
-        let mut t = KVec::new();
-        for v in vcpus.iter() {
-            if t.push((v.rec.mpidr(), v.rec.pa()), GFP_KERNEL).is_err() {
-                return -crate::errno::ENOMEM;
-            }
-        }
-        t
+    // This vCPU, and the others, among which PSCI targets are looked up.
+    let (before, rest) = vcpus.split_at_mut(i);
+    let Some((v, after)) = rest.split_first_mut() else {
+        return -crate::errno::EPERM;
     };
-    let v = &mut vcpus[i];
     let realm = match vm.runnable() {
         Ok(r) => r,
         Err(e) => return -e,
     };
     let r = v.state.enter(realm, rmi, alloc, &v.rec, &mut v.run, &mut |mpidr| {
-        targets.iter().find(|(m, _)| *m == mpidr).map(|(_, pa)| *pa)
+        // `Iterator::chain`: the prelude's `Init` has a `chain` too.
+        Iterator::chain(before.iter(), after.iter())
+            .find(|o| o.rec.mpidr() == mpidr)
+            .map(|o| o.rec.pa())
     });
     io.exits = v.state.exits;
     match r {

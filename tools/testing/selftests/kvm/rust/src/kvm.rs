@@ -43,6 +43,19 @@ pub const KVM_GET_STATS_FD: u64 = io(0xce);
 pub const KVM_SET_USER_MEMORY_REGION2: u64 = iow::<UserspaceMemoryRegion2>(0x49);
 pub const KVM_CREATE_GUEST_MEMFD: u64 = iowr::<CreateGuestMemfd>(0xd4);
 pub const KVM_SET_MEMORY_ATTRIBUTES: u64 = iow::<MemoryAttributes>(0xd2);
+pub const KVM_IOEVENTFD: u64 = iow::<IoEventFd>(0x79);
+
+/// `struct kvm_ioeventfd`.
+#[repr(C)]
+pub struct IoEventFd {
+    pub datamatch: u64,
+    pub addr: u64,
+    pub len: u32,
+    pub fd: i32,
+    pub flags: u32,
+    pub pad: [u8; 36],
+}
+const _: () = assert!(core::mem::size_of::<IoEventFd>() == 64);
 /// `KVM_MEMORY_ATTRIBUTE_PRIVATE`.
 pub const KVM_MEMORY_ATTRIBUTE_PRIVATE: u64 = 1 << 3;
 
@@ -323,6 +336,29 @@ impl Vm {
             .map_err(|e| {
                 format!("KVM_SET_MEMORY_ATTRIBUTES({gpa:#x}+{size:#x}, {attributes:#x}): errno {e}")
             })
+    }
+
+    /// A non-blocking eventfd signalled by `len`-byte MMIO writes to
+    /// `addr` (`KVM_IOEVENTFD`, any value).
+    pub fn ioeventfd(&self, addr: u64, len: u32) -> Result<OwnedFd, String> {
+        // SAFETY: plain syscall; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(last_err("eventfd"));
+        }
+        // SAFETY: a new fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut e = IoEventFd {
+            datamatch: 0,
+            addr,
+            len,
+            fd: fd.as_raw_fd(),
+            flags: 0,
+            pad: [0; 36],
+        };
+        ioctl_ptr(self.fd(), KVM_IOEVENTFD, &mut e)
+            .map_err(|e| format!("KVM_IOEVENTFD: errno {e}"))?;
+        Ok(fd)
     }
 
     fn map_anon(&mut self, len: usize, image: &[u8]) -> Result<*mut u8, String> {

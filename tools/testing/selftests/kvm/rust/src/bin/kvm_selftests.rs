@@ -6,6 +6,8 @@
 //! list.  Tests that need a facility the running system lacks say SKIP
 //! with the reason instead of passing.
 
+use std::os::fd::AsRawFd;
+
 use confvm_kvm_selftests::check;
 use confvm_kvm_selftests::kvm::{self, Kvm, Vm};
 use confvm_kvm_selftests::tap::{self, Outcome, Test, TestResult};
@@ -277,6 +279,9 @@ mod arch {
         "str x3, [x1]",
         "ldr x4, [x1]",
         "str x4, [x20, #80]",
+        // Ring a doorbell the test backs with an ioeventfd: handled in
+        // the kernel, no exit to userspace.
+        "str x4, [x20, #0x200]",
         // PSCI SYSTEM_OFF.
         "movz x0, #0x0008",
         "movk x0, #0x8400, lsl #16",
@@ -465,8 +470,9 @@ mod arch {
     /// RSI calls, a private fault served from guest_memfd, MMIO exits, a
     /// RIPAS change refused (memory attributes left private) then one
     /// accepted (KVM_SET_MEMORY_ATTRIBUTES to shared), a write through the
-    /// shared alias that lands in the VMM's page, PSCI SYSTEM_OFF; then
-    /// the counters (needs an RMM speaking RMI 1.0).
+    /// shared alias that lands in the VMM's page, an MMIO doorbell served
+    /// by an ioeventfd in the kernel, PSCI SYSTEM_OFF; then the counters
+    /// (needs an RMM speaking RMI 1.0).
     fn realm_run() -> TestResult {
         let kvm = open_kvm()?;
         let Some(mut vm) = realm_vm(&kvm)? else {
@@ -492,6 +498,7 @@ mod arch {
         check!(r == 0, "POPULATE: errno {r}");
         let r = rme(&vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
         check!(r != 0, "POPULATE of a populated granule succeeded");
+        let doorbell = vm.ioeventfd(PAYLOAD_MMIO + 0x200, 8)?;
         let r = rme(
             &vm,
             3,
@@ -601,6 +608,14 @@ mod arch {
             e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
             "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
         );
+        let mut rung = [0u8; 8];
+        // SAFETY: reads 8 bytes into a local buffer from our eventfd.
+        let n = unsafe { libc::read(doorbell.as_raw_fd(), rung.as_mut_ptr().cast(), 8) };
+        let rung = u64::from_ne_bytes(rung);
+        check!(
+            n == 8 && rung == 1,
+            "doorbell eventfd: read {n}, count {rung}; want 1"
+        );
         let t = v0.system_event();
         check!(
             t == kvm::KVM_SYSTEM_EVENT_SHUTDOWN,
@@ -610,7 +625,13 @@ mod arch {
         let s = v0.stats()?;
         let st = |n: &str| s.get(n).copied().unwrap_or(u64::MAX);
         check!(
-            st("rec_exit_mmio") == 11 && st("rec_exit_ripas") == 2 && st("rec_exit_psci") == 1,
+            st("mmio_exit_kernel") == 1 && st("mmio_exit_user") == 11,
+            "MMIO exits: {} in the kernel, {} to userspace; want 1, 11",
+            st("mmio_exit_kernel"),
+            st("mmio_exit_user")
+        );
+        check!(
+            st("rec_exit_mmio") == 12 && st("rec_exit_ripas") == 2 && st("rec_exit_psci") == 1,
             "REC exits: mmio {} ripas {} psci {}",
             st("rec_exit_mmio"),
             st("rec_exit_ripas"),
