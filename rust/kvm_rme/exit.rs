@@ -3,7 +3,9 @@
 //! REC exits decoded into what the host must do, and the entry side that
 //! reports the host's answer back to the RMM.
 
-use crate::abi::v1_0::{enter_flags, exit_reason, RecEnter, RecExit, Ripas, REC_GIC_NUM_LRS};
+use crate::abi::v1_0::{
+    enter_flags, exit_reason, RecEnter, RecExit, Ripas, GICV3_HCR_HOST_MASK, REC_GIC_NUM_LRS,
+};
 use crate::abi::{Ipa, GRANULE_SIZE};
 use crate::realm::Geometry;
 
@@ -303,12 +305,15 @@ pub fn trap_wfx(enter: &mut RecEnter, wfi: bool, wfe: bool) {
     }
 }
 
-/// Loads the virtual GIC state: `ICH_HCR_EL2` and up to `num_lrs` list
-/// registers (the RMM's `GICV3_NUM_LRS`); unused LRs are cleared.  Returns
-/// how many of `lrs` were loaded.
+/// Loads the virtual GIC state: the host-controlled bits of `ICH_HCR_EL2`
+/// (the vgic's `En` is the RMM's business) and up to `num_lrs` list
+/// registers (see [`Features0::gic_lrs`]); unused LRs are cleared.
+/// Returns how many of `lrs` were loaded.
+///
+/// [`Features0::gic_lrs`]: crate::abi::v1_0::Features0::gic_lrs
 pub fn load_gic(enter: &mut RecEnter, hcr: u64, lrs: &[u64], num_lrs: usize) -> usize {
     let n = lrs.len().min(num_lrs).min(REC_GIC_NUM_LRS);
-    enter.gicv3_hcr = hcr;
+    enter.gicv3_hcr = hcr & GICV3_HCR_HOST_MASK;
     enter.gicv3_lrs = [0; REC_GIC_NUM_LRS];
     enter.gicv3_lrs[..n].copy_from_slice(&lrs[..n]);
     n

@@ -80,7 +80,7 @@ impl kernel::Module for KvmRme {
                     version.major,
                     version.minor,
                     features.max_ipa_bits,
-                    features.gicv3_num_lrs
+                    features.gic_lrs()
                 );
             }
         }

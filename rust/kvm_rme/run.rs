@@ -150,6 +150,9 @@ const PSCI_SUCCESS: u64 = 0;
 #[derive(Debug)]
 pub struct VcpuRun {
     pending: Pending,
+    /// Whether the last [`VcpuRun::enter`] reached the realm, so that
+    /// `rec_run.exit` is fresh.
+    entered: bool,
     /// Exits by [`ExitClass`].
     pub exits: [u64; EXIT_CLASSES],
 }
@@ -165,8 +168,15 @@ impl VcpuRun {
     pub const fn new() -> VcpuRun {
         VcpuRun {
             pending: Pending::None,
+            entered: false,
             exits: [0; EXIT_CLASSES],
         }
+    }
+
+    /// Whether the last [`VcpuRun::enter`] ran the REC (the exit's GIC
+    /// and timer state are then fresh).
+    pub fn entered(&self) -> bool {
+        self.entered
     }
 
     /// Whether an answer to the RMM is owed (userspace has not re-entered
@@ -234,12 +244,13 @@ impl VcpuRun {
         run: &mut RecRun,
         target: &mut dyn FnMut(u64) -> Option<Pa>,
     ) -> Result<Step, i32> {
+        self.entered = false;
         if self.pending != Pending::None {
             // `resume` was not called: the exit is still unanswered.
             return Err(errno::EINVAL);
         }
         match rmi.rec_enter(rec.pa(), run) {
-            Ok(()) => {}
+            Ok(()) => self.entered = true,
             // A REC that is not runnable, or owes a PSCI completion.
             Err(e) if e.status == ErrorStatus::Rec => return Ok(Step::Wait),
             // The realm is off (SYSTEM_OFF was seen before).

@@ -25,7 +25,7 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 use kernel::uaccess::{UserPtr, UserSlice};
 
-use crate::abi::v1_0::{Features0, RecRun};
+use crate::abi::v1_0::{Features0, RecRun, REC_GIC_NUM_LRS};
 use crate::abi::{Ipa, Pa, GRANULE_SIZE};
 use crate::granule::{GranuleAlloc, Undelegated};
 use crate::realm::Rec;
@@ -625,10 +625,24 @@ pub struct RunIo {
     kind: u32,
     flags: u32,
     exits: [u64; EXIT_CLASSES],
+    gic_hcr: u64,
+    gic_lrs: [u64; REC_GIC_NUM_LRS],
+    gic_nr_lrs: u32,
+    entered: u32,
+    gic_vmcr: u64,
+    gic_misr: u64,
+    timers: [u64; 4],
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<RunIo>() == 96);
+    assert!(core::mem::size_of::<RunIo>() == 288);
+    assert!(offset_of!(RunIo, gic_hcr) == 96);
+    assert!(offset_of!(RunIo, gic_lrs) == 104);
+    assert!(offset_of!(RunIo, gic_nr_lrs) == 232);
+    assert!(offset_of!(RunIo, entered) == 236);
+    assert!(offset_of!(RunIo, gic_vmcr) == 240);
+    assert!(offset_of!(RunIo, gic_misr) == 248);
+    assert!(offset_of!(RunIo, timers) == 256);
     assert!(offset_of!(RunIo, data) == 0);
     assert!(offset_of!(RunIo, addr) == 8);
     assert!(offset_of!(RunIo, size) == 16);
@@ -757,6 +771,13 @@ pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *m
         Ok(r) => r,
         Err(e) => return -e,
     };
+    // The interrupts the vgic put in its list registers.
+    let lrs = Features0::decode(FEATURES.load(Ordering::Relaxed)).gic_lrs();
+    // CAST: u32 to usize.
+    let n = (io.gic_nr_lrs as usize).min(REC_GIC_NUM_LRS);
+    if crate::exit::load_gic(&mut v.run.enter, io.gic_hcr, &io.gic_lrs[..n], lrs) < n {
+        warn_limited!("vCPU {}: {} pending interrupts, {} list registers\n", idx, n, lrs);
+    }
     let r = v.state.enter(realm, rmi, alloc, &v.rec, &mut v.run, &mut |mpidr| {
         // `Iterator::chain`: the prelude's `Init` has a `chain` too.
         Iterator::chain(before.iter(), after.iter())
@@ -764,6 +785,15 @@ pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *m
             .map(|o| o.rec.pa())
     });
     io.exits = v.state.exits;
+    io.entered = u32::from(v.state.entered());
+    if v.state.entered() {
+        // What the realm did with them, and its timers, for the vgic and
+        // the timer emulation.
+        let x = &v.run.exit;
+        io.gic_lrs = x.gicv3_lrs;
+        (io.gic_hcr, io.gic_vmcr, io.gic_misr) = (x.gicv3_hcr, x.gicv3_vmcr, x.gicv3_misr);
+        io.timers = [x.cntv_ctl, x.cntv_cval, x.cntp_ctl, x.cntp_cval];
+    }
     match r {
         Ok(Step::Enter) => RUN_ENTER,
         Ok(Step::Wait) => RUN_WAIT,

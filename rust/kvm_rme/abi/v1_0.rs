@@ -283,11 +283,24 @@ pub struct Features0 {
     pub hash_sha256: bool,
     /// SHA-512 supported for measurements.
     pub hash_sha512: bool,
-    /// Number of GICv3 list registers (`GICV3_NUM_LRS`).
+    /// `GICV3_NUM_LRS`: the number of GICv3 list registers minus one
+    /// (see [`Features0::gic_lrs`]).
     pub gicv3_num_lrs: u8,
     /// `log2` of the largest number of RECs (`MAX_RECS_ORDER`).
     pub max_recs_order: u8,
 }
+
+impl Features0 {
+    /// The number of GICv3 list registers a REC entry may fill.
+    pub const fn gic_lrs(&self) -> usize {
+        self.gicv3_num_lrs as usize + 1
+    }
+}
+
+/// The `ICH_HCR_EL2` bits the host may set in `rec_enter.gicv3_hcr`
+/// (UIE, LRENPIE, NPIE, VGrp0EIE, VGrp0DIE, VGrp1EIE, VGrp1DIE, TDIR);
+/// the RMM refuses an entry with any other bit, `En` included.
+pub const GICV3_HCR_HOST_MASK: u64 = 0b1111_1110 | (1 << 14);
 
 const fn field(v: u64, lo: u32, width: u32) -> u8 {
     // CAST: every field is at most 8 bits wide.

@@ -44,6 +44,29 @@ pub const KVM_SET_USER_MEMORY_REGION2: u64 = iow::<UserspaceMemoryRegion2>(0x49)
 pub const KVM_CREATE_GUEST_MEMFD: u64 = iowr::<CreateGuestMemfd>(0xd4);
 pub const KVM_SET_MEMORY_ATTRIBUTES: u64 = iow::<MemoryAttributes>(0xd2);
 pub const KVM_IOEVENTFD: u64 = iow::<IoEventFd>(0x79);
+pub const KVM_CREATE_DEVICE: u64 = iowr::<CreateDevice>(0xe0);
+pub const KVM_SET_DEVICE_ATTR: u64 = iow::<DeviceAttr>(0xe1);
+/// `KVM_DEV_TYPE_ARM_VGIC_V3`.
+pub const KVM_DEV_TYPE_ARM_VGIC_V3: u32 = 7;
+
+/// `struct kvm_create_device`.
+#[repr(C)]
+pub struct CreateDevice {
+    pub type_: u32,
+    pub fd: u32,
+    pub flags: u32,
+}
+const _: () = assert!(core::mem::size_of::<CreateDevice>() == 12);
+
+/// `struct kvm_device_attr`.
+#[repr(C)]
+pub struct DeviceAttr {
+    pub flags: u32,
+    pub group: u32,
+    pub attr: u64,
+    pub addr: u64,
+}
+const _: () = assert!(core::mem::size_of::<DeviceAttr>() == 24);
 
 /// `struct kvm_ioeventfd`.
 #[repr(C)]
@@ -359,6 +382,38 @@ impl Vm {
         ioctl_ptr(self.fd(), KVM_IOEVENTFD, &mut e)
             .map_err(|e| format!("KVM_IOEVENTFD: errno {e}"))?;
         Ok(fd)
+    }
+
+    /// An in-kernel GICv3 with its distributor at `dist` and the
+    /// redistributors from `redist` (`KVM_CREATE_DEVICE`, addresses,
+    /// `KVM_DEV_ARM_VGIC_CTRL_INIT`); the vCPUs must exist.
+    pub fn add_gicv3(&self, dist: u64, redist: u64) -> Result<OwnedFd, String> {
+        let mut d = CreateDevice {
+            type_: KVM_DEV_TYPE_ARM_VGIC_V3,
+            fd: 0,
+            flags: 0,
+        };
+        ioctl_ptr(self.fd(), KVM_CREATE_DEVICE, &mut d)
+            .map_err(|e| format!("KVM_CREATE_DEVICE(VGIC_V3): errno {e}"))?;
+        // SAFETY: a successful KVM_CREATE_DEVICE returns a new fd.
+        let dev = unsafe { OwnedFd::from_raw_fd(d.fd as RawFd) };
+        // (group, attr, value): KVM_DEV_ARM_VGIC_GRP_ADDR DIST / REDIST,
+        // then KVM_DEV_ARM_VGIC_GRP_CTRL INIT.
+        for (group, attr, mut value) in [(0, 2, dist), (0, 3, redist), (4, 0, 0u64)] {
+            let mut a = DeviceAttr {
+                flags: 0,
+                group,
+                attr,
+                addr: if group == 4 {
+                    0
+                } else {
+                    &mut value as *mut u64 as u64
+                },
+            };
+            ioctl_ptr(dev.as_raw_fd(), KVM_SET_DEVICE_ATTR, &mut a)
+                .map_err(|e| format!("vgic attr {group}/{attr}: errno {e}"))?;
+        }
+        Ok(dev)
     }
 
     fn map_anon(&mut self, len: usize, image: &[u8]) -> Result<*mut u8, String> {

@@ -462,6 +462,178 @@ mod arch {
         Ok(Outcome::Pass)
     }
 
+    // Timer-interrupt payload: sets up the distributor and redistributor
+    // (through their shared alias: emulated by the in-kernel vgic), the
+    // CPU interface and a vector table, arms the EL1 virtual timer, waits
+    // in WFI; its IRQ handler reports the INTID it acknowledged and powers
+    // off.  An unexpected synchronous exception reports ESR_EL1 instead.
+    core::arch::global_asm!(
+        ".pushsection .rodata.realm_irq_payload, \"a\"",
+        ".balign 4096",
+        ".global confvm_realm_irq_start",
+        ".global confvm_realm_irq_end",
+        "confvm_realm_irq_start:",
+        "movz x20, #0x0a00, lsl #16",
+        "orr x20, x20, #0x8000000000",
+        "movz x22, #0x0800, lsl #16",
+        "orr x22, x22, #0x8000000000",
+        "movz x23, #0x080b, lsl #16",
+        "orr x23, x23, #0x8000000000",
+        // GICD_CTLR = ARE_NS | EnableGrp1A.
+        "mov w0, #0x12",
+        "str w0, [x22]",
+        // GICR_ISENABLER0: PPI 27, the virtual timer.
+        "mov w0, #0x8000000",
+        "str w0, [x23, #0x100]",
+        "mrs x0, ICC_SRE_EL1",
+        "orr x0, x0, #1",
+        "msr ICC_SRE_EL1, x0",
+        "isb",
+        "mov x0, #0xff",
+        "msr ICC_PMR_EL1, x0",
+        "mov x0, #1",
+        "msr ICC_IGRPEN1_EL1, x0",
+        "adr x0, 8f",
+        "msr VBAR_EL1, x0",
+        "isb",
+        "mrs x0, CNTVCT_EL0",
+        "add x0, x0, #0x10, lsl #12",
+        "msr CNTV_CVAL_EL0, x0",
+        "mov x0, #1",
+        "msr CNTV_CTL_EL0, x0",
+        "isb",
+        "str xzr, [x20, #0x400]",
+        "msr DAIFClr, #2",
+        "1: wfi",
+        "b 1b",
+        ".balign 2048",
+        "8:",
+        ".skip 0x200",
+        // Current EL, SPx, synchronous.
+        "mrs x1, ESR_EL1",
+        "str x1, [x20, #0x410]",
+        "2: b 2b",
+        ".balign 0x80",
+        // Current EL, SPx, IRQ.
+        "mrs x0, ICC_IAR1_EL1",
+        "str x0, [x20, #0x408]",
+        "mov x1, #0",
+        "msr CNTV_CTL_EL0, x1",
+        "msr ICC_EOIR1_EL1, x0",
+        "movz x0, #0x0008",
+        "movk x0, #0x8400, lsl #16",
+        "smc #0",
+        "3: b 3b",
+        "confvm_realm_irq_end:",
+        ".popsection",
+    );
+
+    extern "C" {
+        static confvm_realm_irq_start: u8;
+        static confvm_realm_irq_end: u8;
+    }
+
+    fn irq_payload() -> &'static [u8] {
+        // SAFETY: as for `payload`.
+        unsafe {
+            let start = core::ptr::addr_of!(confvm_realm_irq_start);
+            let end = core::ptr::addr_of!(confvm_realm_irq_end);
+            core::slice::from_raw_parts(start, end as usize - start as usize)
+        }
+    }
+
+    /// KVM_RUN with a watchdog: a realm that never exits to userspace is
+    /// stopped by SIGALRM after `ms` milliseconds (EINTR).
+    fn run_bounded(vcpu: &kvm::Vcpu, ms: i64) -> Result<(i32, u32), String> {
+        // SAFETY: as in `run_with_alarm`.
+        unsafe {
+            let mut sa: libc::sigaction = core::mem::zeroed();
+            sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
+            if libc::sigaction(libc::SIGALRM, &sa, core::ptr::null_mut()) != 0 {
+                return Err("sigaction".into());
+            }
+        }
+        let arm = |us: i64| libc::itimerval {
+            it_interval: libc::timeval {
+                tv_sec: 0,
+                tv_usec: 0,
+            },
+            it_value: libc::timeval {
+                tv_sec: us / 1_000_000,
+                tv_usec: us % 1_000_000,
+            },
+        };
+        // SAFETY: plain syscalls with valid timer values.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &arm(ms * 1000), core::ptr::null_mut()) };
+        let r = vcpu.run_raw();
+        // SAFETY: as above; disarms the timer.
+        unsafe { libc::setitimer(libc::ITIMER_REAL, &arm(0), core::ptr::null_mut()) };
+        Ok(r)
+    }
+
+    /// A realm takes a virtual timer interrupt: the in-kernel vgic (its
+    /// distributor and redistributor emulated through the shared alias)
+    /// and the timer state of each REC exit inject PPI 27, which reaches
+    /// the realm through the list registers of rec_run (needs an RMM
+    /// speaking RMI 1.0).
+    fn realm_timer_irq() -> TestResult {
+        let kvm = open_kvm()?;
+        let Some(mut vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
+        let code = irq_payload();
+        check!(code.len() <= 4096, "payload of {} bytes", code.len());
+        vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
+        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
+        let r = rme(&vm, 2, &range(PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64, 0));
+        check!(r == 0, "INIT_RIPAS: errno {r}");
+        let r = rme(&vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
+        check!(r == 0, "POPULATE: errno {r}");
+        let v0 = vm.create_vcpu(0)?;
+        check!(
+            init_vcpu(&vm, &v0, 1 << kvm::KVM_ARM_VCPU_REC) == 0,
+            "vCPU init failed"
+        );
+        let _gic = vm.add_gicv3(0x0800_0000, 0x080a_0000)?;
+        v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) failed");
+        check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
+        let mmio = |what: &str, off: u64| -> Result<u64, String> {
+            let (e, reason) = run_bounded(&v0, 5000)?;
+            let m = v0.mmio();
+            if e != 0 || reason != kvm::KVM_EXIT_MMIO || m.phys_addr != PAYLOAD_MMIO + off {
+                return Err(format!(
+                    "{what}: KVM_RUN errno {e}, exit {reason}, MMIO at {:#x} (data {:#x}); want MMIO at {:#x}",
+                    m.phys_addr,
+                    u64::from_le_bytes(m.data),
+                    PAYLOAD_MMIO + off
+                ));
+            }
+            Ok(u64::from_le_bytes(m.data))
+        };
+        mmio("GIC set up, timer armed", 0x400)?;
+        let intid = mmio("timer interrupt taken", 0x408)?;
+        check!(intid == 27, "the realm acknowledged INTID {intid}, want 27");
+        let (e, reason) = run_bounded(&v0, 5000)?;
+        check!(
+            e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+            "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+        );
+        let s = v0.stats()?;
+        let st = |n: &str| s.get(n).copied().unwrap_or(0);
+        println!(
+            "# realm_timer_irq: {} REC exits ({} IRQ), {} MMIO in the kernel (vgic)",
+            st("exits"),
+            st("rec_exit_irq"),
+            st("mmio_exit_kernel")
+        );
+        check!(
+            st("mmio_exit_kernel") >= 2,
+            "GIC accesses not emulated in the kernel"
+        );
+        Ok(Outcome::Pass)
+    }
+
     const PAYLOAD_RAM: u64 = 0x8000_0000;
     const PAYLOAD_RAM_SIZE: usize = 64 << 10;
     const PAYLOAD_MMIO: u64 = 0x0a00_0000;
@@ -1009,6 +1181,10 @@ mod arch {
         Test {
             name: "realm_secondary_vcpu",
             run: realm_secondary_vcpu,
+        },
+        Test {
+            name: "realm_timer_irq",
+            run: realm_timer_irq,
         },
         Test {
             name: "rmi_error_trace",
