@@ -52,6 +52,12 @@ fn fmt_version(v: RmiVersion) -> (u16, u16) {
 
 impl kernel::Module for KvmRme {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        if !smc::at_el2() {
+            pr_info!("not running at EL2 (a guest): no realm host support\n");
+            return Ok(KvmRme {
+                probe: Probe::NoFeatRme,
+            });
+        }
         let has_rme = smc::feat_rme();
         let probe = if has_rme {
             let mut rmi = smc::SmcRmi::new()?;
@@ -155,7 +161,7 @@ mod rmm_tests {
     use crate::abi::{Pa, RmiError, RmiVersion};
     use crate::granule::{self, Undelegated};
     use crate::rmi::Rmi;
-    use crate::smc::{feat_rme, SmcRmi};
+    use crate::smc::{at_el2, feat_rme, SmcRmi};
     use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
     use kernel::page::Page;
     use kernel::prelude::*;
@@ -164,7 +170,7 @@ mod rmm_tests {
     /// decode and a range where lower <= higher.
     #[test]
     fn rmi_version_answers() -> Result {
-        if !feat_rme() {
+        if !feat_rme() || !at_el2() {
             return Ok(());
         }
         let mut rmi = SmcRmi::new()?;
@@ -181,7 +187,7 @@ mod rmm_tests {
     /// undelegate, refuse a second undelegation, and are usable again.
     #[test]
     fn granule_delegation_round_trip() -> Result {
-        if !feat_rme() {
+        if !feat_rme() || !at_el2() {
             return Ok(());
         }
         const N: usize = 16;

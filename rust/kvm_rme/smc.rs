@@ -27,6 +27,16 @@ pub(crate) fn feat_rme() -> bool {
     (pfr0 >> 52) & 0xf != 0
 }
 
+/// Whether this kernel runs at EL2, where the RMI is the host's: a kernel
+/// at EL1 (a guest, a realm among them) may see FEAT_RME but has no RMM
+/// to talk to.
+pub(crate) fn at_el2() -> bool {
+    let el: u64;
+    // SAFETY: reading CurrentEL has no side effects at any EL.
+    unsafe { core::arch::asm!("mrs {}, CurrentEL", out(reg) el, options(nomem, nostack)) };
+    (el >> 2) & 3 == 2
+}
+
 /// One SMC to the RMM: `x0` = function ID, `x1..x6` = `args`; returns
 /// `x0..x4`.
 fn smc(cmd: Command, args: [u64; 6]) -> [u64; 5] {

@@ -30,6 +30,14 @@ fn main() {
     mount("devtmpfs", "/dev", "devtmpfs");
     mount("proc", "/proc", "proc");
     mount("sysfs", "/sys", "sysfs");
+    if !std::path::Path::new("/bin/kvm_selftests").exists() {
+        // The Linux realm guest of the realm_linux_guest selftest: reaching
+        // this line is what that test checks.
+        println!("confvm-realm-guest: userspace reached");
+        // SAFETY: plain syscall without pointers.
+        unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
+        return;
+    }
     let status = match Command::new("/bin/kvm_selftests").status() {
         Ok(s) => s.code().unwrap_or(-1),
         Err(e) => {

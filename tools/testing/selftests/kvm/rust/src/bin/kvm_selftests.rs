@@ -634,6 +634,165 @@ mod arch {
         Ok(Outcome::Pass)
     }
 
+    // The Linux realm guest's machine (realm-guest.dts).
+    const GUEST_RAM: u64 = 0x4000_0000;
+    const GUEST_RAM_SIZE: usize = 256 << 20;
+    const GUEST_DTB: u64 = GUEST_RAM + (128 << 20);
+    const GUEST_UART: u64 = 0x0900_0000;
+
+    /// Boots the Linux realm guest (/realm/Image, the kernel itself with
+    /// a small initramfs, and /realm/guest.dtb) to its userspace: RAM from
+    /// guest_memfd with RIPAS RAM, the Image and DTB populated (measured),
+    /// an in-kernel GICv3, a PL011 emulated here from MMIO exits, RIPAS
+    /// changes accepted through memory attributes (needs an RMM speaking
+    /// RMI 1.0).
+    fn realm_linux_guest() -> TestResult {
+        let kvm = open_kvm()?;
+        let (Ok(image), Ok(dtb)) = (
+            std::fs::read("/realm/Image"),
+            std::fs::read("/realm/guest.dtb"),
+        ) else {
+            return Ok(Outcome::Skip(
+                "no /realm/Image or /realm/guest.dtb in this initramfs".into(),
+            ));
+        };
+        let Some(mut vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
+        let t0 = std::time::Instant::now();
+        check!(
+            image.len() < (64 << 20) && dtb.len() < 0x10000,
+            "Image or DTB too large"
+        );
+        let user = vm.add_private_memory(0, GUEST_RAM, GUEST_RAM_SIZE, &image)?;
+        // SAFETY: the mapping is GUEST_RAM_SIZE bytes; the DTB fits at its
+        // offset (checked above) and does not overlap `dtb`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                dtb.as_ptr(),
+                user.add((GUEST_DTB - GUEST_RAM) as usize),
+                dtb.len(),
+            )
+        };
+        vm.set_memory_attributes(
+            GUEST_RAM,
+            GUEST_RAM_SIZE as u64,
+            kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE,
+        )?;
+        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
+        let r = rme(&vm, 2, &range(GUEST_RAM, GUEST_RAM_SIZE as u64, 0));
+        check!(r == 0, "INIT_RIPAS: errno {r}");
+        let pages = |len: usize| ((len + 4095) & !4095) as u64;
+        let r = rme(&vm, 3, &populate(GUEST_RAM, pages(image.len()), 1));
+        check!(r == 0, "POPULATE Image: errno {r}");
+        let r = rme(&vm, 3, &populate(GUEST_DTB, pages(dtb.len()), 1));
+        check!(r == 0, "POPULATE DTB: errno {r}");
+        let v0 = vm.create_vcpu(0)?;
+        check!(
+            init_vcpu(&vm, &v0, 1 << kvm::KVM_ARM_VCPU_REC) == 0,
+            "vCPU init failed"
+        );
+        let _gic = vm.add_gicv3(0x0800_0000, 0x080a_0000)?;
+        v0.set_one_reg(REG_PC, GUEST_RAM)?;
+        // x0: the DTB.
+        v0.set_one_reg(0x6030_0000_0010_0000, GUEST_DTB)?;
+        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) failed");
+        check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
+        let setup = t0.elapsed();
+
+        let mut line = Vec::new();
+        let mut console = String::new();
+        let (mut mmio, mut faults) = (0u64, 0u64);
+        let t1 = std::time::Instant::now();
+        loop {
+            if t1.elapsed().as_secs() > 600 {
+                return Err("the guest did not finish in 600 s".into());
+            }
+            let (e, reason) = run_bounded(&v0, 60_000)?;
+            match (e, reason) {
+                (0, kvm::KVM_EXIT_MMIO) => {
+                    mmio += 1;
+                    let m = v0.mmio();
+                    if m.phys_addr < GUEST_UART || m.phys_addr >= GUEST_UART + 0x1000 {
+                        // Nothing else is emulated: reads are zero.
+                        continue;
+                    }
+                    let off = m.phys_addr - GUEST_UART;
+                    if m.is_write && off == 0 {
+                        let c = m.data[0];
+                        if c == b'\n' {
+                            let l = String::from_utf8_lossy(&line).to_string();
+                            println!("# realm-guest| {l}");
+                            console.push_str(&l);
+                            console.push('\n');
+                            line.clear();
+                        } else if c != b'\r' {
+                            line.push(c);
+                        }
+                    } else if !m.is_write && off == 0x18 {
+                        // UARTFR: transmit FIFO empty, receive FIFO empty.
+                        v0.set_mmio_data(0x90u64.to_le_bytes());
+                    } else if !m.is_write {
+                        v0.set_mmio_data([0; 8]);
+                    }
+                }
+                (e, kvm::KVM_EXIT_MEMORY_FAULT) if e == libc::EFAULT => {
+                    faults += 1;
+                    let (flags, gpa, size) = v0.memory_fault();
+                    let attrs = flags & kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE;
+                    if gpa < GUEST_RAM || gpa + size > GUEST_RAM + GUEST_RAM_SIZE as u64 {
+                        return Err(format!("memory fault outside RAM: {gpa:#x}+{size:#x}"));
+                    }
+                    vm.set_memory_attributes(gpa, size, attrs)?;
+                }
+                (0, kvm::KVM_EXIT_SYSTEM_EVENT) => break,
+                (e, r) => {
+                    return Err(format!(
+                        "KVM_RUN errno {e}, exit {r} after {mmio} MMIO exits; last guest line: {}",
+                        String::from_utf8_lossy(&line)
+                    ))
+                }
+            }
+        }
+        let boot = t1.elapsed();
+        let s = vm.stats()?;
+        let vs = v0.stats()?;
+        println!(
+            "# realm_linux_guest: set-up {} ms, boot to power-off {} ms, {} REC exits ({} IRQ, {} served faults), {} MMIO to userspace, {} RIPAS changes, {} RMI calls, {} data pages",
+            setup.as_millis(),
+            boot.as_millis(),
+            vs.get("exits").copied().unwrap_or(0),
+            vs.get("rec_exit_irq").copied().unwrap_or(0),
+            vs.get("rec_exit_fault").copied().unwrap_or(0),
+            mmio,
+            faults,
+            s.get("realm_rmi_calls").copied().unwrap_or(0),
+            s.get("realm_data_pages").copied().unwrap_or(0)
+        );
+        let mut classes: Vec<String> = vs
+            .iter()
+            .filter(|(k, _)| k.starts_with("rec_exit_"))
+            .map(|(k, v)| format!("{}={v}", &k[9..]))
+            .collect();
+        classes.sort();
+        println!(
+            "# realm_linux_guest: REC exits by class: {}",
+            classes.join(" ")
+        );
+        check!(
+            console.contains("RME: Using RSI version"),
+            "the guest did not find itself in a realm (no RSI line)"
+        );
+        check!(
+            console.contains("confvm-realm-guest: userspace reached"),
+            "the guest did not reach userspace"
+        );
+        for bad in ["WARNING:", "BUG:", "Oops", "Kernel panic"] {
+            check!(!console.contains(bad), "the guest kernel printed {bad:?}");
+        }
+        Ok(Outcome::Pass)
+    }
+
     const PAYLOAD_RAM: u64 = 0x8000_0000;
     const PAYLOAD_RAM_SIZE: usize = 64 << 10;
     const PAYLOAD_MMIO: u64 = 0x0a00_0000;
@@ -1185,6 +1344,10 @@ mod arch {
         Test {
             name: "realm_timer_irq",
             run: realm_timer_irq,
+        },
+        Test {
+            name: "realm_linux_guest",
+            run: realm_linux_guest,
         },
         Test {
             name: "rmi_error_trace",
