@@ -5,7 +5,8 @@
 #
 #   arm64: TF-A + TRP (or RME_RMM_IMAGE=<rmm.img>, a full RMM) -> Linux at
 #          NS-EL2 -> kvm_rme probes the RMM and delegates real granules
-#          (KUnit) -> selftests create VMs.
+#          (KUnit) -> selftests create VMs; with a full RMM they run realm
+#          payloads and boot a Linux realm guest to its userspace.
 #   riscv: OpenSBI -> Linux at HS -> kvm_cove probes COVH (absent: TVMs are
 #          refused with EPERM) -> selftests.
 set -euo pipefail
@@ -22,7 +23,8 @@ for arch in arm64 riscv; do
         bash "$here/firmware.sh" arm64 "$image"
         python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$BUILD/console-arm64.log" || status=1
         log "firmware and host on arm64:"
-        grep -E 'TRP:|RMM|kvm_rme:|VHE mode|All CPU\(s\) started' "$BUILD/console-arm64.log" | sed 's/^/    /' || true
+        grep -v '^# realm-guest|' "$BUILD/console-arm64.log" |
+            grep -E 'TRP:|RMM|kvm_rme:|VHE mode|All CPU\(s\) started' | sed 's/^/    /' || true
     else
         python3 "$here/run-qemu.py" riscv --image "$image" --log "$BUILD/console-riscv.log" || status=1
         log "host on riscv64:"
@@ -31,9 +33,10 @@ for arch in arm64 riscv; do
 done
 
 if grep -q 'kvm_rme: .*realms enabled' "$BUILD/console-arm64.log"; then
-    log "realm: the RMM speaks RMI 1.0; the boot's selftests created, configured, populated RIPAS, gave RECs to, activated and destroyed realms:"
-    grep -E '^(ok|not ok) [0-9]+ realm_' "$BUILD/console-arm64.log" | sed 's/^/    /' || true
-    log "realm launch stops there: POPULATE (guest_memfd) and the REC run loop are not implemented yet"
+    log "realm: the RMM speaks RMI 1.0; the boot's selftests ran realms (payloads, then a Linux realm guest):"
+    grep -E '^(ok|not ok) [0-9]+ realm_|^# realm_' "$BUILD/console-arm64.log" | sed 's/^/    /' || true
+    log "the Linux realm guest's console (first and last lines):"
+    grep -E '^# realm-guest\|' "$BUILD/console-arm64.log" | sed -n '1,12p;$p' | sed 's/^/    /' || true
 else
     log "realm: not possible with this firmware (see the kvm_rme line above; TRP implements only VERSION and GRANULE_(UN)DELEGATE); RME_RMM_IMAGE=<rmm.img> supplies a full RMM"
 fi
