@@ -106,8 +106,20 @@ pub enum Step {
     /// The REC cannot run now (powered off, or waiting for a PSCI
     /// completion): wait, then try again.
     Wait,
+    /// The realm executed WFI (trapped): let it sleep until an interrupt
+    /// is pending for it, then enter again.
+    Idle,
     /// Return to userspace.
     User(UserExit),
+    /// The realm wrote a system register the host emulates (the GIC's
+    /// SGI generation registers): `esr` says which, `value` is what was
+    /// written.  The kernel carries it out, then enters again.
+    SysRegWrite {
+        /// The syndrome (`EC` 0x18, `ISS` names the register).
+        esr: u64,
+        /// The value written (the RMM reports it in `x0`).
+        value: u64,
+    },
 }
 
 /// Exit classes counted per vCPU (KVM binary stats `rec_exit_*`).
@@ -322,7 +334,11 @@ impl VcpuRun {
                 self.count(ExitClass::Irq);
                 Ok(Step::Enter)
             }
-            Exit::SError { .. } | Exit::Wfx { .. } => {
+            Exit::Wfx { wfe: false } => {
+                self.count(ExitClass::Other);
+                Ok(Step::Idle)
+            }
+            Exit::SError { .. } | Exit::Wfx { wfe: true } => {
                 self.count(ExitClass::Other);
                 Ok(Step::Enter)
             }
@@ -331,8 +347,12 @@ impl VcpuRun {
                 // ISS bit 0: a read (MRS); the RMM takes the value from x0.
                 if esr & 1 != 0 {
                     run.enter.gprs[0] = 0;
+                    return Ok(Step::Enter);
                 }
-                Ok(Step::Enter)
+                Ok(Step::SysRegWrite {
+                    esr,
+                    value: run.exit.gprs[0],
+                })
             }
             Exit::Psci { function, args } => {
                 self.count(ExitClass::Psci);

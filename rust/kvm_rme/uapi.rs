@@ -514,6 +514,10 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
         .rec_create(&mut st.rmi, &mut st.alloc, mpidr, pc, regs, runnable)
     {
         Ok(rec) => {
+            let mut run = run;
+            // A realm vCPU's WFI comes to the host, which sleeps it
+            // without holding the realm (see `Step::Idle`).
+            crate::exit::trap_wfx(&mut run.enter, true, false);
             let v = Vcpu {
                 idx,
                 rec,
@@ -667,6 +671,8 @@ mod io {
 const RUN_ENTER: c_int = 0;
 const RUN_USER: c_int = 1;
 const RUN_WAIT: c_int = 2;
+const RUN_SYSREG: c_int = 3;
+const RUN_IDLE: c_int = 4;
 
 impl RunIo {
     fn set(&mut self, u: UserExit) {
@@ -797,6 +803,11 @@ pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *m
     match r {
         Ok(Step::Enter) => RUN_ENTER,
         Ok(Step::Wait) => RUN_WAIT,
+        Ok(Step::Idle) => RUN_IDLE,
+        Ok(Step::SysRegWrite { esr, value }) => {
+            (io.esr, io.data) = (esr, value);
+            RUN_SYSREG
+        }
         Ok(Step::User(u)) => {
             io.set(u);
             RUN_USER

@@ -124,6 +124,7 @@ struct Vm {
     rec: Rec,
     run: Box<RecRun>,
     vcpu: VcpuRun,
+    sysreg_writes: Vec<(u64, u64)>,
 }
 
 fn active_vm() -> Vm {
@@ -144,6 +145,7 @@ fn active_vm() -> Vm {
         rec,
         run: Box::default(),
         vcpu: VcpuRun::new(),
+        sysreg_writes: Vec::new(),
     }
 }
 
@@ -172,7 +174,8 @@ impl Vm {
                 &mut |_| None,
             )?;
             match step {
-                Step::Enter => {}
+                Step::Enter | Step::Idle => {}
+                Step::SysRegWrite { esr, value } => self.sysreg_writes.push((esr, value)),
                 Step::Wait => return Err(errno::EAGAIN),
                 Step::User(u) => return Ok(u),
             }
@@ -542,4 +545,54 @@ fn shared_memory_faults_map_the_vmm_page() {
     vm.rec_destroy(&mut rmi, &mut alloc, rec);
     assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
     assert_clean(&m);
+}
+
+#[test]
+fn sysreg_writes_go_to_the_kernel_reads_are_zero() {
+    let mut vm = active_vm();
+    // MSR ICC_SGI1R_EL1, x3 (Op0 3, Op1 0, CRn 12, CRm 11, Op2 5): a write.
+    let iss = (3 << 20) | (5 << 17) | (12 << 10) | (3 << 5) | (11 << 1);
+    let mut x = scripted(exit_reason::SYNC);
+    x.esr = (0x18 << 26) | (1 << 25) | iss;
+    x.gprs[0] = 0x0001_0000_0000_0002;
+    vm.script(x.clone());
+    // The same register read (direction bit set): zero, no kernel work.
+    x.esr |= 1;
+    vm.script(x);
+    vm.script(dabt(SHARED | 0x1000, true, 1));
+    assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
+    assert_eq!(
+        vm.sysreg_writes,
+        vec![((0x18 << 26) | (1 << 25) | iss, 0x0001_0000_0000_0002)]
+    );
+    vm.finish();
+}
+
+#[test]
+fn wfi_is_an_idle_step_wfe_is_not() {
+    let mut vm = active_vm();
+    let mut wfi = scripted(exit_reason::SYNC);
+    wfi.esr = (0x01 << 26) | (1 << 25);
+    let mut wfe = wfi.clone();
+    wfe.esr |= 1;
+    for x in [wfi, wfe] {
+        vm.script(x);
+    }
+    let mut steps = Vec::new();
+    for _ in 0..2 {
+        steps.push(
+            vm.vcpu
+                .enter(
+                    &mut vm.realm,
+                    &mut vm.rmi,
+                    &mut vm.alloc,
+                    &vm.rec,
+                    &mut vm.run,
+                    &mut |_| None,
+                )
+                .unwrap(),
+        );
+    }
+    assert_eq!(steps, vec![Step::Idle, Step::Enter]);
+    vm.finish();
 }

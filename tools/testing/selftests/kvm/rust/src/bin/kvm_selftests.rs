@@ -640,12 +640,108 @@ mod arch {
     const GUEST_DTB: u64 = GUEST_RAM + (128 << 20);
     const GUEST_UART: u64 = 0x0900_0000;
 
+    /// The guest's console: the PL011 transmit register, line by line.
+    #[derive(Default)]
+    struct Console {
+        line: Vec<u8>,
+        text: String,
+    }
+
+    /// What one realm vCPU of the Linux guest did until the realm ended.
+    #[derive(Default)]
+    struct VcpuLoop {
+        mmio: u64,
+        ripas: u64,
+    }
+
+    /// Runs one vCPU of the Linux realm guest until the realm powers off:
+    /// PL011 MMIO, RIPAS changes (answered with memory attributes).  With
+    /// `bounded`, each KVM_RUN is cut by SIGALRM after 60 s.
+    fn guest_vcpu_loop(
+        vm_fd: i32,
+        vcpu: &kvm::Vcpu,
+        console: &std::sync::Mutex<Console>,
+        bounded: bool,
+    ) -> Result<VcpuLoop, String> {
+        let mut out = VcpuLoop::default();
+        let t0 = std::time::Instant::now();
+        loop {
+            if t0.elapsed().as_secs() > 600 {
+                return Err("the guest did not finish in 600 s".into());
+            }
+            let (e, reason) = if bounded {
+                run_bounded(vcpu, 60_000)?
+            } else {
+                vcpu.run_raw()
+            };
+            match (e, reason) {
+                (0, kvm::KVM_EXIT_MMIO) => {
+                    out.mmio += 1;
+                    let m = vcpu.mmio();
+                    if m.phys_addr < GUEST_UART || m.phys_addr >= GUEST_UART + 0x1000 {
+                        // Nothing else is emulated: reads are zero.
+                        continue;
+                    }
+                    let off = m.phys_addr - GUEST_UART;
+                    if m.is_write && off == 0 {
+                        let mut c = console.lock().map_err(|_| "console lock poisoned")?;
+                        match m.data[0] {
+                            b'\n' => {
+                                let l = String::from_utf8_lossy(&c.line).to_string();
+                                println!("# realm-guest| {l}");
+                                c.text.push_str(&l);
+                                c.text.push('\n');
+                                c.line.clear();
+                            }
+                            b'\r' => {}
+                            ch => c.line.push(ch),
+                        }
+                    } else if !m.is_write && off == 0x18 {
+                        // UARTFR: transmit FIFO empty, receive FIFO empty.
+                        vcpu.set_mmio_data(0x90u64.to_le_bytes());
+                    } else if !m.is_write {
+                        vcpu.set_mmio_data([0; 8]);
+                    }
+                }
+                (e, kvm::KVM_EXIT_MEMORY_FAULT) if e == libc::EFAULT => {
+                    out.ripas += 1;
+                    let (flags, gpa, size) = vcpu.memory_fault();
+                    if gpa < GUEST_RAM || gpa + size > GUEST_RAM + GUEST_RAM_SIZE as u64 {
+                        return Err(format!("memory fault outside RAM: {gpa:#x}+{size:#x}"));
+                    }
+                    let mut a = kvm::MemoryAttributes {
+                        address: gpa,
+                        size,
+                        attributes: flags & kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE,
+                        flags: 0,
+                    };
+                    kvm::ioctl_ptr(vm_fd, kvm::KVM_SET_MEMORY_ATTRIBUTES, &mut a)
+                        .map_err(|e| format!("KVM_SET_MEMORY_ATTRIBUTES: errno {e}"))?;
+                }
+                (0, kvm::KVM_EXIT_SYSTEM_EVENT) => return Ok(out),
+                (e, r) => {
+                    return Err(format!(
+                        "KVM_RUN errno {e}, exit {r} after {} MMIO exits",
+                        out.mmio
+                    ))
+                }
+            }
+        }
+    }
+
+    /// A realm vCPU handed to the thread that runs it.
+    struct SendVcpu(kvm::Vcpu);
+    // SAFETY: a vCPU fd and its kvm_run mapping may be used from any
+    // thread; only the thread it is moved to uses it.
+    unsafe impl Send for SendVcpu {}
+
     /// Boots the Linux realm guest (/realm/Image, the kernel itself with
-    /// a small initramfs, and /realm/guest.dtb) to its userspace: RAM from
-    /// guest_memfd with RIPAS RAM, the Image and DTB populated (measured),
-    /// an in-kernel GICv3, a PL011 emulated here from MMIO exits, RIPAS
-    /// changes accepted through memory attributes (needs an RMM speaking
-    /// RMI 1.0).
+    /// a small initramfs, and /realm/guest.dtb) to its userspace on two
+    /// vCPUs, each run by its own thread: RAM from guest_memfd with RIPAS
+    /// RAM, the Image and DTB populated (measured), an in-kernel GICv3
+    /// (IPIs included), a PL011 emulated here from MMIO exits, RIPAS
+    /// changes accepted through memory attributes, the secondary CPU
+    /// started with PSCI CPU_ON (needs an RMM speaking RMI 1.0).
     fn realm_linux_guest() -> TestResult {
         let kvm = open_kvm()?;
         let (Ok(image), Ok(dtb)) = (
@@ -687,108 +783,87 @@ mod arch {
         check!(r == 0, "POPULATE Image: errno {r}");
         let r = rme(&vm, 3, &populate(GUEST_DTB, pages(dtb.len()), 1));
         check!(r == 0, "POPULATE DTB: errno {r}");
+        let rec = 1u32 << kvm::KVM_ARM_VCPU_REC;
         let v0 = vm.create_vcpu(0)?;
-        check!(
-            init_vcpu(&vm, &v0, 1 << kvm::KVM_ARM_VCPU_REC) == 0,
-            "vCPU init failed"
-        );
+        let v1 = vm.create_vcpu(1)?;
+        check!(init_vcpu(&vm, &v0, rec) == 0, "vCPU 0 init failed");
+        // vCPU 1 waits for PSCI CPU_ON.
+        check!(init_vcpu(&vm, &v1, rec | 1) == 0, "vCPU 1 init failed");
         let _gic = vm.add_gicv3(0x0800_0000, 0x080a_0000)?;
         v0.set_one_reg(REG_PC, GUEST_RAM)?;
         // x0: the DTB.
         v0.set_one_reg(0x6030_0000_0010_0000, GUEST_DTB)?;
-        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) failed");
+        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) vCPU 0 failed");
+        check!(finalize_rec(&v1) == 0, "FINALIZE(REC) vCPU 1 failed");
         check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
         let setup = t0.elapsed();
 
-        let mut line = Vec::new();
-        let mut console = String::new();
-        let (mut mmio, mut faults) = (0u64, 0u64);
+        let console = std::sync::Mutex::new(Console::default());
+        let vm_fd = vm.fd();
         let t1 = std::time::Instant::now();
-        loop {
-            if t1.elapsed().as_secs() > 600 {
-                return Err("the guest did not finish in 600 s".into());
-            }
-            let (e, reason) = run_bounded(&v0, 60_000)?;
-            match (e, reason) {
-                (0, kvm::KVM_EXIT_MMIO) => {
-                    mmio += 1;
-                    let m = v0.mmio();
-                    if m.phys_addr < GUEST_UART || m.phys_addr >= GUEST_UART + 0x1000 {
-                        // Nothing else is emulated: reads are zero.
-                        continue;
-                    }
-                    let off = m.phys_addr - GUEST_UART;
-                    if m.is_write && off == 0 {
-                        let c = m.data[0];
-                        if c == b'\n' {
-                            let l = String::from_utf8_lossy(&line).to_string();
-                            println!("# realm-guest| {l}");
-                            console.push_str(&l);
-                            console.push('\n');
-                            line.clear();
-                        } else if c != b'\r' {
-                            line.push(c);
-                        }
-                    } else if !m.is_write && off == 0x18 {
-                        // UARTFR: transmit FIFO empty, receive FIFO empty.
-                        v0.set_mmio_data(0x90u64.to_le_bytes());
-                    } else if !m.is_write {
-                        v0.set_mmio_data([0; 8]);
-                    }
+        let secondary = SendVcpu(v1);
+        let (r0, r1) = std::thread::scope(|sc| {
+            let console = &console;
+            let h = sc.spawn(move || {
+                let v1 = secondary;
+                // SIGALRM is the boot vCPU's watchdog: keep it off here.
+                // SAFETY: a valid signal set on the stack.
+                unsafe {
+                    let mut set: libc::sigset_t = core::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigaddset(&mut set, libc::SIGALRM);
+                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, core::ptr::null_mut());
                 }
-                (e, kvm::KVM_EXIT_MEMORY_FAULT) if e == libc::EFAULT => {
-                    faults += 1;
-                    let (flags, gpa, size) = v0.memory_fault();
-                    let attrs = flags & kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE;
-                    if gpa < GUEST_RAM || gpa + size > GUEST_RAM + GUEST_RAM_SIZE as u64 {
-                        return Err(format!("memory fault outside RAM: {gpa:#x}+{size:#x}"));
-                    }
-                    vm.set_memory_attributes(gpa, size, attrs)?;
-                }
-                (0, kvm::KVM_EXIT_SYSTEM_EVENT) => break,
-                (e, r) => {
-                    return Err(format!(
-                        "KVM_RUN errno {e}, exit {r} after {mmio} MMIO exits; last guest line: {}",
-                        String::from_utf8_lossy(&line)
-                    ))
-                }
-            }
-        }
+                let r = guest_vcpu_loop(vm_fd, &v1.0, console, false);
+                (r, v1.0.stats())
+            });
+            let r0 = guest_vcpu_loop(vm_fd, &v0, console, true);
+            let r1 = h.join().map_err(|_| "vCPU 1 thread panicked".to_string());
+            (r0, r1)
+        });
         let boot = t1.elapsed();
+        let l0 = r0?;
+        let (l1, s1) = r1?;
+        let l1 = l1.map_err(|e| format!("vCPU 1: {e}"))?;
+        let s1 = s1?;
+        let text = console
+            .lock()
+            .map_err(|_| "console lock poisoned")?
+            .text
+            .clone();
         let s = vm.stats()?;
-        let vs = v0.stats()?;
+        let s0 = v0.stats()?;
+        let st =
+            |m: &std::collections::HashMap<String, u64>, n: &str| m.get(n).copied().unwrap_or(0);
         println!(
-            "# realm_linux_guest: set-up {} ms, boot to power-off {} ms, {} REC exits ({} IRQ, {} served faults), {} MMIO to userspace, {} RIPAS changes, {} RMI calls, {} data pages",
+            "# realm_linux_guest: set-up {} ms, boot to power-off {} ms, {} + {} REC exits ({} + {} IRQ, {} + {} served faults), {} MMIO to userspace, {} RIPAS changes, {} RMI calls, {} data pages",
             setup.as_millis(),
             boot.as_millis(),
-            vs.get("exits").copied().unwrap_or(0),
-            vs.get("rec_exit_irq").copied().unwrap_or(0),
-            vs.get("rec_exit_fault").copied().unwrap_or(0),
-            mmio,
-            faults,
-            s.get("realm_rmi_calls").copied().unwrap_or(0),
-            s.get("realm_data_pages").copied().unwrap_or(0)
-        );
-        let mut classes: Vec<String> = vs
-            .iter()
-            .filter(|(k, _)| k.starts_with("rec_exit_"))
-            .map(|(k, v)| format!("{}={v}", &k[9..]))
-            .collect();
-        classes.sort();
-        println!(
-            "# realm_linux_guest: REC exits by class: {}",
-            classes.join(" ")
+            st(&s0, "exits"),
+            st(&s1, "exits"),
+            st(&s0, "rec_exit_irq"),
+            st(&s1, "rec_exit_irq"),
+            st(&s0, "rec_exit_fault"),
+            st(&s1, "rec_exit_fault"),
+            l0.mmio + l1.mmio,
+            l0.ripas + l1.ripas,
+            st(&s, "realm_rmi_calls"),
+            st(&s, "realm_data_pages")
         );
         check!(
-            console.contains("RME: Using RSI version"),
+            text.contains("RME: Using RSI version"),
             "the guest did not find itself in a realm (no RSI line)"
         );
         check!(
-            console.contains("confvm-realm-guest: userspace reached"),
+            text.contains("Brought up 1 node, 2 CPUs"),
+            "the guest did not bring up its second CPU"
+        );
+        check!(
+            text.contains("confvm-realm-guest: userspace reached"),
             "the guest did not reach userspace"
         );
         for bad in ["WARNING:", "BUG:", "Oops", "Kernel panic"] {
-            check!(!console.contains(bad), "the guest kernel printed {bad:?}");
+            check!(!text.contains(bad), "the guest kernel printed {bad:?}");
         }
         Ok(Outcome::Pass)
     }
