@@ -529,37 +529,17 @@ impl Realm {
         if self.state != RealmState::New {
             return Err(RealmError::State);
         }
-        if base.0 % GRANULE_SIZE != 0
-            || top.0 % GRANULE_SIZE != 0
-            || base.0 >= top.0
-            || top.0 > self.geo.shared_bit()
-        {
-            return Err(RealmError::Invalid);
-        }
-        let mut cur = base.0;
-        // Each call either advances or creates one RTT level; both are
-        // bounded by the range's page count and the level count.
-        let mut budget = 4 + 2 * ((top.0 - base.0) / GRANULE_SIZE);
-        while cur < top.0 {
-            if budget == 0 {
-                return Err(RealmError::Protocol);
-            }
-            budget -= 1;
-            match rmi.rtt_init_ripas(self.rd, Ipa(cur), top) {
-                Ok(next) if next.0 > cur && next.0 <= top.0 => cur = next.0,
-                Ok(_) => return Err(RealmError::Protocol),
-                Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
-                    self.create_rtts(rmi, alloc, Ipa(cur), e.index, e.index + 1)?;
-                }
-                Err(e) => {
-                    return Err(RealmError::Rmi {
-                        cmd: Command::RttInitRipas,
-                        err: e,
-                    })
-                }
-            }
-        }
-        Ok(())
+        let rd = self.rd;
+        self.walk_ripas(
+            rmi,
+            alloc,
+            base,
+            top,
+            Command::RttInitRipas,
+            false,
+            |rmi, cur| rmi.rtt_init_ripas(rd, cur, top),
+        )
+        .map(|_| ())
     }
 
     /// Answers a REC's RIPAS change request (`RTT_SET_RIPAS`) over
@@ -579,6 +559,34 @@ impl Realm {
         if self.state != RealmState::Active {
             return Err(RealmError::State);
         }
+        let (rd, rec) = (self.rd, rec.pa);
+        self.walk_ripas(
+            rmi,
+            alloc,
+            base,
+            top,
+            Command::RttSetRipas,
+            true,
+            |rmi, cur| rmi.rtt_set_ripas(rd, rec, cur, top),
+        )
+    }
+
+    /// Calls `op` (`RTT_INIT_RIPAS` or `RTT_SET_RIPAS` from an IPA) until
+    /// `[base, top)` is covered, creating the RTT level the RMM asks for on
+    /// `ERROR_RTT`.  With `partial`, another failure after some progress
+    /// ends the walk where it stopped instead of failing it.  Returns where
+    /// the walk ended.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_ripas<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        base: Ipa,
+        top: Ipa,
+        cmd: Command,
+        partial: bool,
+        mut op: impl FnMut(&mut R, Ipa) -> crate::abi::RmiResult<Ipa>,
+    ) -> Result<Ipa> {
         if base.0 % GRANULE_SIZE != 0
             || top.0 % GRANULE_SIZE != 0
             || base.0 >= top.0
@@ -587,13 +595,15 @@ impl Realm {
             return Err(RealmError::Invalid);
         }
         let mut cur = base.0;
+        // Each call either advances or creates one RTT level; both are
+        // bounded by the range's page count and the level count.
         let mut budget = 4 + 2 * ((top.0 - base.0) / GRANULE_SIZE);
         while cur < top.0 {
             if budget == 0 {
                 return Err(RealmError::Protocol);
             }
             budget -= 1;
-            match rmi.rtt_set_ripas(self.rd, rec.pa, Ipa(cur), top) {
+            match op(rmi, Ipa(cur)) {
                 Ok(next) if next.0 > cur && next.0 <= top.0 => cur = next.0,
                 Ok(_) => return Err(RealmError::Protocol),
                 Err(e) if e.status == ErrorStatus::Rtt && e.index < RTT_PAGE_LEVEL => {
@@ -601,13 +611,8 @@ impl Realm {
                 }
                 // Progress already made stands; the realm sees where it
                 // stopped.
-                Err(_) if cur > base.0 => break,
-                Err(e) => {
-                    return Err(RealmError::Rmi {
-                        cmd: Command::RttSetRipas,
-                        err: e,
-                    })
-                }
+                Err(_) if partial && cur > base.0 => break,
+                Err(err) => return Err(RealmError::Rmi { cmd, err }),
             }
         }
         Ok(Ipa(cur))

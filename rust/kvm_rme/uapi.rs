@@ -185,6 +185,13 @@ fn lookup(
     NonNull::new(page.cast::<bindings::page>()).ok_or(crate::errno::EFAULT)
 }
 
+/// Removes the entry for `key` from a list of (key, page) and returns its
+/// page, whose reference or pin the caller then drops.
+fn take_page(list: &mut KVec<(u64, NonNull<bindings::page>)>, key: u64) -> Option<NonNull<bindings::page>> {
+    let i = list.iter().position(|(k, _)| *k == key)?;
+    list.remove(i).ok().map(|(_, page)| page)
+}
+
 impl GuestMemory for KernelAlloc {
     fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32> {
         let page = lookup(kvm_rme_gmem_page, self.kvm, ipa)?;
@@ -206,11 +213,9 @@ impl GuestMemory for KernelAlloc {
     }
 
     fn release_source(&mut self, pa: Pa) {
-        if let Some(i) = self.sources.iter().position(|(p, _)| *p == pa.0) {
-            if let Ok((_, page)) = self.sources.remove(i) {
-                // SAFETY: drops the reference `source_page` took.
-                unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
-            }
+        if let Some(page) = take_page(&mut self.sources, pa.0) {
+            // SAFETY: drops the reference `source_page` took.
+            unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
         }
     }
 
@@ -227,12 +232,10 @@ impl GuestMemory for KernelAlloc {
     }
 
     fn release_shared(&mut self, gpa: Ipa) {
-        if let Some(i) = self.shared.iter().position(|(g, _)| *g == gpa.0) {
-            if let Ok((_, page)) = self.shared.remove(i) {
-                // SAFETY: drops the pin `shared_page` took; the realm no
-                // longer maps the page.
-                unsafe { kvm_rme_unpin_shared(page.as_ptr().cast()) };
-            }
+        if let Some(page) = take_page(&mut self.shared, gpa.0) {
+            // SAFETY: drops the pin `shared_page` took; the realm no longer
+            // maps the page.
+            unsafe { kvm_rme_unpin_shared(page.as_ptr().cast()) };
         }
     }
 
@@ -721,25 +724,35 @@ impl RunIo {
 #[no_mangle]
 pub unsafe extern "C" fn kvm_rme_vcpu_resume(state: *mut c_void, idx: u32, mmio_data: u64) -> c_int {
     // SAFETY: by the function's contract.
+    unsafe {
+        with_vcpu(state, idx, |st, i| {
+            let State { vm, rmi, alloc, vcpus } = st;
+            let (Some(v), Ok(realm)) = (vcpus.get_mut(i), vm.runnable()) else {
+                return -crate::errno::EPERM;
+            };
+            v.state.resume(realm, rmi, alloc, &v.rec, &mut v.run, mmio_data);
+            0
+        })
+    }
+}
+
+/// Runs `f` on the state of realm VM `state` and the index of vCPU `idx`
+/// in it, under the realm's mutex.  `-EPERM` if there is no realm state
+/// or the vCPU has no REC.
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` of a live realm VM.
+unsafe fn with_vcpu(state: *mut c_void, idx: u32, f: impl FnOnce(&mut State, usize) -> c_int) -> c_int {
+    // SAFETY: by the function's contract.
     let Some(m) = (unsafe { published(state) }) else {
         return -crate::errno::EPERM;
     };
     let mut guard = m.lock();
-    let State {
-        vm,
-        rmi,
-        alloc,
-        vcpus,
-    } = &mut *guard;
-    let Some(v) = vcpus.iter_mut().find(|v| v.idx == idx) else {
-        return -crate::errno::EPERM;
-    };
-    let realm = match vm.runnable() {
-        Ok(r) => r,
-        Err(e) => return -e,
-    };
-    v.state.resume(realm, rmi, alloc, &v.rec, &mut v.run, mmio_data);
-    0
+    match guard.vcpus.iter().position(|v| v.idx == idx) {
+        Some(i) => f(&mut guard, i),
+        None => -crate::errno::EPERM,
+    }
 }
 
 /// One `REC_ENTER` of realm vCPU `idx` and its exit: `KVM_RME_RUN_ENTER`
@@ -755,19 +768,12 @@ pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *m
     // SAFETY: by the function's contract.
     let io = unsafe { &mut *io };
     // SAFETY: by the function's contract.
-    let Some(m) = (unsafe { published(state) }) else {
-        return -crate::errno::EPERM;
-    };
-    let mut guard = m.lock();
-    let State {
-        vm,
-        rmi,
-        alloc,
-        vcpus,
-    } = &mut *guard;
-    let Some(i) = vcpus.iter().position(|v| v.idx == idx) else {
-        return -crate::errno::EPERM;
-    };
+    unsafe { with_vcpu(state, idx, |st, i| enter_vcpu(st, idx, i, io)) }
+}
+
+/// [`kvm_rme_vcpu_enter`] for vCPU `idx`, at index `i` of `st.vcpus`.
+fn enter_vcpu(st: &mut State, idx: u32, i: usize, io: &mut RunIo) -> c_int {
+    let State { vm, rmi, alloc, vcpus } = st;
     // This vCPU, and the others, among which PSCI targets are looked up.
     let (before, rest) = vcpus.split_at_mut(i);
     let Some((v, after)) = rest.split_first_mut() else {

@@ -91,6 +91,16 @@ impl GuestMemory for Gmem {
     }
 }
 
+/// `CREATE_REALM` on `vm` with a fresh VMID.
+fn create(vm: &mut RealmVm, rmi: &mut ModelRmi, alloc: &mut Gmem) {
+    let mut vmid = 1u16;
+    vm.create(rmi, alloc, &mut || {
+        vmid += 1;
+        vmid
+    })
+    .unwrap();
+}
+
 fn scripted(reason: u8) -> ScriptedExit {
     ScriptedExit {
         reason,
@@ -394,12 +404,7 @@ fn populate_from_guest_memory() {
         Err(errno::EPERM),
         "before CREATE_REALM"
     );
-    let mut vmid = 1u16;
-    vm.create(&mut rmi, &mut alloc, &mut || {
-        vmid += 1;
-        vmid
-    })
-    .unwrap();
+    create(&mut vm, &mut rmi, &mut alloc);
     vm.init_ripas(&mut rmi, &mut alloc, RAM, RAM_SIZE).unwrap();
     for (base, size) in [
         (RAM + 1, 4096),
@@ -500,12 +505,7 @@ fn shared_memory_faults_map_the_vmm_page() {
     let (mut rmi, alloc, m) = small();
     let mut alloc = Gmem(alloc, 0, 0, true, Vec::new());
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
-    let mut vmid = 1u16;
-    vm.create(&mut rmi, &mut alloc, &mut || {
-        vmid += 1;
-        vmid
-    })
-    .unwrap();
+    create(&mut vm, &mut rmi, &mut alloc);
     let rec = vm
         .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
         .unwrap();

@@ -298,13 +298,24 @@ mod arch {
 
     /// The payload's machine code.
     fn payload() -> &'static [u8] {
-        // SAFETY: both symbols are in the same section, the end after the
-        // start; the bytes between them are the assembled payload.
+        // SAFETY: both symbols delimit the payload in one section.
         unsafe {
-            let start = core::ptr::addr_of!(confvm_realm_payload_start);
-            let end = core::ptr::addr_of!(confvm_realm_payload_end);
-            core::slice::from_raw_parts(start, end as usize - start as usize)
+            asm_bytes(
+                core::ptr::addr_of!(confvm_realm_payload_start),
+                core::ptr::addr_of!(confvm_realm_payload_end),
+            )
         }
+    }
+
+    /// The bytes assembled between two symbols.
+    ///
+    /// # Safety
+    ///
+    /// `start` and `end` are in the same section, `end` after `start`.
+    unsafe fn asm_bytes(start: *const u8, end: *const u8) -> &'static [u8] {
+        // SAFETY: by the function's contract the range is one readable,
+        // immutable object that lives for the whole program.
+        unsafe { core::slice::from_raw_parts(start, end as usize - start as usize) }
     }
 
     // Two-vCPU payload: vCPU 0 starts vCPU 1 with PSCI CPU_ON, asks
@@ -355,42 +366,16 @@ mod arch {
     }
 
     fn smp_payload() -> &'static [u8] {
-        // SAFETY: as for `payload`.
+        // SAFETY: both symbols delimit the payload in one section.
         unsafe {
-            let start = core::ptr::addr_of!(confvm_realm_smp_start);
-            let end = core::ptr::addr_of!(confvm_realm_smp_end);
-            core::slice::from_raw_parts(start, end as usize - start as usize)
+            asm_bytes(
+                core::ptr::addr_of!(confvm_realm_smp_start),
+                core::ptr::addr_of!(confvm_realm_smp_end),
+            )
         }
     }
 
     extern "C" fn on_alarm(_: libc::c_int) {}
-
-    /// KVM_RUN on `vcpu` with an interval timer firing after 200 ms;
-    /// returns (errno, exit reason).
-    fn run_with_alarm(vcpu: &kvm::Vcpu) -> Result<(i32, u32), String> {
-        // SAFETY: installs a handler that does nothing, without
-        // SA_RESTART, so the signal interrupts KVM_RUN.
-        unsafe {
-            let mut sa: libc::sigaction = core::mem::zeroed();
-            sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
-            if libc::sigaction(libc::SIGALRM, &sa, core::ptr::null_mut()) != 0 {
-                return Err("sigaction".into());
-            }
-        }
-        let t = libc::itimerval {
-            it_interval: libc::timeval {
-                tv_sec: 0,
-                tv_usec: 0,
-            },
-            it_value: libc::timeval {
-                tv_sec: 0,
-                tv_usec: 200_000,
-            },
-        };
-        // SAFETY: plain syscall with a valid timer value.
-        unsafe { libc::setitimer(libc::ITIMER_REAL, &t, core::ptr::null_mut()) };
-        Ok(vcpu.run_raw())
-    }
 
     /// Two realm vCPUs: the secondary's REC is not runnable until the
     /// boot vCPU's PSCI CPU_ON, which the kernel completes towards it
@@ -419,7 +404,7 @@ mod arch {
         check!(finalize_rec(&v1) == 0, "FINALIZE(REC) vCPU 1 failed");
         check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
 
-        let (e, reason) = run_with_alarm(&v1)?;
+        let (e, reason) = run_bounded(&v1, 200)?;
         check!(
             e == libc::EINTR && reason == kvm::KVM_EXIT_INTR,
             "vCPU 1 before CPU_ON: KVM_RUN errno {e}, exit {reason}; want EINTR, KVM_EXIT_INTR"
@@ -534,18 +519,20 @@ mod arch {
     }
 
     fn irq_payload() -> &'static [u8] {
-        // SAFETY: as for `payload`.
+        // SAFETY: both symbols delimit the payload in one section.
         unsafe {
-            let start = core::ptr::addr_of!(confvm_realm_irq_start);
-            let end = core::ptr::addr_of!(confvm_realm_irq_end);
-            core::slice::from_raw_parts(start, end as usize - start as usize)
+            asm_bytes(
+                core::ptr::addr_of!(confvm_realm_irq_start),
+                core::ptr::addr_of!(confvm_realm_irq_end),
+            )
         }
     }
 
     /// KVM_RUN with a watchdog: a realm that never exits to userspace is
     /// stopped by SIGALRM after `ms` milliseconds (EINTR).
     fn run_bounded(vcpu: &kvm::Vcpu, ms: i64) -> Result<(i32, u32), String> {
-        // SAFETY: as in `run_with_alarm`.
+        // SAFETY: installs a handler that does nothing, without
+        // SA_RESTART, so the signal interrupts KVM_RUN.
         unsafe {
             let mut sa: libc::sigaction = core::mem::zeroed();
             sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
