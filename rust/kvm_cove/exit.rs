@@ -272,11 +272,11 @@ fn decode_mmio(gpa: Gpa, htinst: u64, n: &dyn NaclShmem) -> Option<Mmio> {
     }
 }
 
-/// Completes an MMIO load: writes the value, sign- or zero-extended, to
-/// the destination register in the scratch area.
-pub fn complete_mmio_load(n: &mut dyn NaclShmem, m: &Mmio, value: u64) {
+/// The register value of MMIO load `m` that read `value`: sign- or
+/// zero-extended from the access size.
+pub fn load_value(m: &Mmio, value: u64) -> u64 {
     let bits = 8 * u32::from(m.size);
-    let v = if bits >= 64 {
+    if bits >= 64 {
         value
     } else if m.signed {
         let shift = 64 - bits;
@@ -284,8 +284,13 @@ pub fn complete_mmio_load(n: &mut dyn NaclShmem, m: &Mmio, value: u64) {
         (((value << shift) as i64) >> shift) as u64
     } else {
         value & ((1u64 << bits) - 1)
-    };
-    n.set_gpr(usize::from(m.reg), v);
+    }
+}
+
+/// Completes an MMIO load: writes the value, sign- or zero-extended, to
+/// the destination register in the scratch area.
+pub fn complete_mmio_load(n: &mut dyn NaclShmem, m: &Mmio, value: u64) {
+    n.set_gpr(usize::from(m.reg), load_value(m, value));
 }
 
 /// Completes an SBI call: `a0` = error, `a1` = value.

@@ -16,6 +16,7 @@ pub mod counters;
 pub mod errno;
 pub mod exit;
 pub mod pool;
+pub mod run;
 pub mod tsm;
 pub mod tvm;
 

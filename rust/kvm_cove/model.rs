@@ -17,7 +17,7 @@ use std::rc::Rc;
 use std::string::String;
 use std::vec::Vec;
 
-use crate::abi::rfc::Covh;
+use crate::abi::rfc::{Covg, Covh};
 use crate::abi::{
     nacl, Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE,
 };
@@ -51,7 +51,10 @@ pub enum ModelTvmState {
 enum Mapping {
     Confidential(u64),
     Shared(u64),
+    /// A confidential page invalidated; `true` once a TVM fence followed.
     Invalidated(u64, bool),
+    /// A shared page invalidated; `true` once a TVM fence followed.
+    SharedInvalidated(u64, bool),
 }
 
 struct TvmM {
@@ -62,6 +65,8 @@ struct TvmM {
     mapped: BTreeMap<u64, Mapping>,
     vcpus: HashSet<u64>,
     fenced: bool,
+    /// Ranges of the regions the TVM shared (COVG `SHARE_MEMORY` exits).
+    shared: Vec<(u64, u64)>,
 }
 
 /// An exit the model reports from `TVM_VCPU_RUN`.
@@ -97,6 +102,9 @@ pub struct TsmModel {
     pub exits: VecDeque<ScriptedExit>,
     /// The NACL shared memory.
     pub nacl: NaclBuf,
+    /// x0..x31 in the NACL scratch area at the last `TVM_VCPU_RUN`: what
+    /// the host answered.
+    pub entry_gprs: [u64; 32],
     /// Fail calls with this probability (per million).
     pub inject_ppm: u32,
     /// Calls failed by injection.
@@ -128,6 +136,7 @@ impl TsmModel {
             counts: CallCounts::default(),
             exits: VecDeque::new(),
             nacl: NaclBuf::default(),
+            entry_gprs: [0; 32],
             inject_ppm: 0,
             injected: 0,
             rng: 0x2545_f491_4f6c_dd1d,
@@ -167,7 +176,7 @@ impl TsmModel {
             .and_then(|m| match m {
                 Mapping::Confidential(_) => Some(true),
                 Mapping::Shared(_) => Some(false),
-                Mapping::Invalidated(..) => None,
+                Mapping::Invalidated(..) | Mapping::SharedInvalidated(..) => None,
             })
     }
 
@@ -242,6 +251,10 @@ impl TsmModel {
         }
         if t.mapped.range(gpa.0..end).next().is_some() {
             return Err(SbiError::AlreadyAvailable);
+        }
+        if t.shared.iter().any(|&(b, l)| gpa.0 < b + l && b < end) {
+            // Shared by the TVM: only VMM pages go there.
+            return Err(SbiError::Denied);
         }
         // Page-table pages: a leaf table per 2 MiB (none for 2 MiB blocks),
         // one per 1 GiB and per 512 GiB.
@@ -351,6 +364,7 @@ impl Tsm for TsmModel {
                 mapped: BTreeMap::new(),
                 vcpus: HashSet::new(),
                 fenced: false,
+                shared: Vec::new(),
             },
         );
         Ok(gid)
@@ -438,7 +452,9 @@ impl Tsm for TsmModel {
         if t.state != ModelTvmState::Runnable {
             return Err(SbiError::Denied);
         }
-        if gpa.0 % PAGE_SIZE != 0 || t.regions.iter().any(|&(b, l)| gpa.0 >= b && gpa.0 < b + l) {
+        let in_region = t.regions.iter().any(|&(b, l)| gpa.0 >= b && gpa.0 < b + l);
+        let shared = t.shared.iter().any(|&(b, l)| gpa.0 >= b && gpa.0 < b + l);
+        if gpa.0 % PAGE_SIZE != 0 || (in_region && !shared) {
             return inval();
         }
         if t.mapped.contains_key(&gpa.0) {
@@ -480,6 +496,38 @@ impl Tsm for TsmModel {
             ret: 1,
             ..Default::default()
         });
+        let t = self.tvm(gid)?;
+        if x.ret == 0 && x.scause == crate::exit::cause::VS_ECALL {
+            let reg = |i: usize| x.gprs.iter().rev().find(|g| g.0 == i).map_or(0, |g| g.1);
+            if reg(17) == crate::abi::EXT_COVG {
+                let (gpa, len) = (reg(10), reg(11));
+                match Covg::from_fid(reg(16)) {
+                    // The TSM marks the range shared before exiting.
+                    Some(Covg::ShareMemory) => t.shared.push((gpa, len)),
+                    Some(Covg::UnshareMemory) => {
+                        let mut rest = Vec::new();
+                        for &(b, l) in &t.shared {
+                            let e = b + l;
+                            if gpa + len <= b || e <= gpa {
+                                rest.push((b, l));
+                                continue;
+                            }
+                            if b < gpa {
+                                rest.push((b, gpa - b));
+                            }
+                            if gpa + len < e {
+                                rest.push((gpa + len, e - gpa - len));
+                            }
+                        }
+                        t.shared = rest;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (i, g) in self.entry_gprs.iter_mut().enumerate() {
+            *g = self.nacl.gpr(i);
+        }
         self.nacl = NaclBuf::default();
         self.nacl.set_csr(nacl::CSR_SCAUSE, x.scause);
         self.nacl.set_csr(nacl::CSR_STVAL, x.stval);
@@ -496,8 +544,12 @@ impl Tsm for TsmModel {
         let t = self.tvm(gid)?;
         t.fenced = true;
         for m in t.mapped.values_mut() {
-            if let Mapping::Invalidated(pa, false) = *m {
-                *m = Mapping::Invalidated(pa, true);
+            match *m {
+                Mapping::Invalidated(pa, false) => *m = Mapping::Invalidated(pa, true),
+                Mapping::SharedInvalidated(pa, false) => {
+                    *m = Mapping::SharedInvalidated(pa, true)
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -510,8 +562,10 @@ impl Tsm for TsmModel {
             return inval();
         }
         for (_, m) in t.mapped.range_mut(gpa.0..gpa.0 + len) {
-            if let Mapping::Confidential(pa) = *m {
-                *m = Mapping::Invalidated(pa, false);
+            match *m {
+                Mapping::Confidential(pa) => *m = Mapping::Invalidated(pa, false),
+                Mapping::Shared(pa) => *m = Mapping::SharedInvalidated(pa, false),
+                _ => {}
             }
         }
         Ok(())
@@ -521,8 +575,10 @@ impl Tsm for TsmModel {
         self.call(Covh::TvmValidatePages)?;
         let t = self.tvm(gid)?;
         for (_, m) in t.mapped.range_mut(gpa.0..gpa.0 + len) {
-            if let Mapping::Invalidated(pa, _) = *m {
-                *m = Mapping::Confidential(pa);
+            match *m {
+                Mapping::Invalidated(pa, _) => *m = Mapping::Confidential(pa),
+                Mapping::SharedInvalidated(pa, _) => *m = Mapping::Shared(pa),
+                _ => {}
             }
         }
         Ok(())
@@ -539,7 +595,10 @@ impl Tsm for TsmModel {
         if keys.iter().any(|k| {
             matches!(
                 t.mapped[k],
-                Mapping::Confidential(_) | Mapping::Invalidated(_, false)
+                Mapping::Confidential(_)
+                    | Mapping::Invalidated(_, false)
+                    | Mapping::Shared(_)
+                    | Mapping::SharedInvalidated(_, false)
             )
         }) {
             return Err(SbiError::Denied);
@@ -548,6 +607,8 @@ impl Tsm for TsmModel {
         for k in keys {
             match t.mapped.remove(&k) {
                 Some(Mapping::Invalidated(pa, true)) => freed.push(pa),
+                // A VMM page: unmapped, it stays the host's.
+                Some(Mapping::SharedInvalidated(_, true)) => {}
                 Some(other) => {
                     t.mapped.insert(k, other);
                 }

@@ -19,6 +19,11 @@ pub const PGD_PAGES: u64 = 4;
 pub const MAX_REGIONS: usize = 8;
 /// Pages per 2 MiB block.
 pub const BLOCK_PAGES: u64 = 512;
+/// Most disjoint shared ranges per TVM (COVG `SHARE_MEMORY`).
+pub const MAX_SHARED: usize = 16;
+/// Most 2 MiB blocks with 4 KiB mappings tracked; past that, faults map
+/// 4 KiB pages only.
+pub const MAX_SMALL_BLOCKS: usize = 256;
 
 /// Why a TVM operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,6 +124,13 @@ pub struct Tvm {
     info: TsmInfo,
     regions: [(u64, u64); MAX_REGIONS],
     nregions: usize,
+    /// Ranges of the regions the TVM shared with the host.
+    shared: [(u64, u64); MAX_SHARED],
+    nshared: usize,
+    /// 2 MiB blocks (GPA >> 21) holding a 4 KiB mapping: never mapped
+    /// whole.  `nsmall > MAX_SMALL_BLOCKS` means the table overflowed.
+    small: [u64; MAX_SMALL_BLOCKS],
+    nsmall: usize,
     stats: TvmStats,
 }
 
@@ -161,6 +173,10 @@ impl Tvm {
                 info: *info,
                 regions: [(0, 0); MAX_REGIONS],
                 nregions: 0,
+                shared: [(0, 0); MAX_SHARED],
+                nshared: 0,
+                small: [0; MAX_SMALL_BLOCKS],
+                nsmall: 0,
                 stats: TvmStats::default(),
             }),
             Err(e) => {
@@ -195,6 +211,43 @@ impl Tvm {
         self.regions[..self.nregions]
             .iter()
             .any(|&(b, l)| gpa.0 >= b && gpa.0 - b < l)
+    }
+
+    /// Whether confidential-region `gpa` was shared with the host.
+    pub fn is_shared(&self, gpa: Gpa) -> bool {
+        self.shared[..self.nshared]
+            .iter()
+            .any(|&(b, l)| gpa.0 >= b && gpa.0 - b < l)
+    }
+
+    /// Whether the whole range lies in one confidential region.
+    fn in_one_region(&self, gpa: u64, len: u64) -> bool {
+        len != 0
+            && gpa.checked_add(len).is_some()
+            && self.regions[..self.nregions]
+                .iter()
+                .any(|&(b, l)| gpa >= b && gpa + len <= b + l)
+    }
+
+    /// Records a 4 KiB mapping at `gpa`: its 2 MiB block is never mapped
+    /// whole.
+    fn note_small(&mut self, gpa: Gpa) {
+        let blk = gpa.0 >> 21;
+        if self.nsmall > MAX_SMALL_BLOCKS || self.small[..self.nsmall].contains(&blk) {
+            return;
+        }
+        if self.nsmall == MAX_SMALL_BLOCKS {
+            self.nsmall += 1;
+            return;
+        }
+        self.small[self.nsmall] = blk;
+        self.nsmall += 1;
+    }
+
+    /// Whether the 2 MiB block of `gpa` can be mapped whole: no 4 KiB
+    /// mapping was ever made in it.
+    pub fn block_free(&self, gpa: Gpa) -> bool {
+        self.nsmall <= MAX_SMALL_BLOCKS && !self.small[..self.nsmall].contains(&(gpa.0 >> 21))
     }
 
     fn need(&self, s: TvmState) -> Result {
@@ -258,6 +311,7 @@ impl Tvm {
         }
         let dst = self.pool.take(tsm, alloc, 1)?;
         tsm.add_measured_pages(self.gid, src, dst, PageType::Page4K, 1, gpa)?;
+        self.note_small(gpa);
         self.stats.measured_pages += 1;
         Ok(())
     }
@@ -307,6 +361,7 @@ impl Tvm {
         }
         let base = gpa.0 & !(PageType::Page2M.size() - 1);
         if block
+            && self.block_free(Gpa(base))
             && self.is_confidential(Gpa(base))
             && self.is_confidential(Gpa(base + PageType::Page2M.size() - 1))
         {
@@ -327,6 +382,7 @@ impl Tvm {
                 )?;
                 self.stats.zero_pages += 1;
             }
+            self.note_small(Gpa(base));
             return Ok(());
         }
         let pa = self.pool.take(tsm, alloc, 1)?;
@@ -337,17 +393,23 @@ impl Tvm {
             1,
             Gpa(gpa.0 & !(PAGE_SIZE - 1)),
         )?;
+        self.note_small(gpa);
         self.stats.zero_pages += 1;
         Ok(())
     }
 
-    /// Maps VMM page `pa` at shared (non-confidential) `gpa`.
+    /// Maps VMM page `pa` at `gpa`, which the TVM shared, or which lies
+    /// outside the confidential regions.
     pub fn map_shared<T: Tsm>(&mut self, tsm: &mut T, gpa: Gpa, pa: Pa) -> Result {
         self.need(TvmState::Runnable)?;
-        if gpa.0 % PAGE_SIZE != 0 || !pa.is_aligned() || self.is_confidential(gpa) {
+        if gpa.0 % PAGE_SIZE != 0
+            || !pa.is_aligned()
+            || (self.is_confidential(gpa) && !self.is_shared(gpa))
+        {
             return Err(TvmError::Invalid);
         }
         tsm.add_shared_pages(self.gid, pa, PageType::Page4K, 1, gpa)?;
+        self.note_small(gpa);
         self.stats.shared_pages += 1;
         Ok(())
     }
@@ -363,6 +425,62 @@ impl Tvm {
         tsm.invalidate_pages(self.gid, gpa, len)?;
         tsm.tvm_fence(self.gid)?;
         tsm.remove_pages(self.gid, gpa, len)?;
+        Ok(())
+    }
+
+    /// COVG `SHARE_MEMORY`: the TVM gives `[gpa, gpa+len)` of one
+    /// confidential region to the host.  Its confidential pages are taken
+    /// out (they stay in the pool until teardown) and later faults there
+    /// map VMM pages.
+    pub fn share<T: Tsm>(&mut self, tsm: &mut T, gpa: Gpa, len: u64) -> Result {
+        self.need(TvmState::Runnable)?;
+        if gpa.0 % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 || !self.in_one_region(gpa.0, len) {
+            return Err(TvmError::Invalid);
+        }
+        if self.shared[..self.nshared]
+            .iter()
+            .any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len)
+        {
+            return Err(TvmError::Invalid);
+        }
+        if self.nshared == MAX_SHARED {
+            return Err(TvmError::NoMemory);
+        }
+        self.remove_range(tsm, gpa, len)?;
+        self.shared[self.nshared] = (gpa.0, len);
+        self.nshared += 1;
+        Ok(())
+    }
+
+    /// COVG `UNSHARE_MEMORY`: the TVM takes `[gpa, gpa+len)` back.  The
+    /// VMM pages mapped there are taken out; the caller unpins them once
+    /// this returned `Ok`.  Later faults map zero pages again.
+    pub fn unshare<T: Tsm>(&mut self, tsm: &mut T, gpa: Gpa, len: u64) -> Result {
+        self.need(TvmState::Runnable)?;
+        if gpa.0 % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 {
+            return Err(TvmError::Invalid);
+        }
+        let Some(i) = self.shared[..self.nshared]
+            .iter()
+            .position(|&(b, l)| gpa.0 >= b && gpa.0.checked_add(len).is_some_and(|e| e <= b + l))
+        else {
+            return Err(TvmError::Invalid);
+        };
+        let (b, l) = self.shared[i];
+        let (left, right) = ((b, gpa.0 - b), (gpa.0 + len, b + l - gpa.0 - len));
+        if left.1 != 0 && right.1 != 0 && self.nshared == MAX_SHARED {
+            return Err(TvmError::NoMemory);
+        }
+        self.remove_range(tsm, gpa, len)?;
+        // Drop entry `i`, then put back what is left of it.
+        self.nshared -= 1;
+        self.shared[i] = self.shared[self.nshared];
+        for piece in [left, right] {
+            if piece.1 != 0 {
+                self.shared[self.nshared] = piece;
+                self.nshared += 1;
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! One step of a TVM vCPU: enter through `TVM_VCPU_RUN`, decode the exit
+//! from the NACL shared memory, and serve in the kernel what the kernel
+//! can serve (faults, share and unshare, COVG acknowledgements, refused
+//! SBI calls).  The rest goes to userspace as a `KVM_RUN` exit.
+//!
+//! Answers to the TVM (an MMIO load's value, an SBI call's `a0`/`a1`) are
+//! kept in [`VcpuRun`] and written to the NACL scratch area right before
+//! the next entry: the area is per physical CPU, and the vCPU may run on
+//! another one next time.
+
+use crate::abi::{Gpa, Pa, PageType, SbiError, PAGE_SIZE};
+use crate::exit::{self, Exit, Mmio, NaclShmem};
+use crate::pool::PageAlloc;
+use crate::tsm::Tsm;
+use crate::tvm::{Result, Tvm, TvmError};
+
+/// SRST `reset_type` of a shutdown.
+const SRST_SHUTDOWN: u64 = 0;
+
+/// The VMM's pages behind shared GPAs.
+pub trait SharedMem {
+    /// Pins the VMM page backing `gpa` (its memslot) and returns its
+    /// physical address; an errno if there is none.
+    fn shared_page(&mut self, gpa: Gpa) -> core::result::Result<Pa, i32>;
+    /// Unpins the page pinned for `gpa`, if any.
+    fn release_shared(&mut self, gpa: Gpa);
+}
+
+/// What userspace sees from `KVM_RUN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserExit {
+    /// `KVM_EXIT_MMIO`.
+    Mmio {
+        /// Address.
+        gpa: u64,
+        /// Bytes.
+        len: u8,
+        /// Store.
+        write: bool,
+        /// Stored value.
+        data: u64,
+    },
+    /// `KVM_EXIT_RISCV_SBI`: a forwarded SBI call (console, HSM).
+    Sbi {
+        /// Extension.
+        ext: u64,
+        /// Function.
+        fid: u64,
+        /// a0..a5.
+        args: [u64; 6],
+    },
+    /// `KVM_EXIT_SYSTEM_EVENT` for SRST: shutdown or reset.
+    SystemEvent {
+        /// Reset rather than shutdown.
+        reset: bool,
+    },
+    /// `KVM_EXIT_SHUTDOWN`: the TSM reports the vCPU terminated.
+    Terminated,
+    /// `KVM_EXIT_INTERNAL_ERROR`: an exit the host cannot handle.
+    Internal {
+        /// `scause` of the exit.
+        scause: u64,
+    },
+}
+
+/// What the run loop does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Enter again.
+    Enter,
+    /// The vCPU waits for an interrupt (WFI): sleep, then enter.
+    Idle,
+    /// Return to userspace.
+    User(UserExit),
+}
+
+/// Exits by class, for the vCPU stats.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitCounts {
+    /// MMIO to userspace.
+    pub mmio: u64,
+    /// Page faults served.
+    pub fault: u64,
+    /// SBI calls (forwarded, refused, COVG).
+    pub sbi: u64,
+    /// Share or unshare requests.
+    pub share: u64,
+    /// Interrupts.
+    pub interrupt: u64,
+    /// WFI and other virtual instructions.
+    pub idle: u64,
+    /// Everything else.
+    pub other: u64,
+}
+
+impl ExitCounts {
+    /// All exits.
+    pub fn total(&self) -> u64 {
+        self.mmio + self.fault + self.sbi + self.share + self.interrupt + self.idle + self.other
+    }
+}
+
+/// What the vCPU waits for from userspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Awaiting {
+    Nothing,
+    MmioLoad(Mmio),
+    Sbi,
+}
+
+/// The run state of one TVM vCPU.
+#[derive(Debug)]
+pub struct VcpuRun {
+    id: u64,
+    awaiting: Awaiting,
+    /// GPR writes for the next entry: `(register, value)`.
+    pending: [Option<(u8, u64)>; 2],
+    /// Exits seen.
+    pub exits: ExitCounts,
+}
+
+impl VcpuRun {
+    /// vCPU `id` of its TVM.
+    pub fn new(id: u64) -> VcpuRun {
+        VcpuRun {
+            id,
+            awaiting: Awaiting::Nothing,
+            pending: [None; 2],
+            exits: ExitCounts::default(),
+        }
+    }
+
+    /// The vCPU ID.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether an exit to userspace still needs its answer.
+    pub fn awaiting(&self) -> bool {
+        self.awaiting != Awaiting::Nothing
+    }
+
+    fn answer_sbi(&mut self, error: i64, value: u64) {
+        // CAST: a0 carries the signed SBI error.
+        self.pending = [Some((10, error as u64)), Some((11, value))];
+    }
+
+    /// Start of `KVM_RUN`: takes userspace's answer to the last exit, the
+    /// value of an MMIO load (`mmio_data`, little-endian, as in
+    /// `kvm_run.mmio.data`) or the `ret` of a forwarded SBI call.
+    pub fn resume(&mut self, mmio_data: u64, sbi_ret: [u64; 2]) {
+        match core::mem::replace(&mut self.awaiting, Awaiting::Nothing) {
+            Awaiting::MmioLoad(m) => {
+                let v = exit::load_value(&m, mmio_data);
+                self.pending = [Some((m.reg, v)), None];
+            }
+            Awaiting::Sbi => {
+                // CAST: ret[0] is the signed SBI error.
+                self.answer_sbi(sbi_ret[0] as i64, sbi_ret[1]);
+            }
+            Awaiting::Nothing => {}
+        }
+    }
+
+    /// Writes the pending answers to `nacl` (this CPU's area) and runs the
+    /// vCPU once.  The caller keeps the CPU until it returns.
+    pub fn enter<T: Tsm>(&mut self, tvm: &mut Tvm, tsm: &mut T, nacl: &mut dyn NaclShmem) -> Result<Exit> {
+        if self.awaiting() {
+            // Userspace skipped the answer: KVM_RUN without it.
+            return Err(TvmError::State);
+        }
+        for (reg, v) in self.pending.iter().flatten() {
+            nacl.set_gpr(usize::from(*reg), *v);
+        }
+        let exit = tvm.run(tsm, self.id, nacl)?;
+        self.pending = [None; 2];
+        Ok(exit)
+    }
+
+    /// Serves `exit` and says what comes next.  Errors are failures of the
+    /// host side (TSM refused a mapping, out of memory): `KVM_RUN` fails.
+    pub fn handle<T: Tsm, A: PageAlloc>(
+        &mut self,
+        tvm: &mut Tvm,
+        tsm: &mut T,
+        alloc: &mut A,
+        mem: &mut dyn SharedMem,
+        exit: Exit,
+    ) -> Result<Step> {
+        let c = &mut self.exits;
+        match exit {
+            Exit::Interrupt => {
+                c.interrupt += 1;
+                Ok(Step::Enter)
+            }
+            Exit::Mmio(m) => {
+                c.mmio += 1;
+                if !m.write {
+                    self.awaiting = Awaiting::MmioLoad(m);
+                }
+                Ok(Step::User(UserExit::Mmio {
+                    gpa: m.gpa.0,
+                    len: m.size,
+                    write: m.write,
+                    data: m.value,
+                }))
+            }
+            Exit::Fault { gpa } => {
+                c.fault += 1;
+                fault(tvm, tsm, alloc, mem, gpa)?;
+                Ok(Step::Enter)
+            }
+            Exit::Share { gpa, len } => {
+                c.share += 1;
+                let r = tvm.share(tsm, gpa, len);
+                self.answer(r)
+            }
+            Exit::Unshare { gpa, len } => {
+                c.share += 1;
+                let r = tvm.unshare(tsm, gpa, len);
+                if r.is_ok() {
+                    let mut g = gpa.0;
+                    while g < gpa.0 + len {
+                        mem.release_shared(Gpa(g));
+                        g += PAGE_SIZE;
+                    }
+                }
+                self.answer(r)
+            }
+            Exit::CovgAck => {
+                c.sbi += 1;
+                self.answer_sbi(0, 0);
+                Ok(Step::Enter)
+            }
+            Exit::SbiNotSupported => {
+                c.sbi += 1;
+                self.answer_sbi(SbiError::NotSupported.code(), 0);
+                Ok(Step::Enter)
+            }
+            Exit::Sbi { ext, fid, args } => {
+                c.sbi += 1;
+                if ext == exit::forwarded::SRST {
+                    return Ok(Step::User(UserExit::SystemEvent {
+                        reset: args[0] != SRST_SHUTDOWN,
+                    }));
+                }
+                self.awaiting = Awaiting::Sbi;
+                Ok(Step::User(UserExit::Sbi { ext, fid, args }))
+            }
+            Exit::VirtualInsn => {
+                c.idle += 1;
+                Ok(Step::Idle)
+            }
+            Exit::Terminated => {
+                c.other += 1;
+                Ok(Step::User(UserExit::Terminated))
+            }
+            Exit::Unhandled { scause } => {
+                c.other += 1;
+                Ok(Step::User(UserExit::Internal { scause }))
+            }
+        }
+    }
+
+    /// A share or unshare answered to the TVM: the TVM's mistakes are its
+    /// SBI error; the host's failures end `KVM_RUN`.
+    fn answer(&mut self, r: Result) -> Result<Step> {
+        match r {
+            Ok(()) => self.answer_sbi(0, 0),
+            Err(TvmError::Invalid) => self.answer_sbi(SbiError::InvalidParam.code(), 0),
+            Err(e) => return Err(e),
+        }
+        Ok(Step::Enter)
+    }
+}
+
+/// A fault in a confidential region: a VMM page where the TVM shared the
+/// range, else a zero page (a whole 2 MiB block when the block lies in one
+/// region and none of it is shared).
+fn fault<T: Tsm, A: PageAlloc>(
+    tvm: &mut Tvm,
+    tsm: &mut T,
+    alloc: &mut A,
+    mem: &mut dyn SharedMem,
+    gpa: Gpa,
+) -> Result {
+    let page = Gpa(gpa.0 & !(PAGE_SIZE - 1));
+    if tvm.is_shared(page) {
+        let pa = mem.shared_page(page).map_err(|_| TvmError::Invalid)?;
+        let r = tvm.map_shared(tsm, page, pa);
+        if r.is_err() {
+            mem.release_shared(page);
+        }
+        return r;
+    }
+    let block = PageType::Page2M.size();
+    let base = gpa.0 & !(block - 1);
+    let whole = (0..block / PAGE_SIZE).all(|i| !tvm.is_shared(Gpa(base + i * PAGE_SIZE)));
+    tvm.map_zero(tsm, alloc, page, whole)
+}

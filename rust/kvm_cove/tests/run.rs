@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The TVM vCPU run step against the TSM model: exits served in the
+//! kernel, exits that go to userspace and the answers that come back.
+
+use std::collections::HashMap;
+
+use kvm_cove::abi::rfc::{Covg, Covh};
+use kvm_cove::abi::{Gpa, Pa, EXT_COVG};
+use kvm_cove::exit::cause;
+use kvm_cove::exit::forwarded::{DBCN, SRST};
+use kvm_cove::model::{machine, ModelAlloc, ModelNacl, ModelTsm, ScriptedExit, Shared};
+use kvm_cove::pool::{PageAlloc, Plain};
+use kvm_cove::run::{SharedMem, Step, UserExit, VcpuRun};
+use kvm_cove::tvm::{check_tsm, Tvm, TvmError};
+
+const RAM: u64 = 0x8000_0000;
+const MMIO: u64 = 0x1000_0000;
+
+struct Vm {
+    t: ModelTsm,
+    a: ModelAlloc,
+    n: ModelNacl,
+    m: Shared,
+    tvm: Tvm,
+    v: VcpuRun,
+    vmm: VmmPages,
+}
+
+/// The VMM's memory behind shared GPAs: pages from the model's allocator,
+/// so that a page never unpinned shows as outstanding.
+struct VmmPages {
+    a: ModelAlloc,
+    pinned: HashMap<u64, Pa>,
+    pins: u64,
+}
+
+impl SharedMem for VmmPages {
+    fn shared_page(&mut self, gpa: Gpa) -> Result<Pa, i32> {
+        if self.pinned.contains_key(&gpa.0) {
+            return Err(17);
+        }
+        let pa = self.a.alloc_contiguous(1).ok_or(12)?;
+        self.pinned.insert(gpa.0, pa);
+        self.pins += 1;
+        Ok(pa)
+    }
+
+    fn release_shared(&mut self, gpa: Gpa) {
+        if let Some(pa) = self.pinned.remove(&gpa.0) {
+            self.a.free(Plain::from_host_page(pa).unwrap());
+        }
+    }
+}
+
+/// A runnable TVM with 8 MiB at `RAM` and one vCPU.
+fn vm() -> Vm {
+    let (mut t, mut a, n, m) = machine(64 << 20);
+    let info = check_tsm(&mut t).unwrap();
+    let mut tvm = Tvm::create(&mut t, &mut a, &info, 512).unwrap();
+    tvm.add_region(&mut t, &mut a, Gpa(RAM), 8 << 20).unwrap();
+    tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
+    tvm.finalize(&mut t, RAM, 0).unwrap();
+    let vmm = VmmPages {
+        a: ModelAlloc(m.clone()),
+        pinned: HashMap::new(),
+        pins: 0,
+    };
+    Vm {
+        t,
+        a,
+        n,
+        m,
+        tvm,
+        v: VcpuRun::new(0),
+        vmm,
+    }
+}
+
+impl Vm {
+    fn script(&self, x: ScriptedExit) {
+        self.m.borrow_mut().tsm.exits.push_back(x);
+    }
+
+    /// One entry and its handling.
+    fn step(&mut self) -> Result<Step, TvmError> {
+        let exit = self.v.enter(&mut self.tvm, &mut self.t, &mut self.n)?;
+        self.v
+            .handle(&mut self.tvm, &mut self.t, &mut self.a, &mut self.vmm, exit)
+    }
+
+    /// a0/a1 the host wrote before the last entry.
+    fn answered(&self) -> (i64, u64) {
+        let g = self.m.borrow().tsm.entry_gprs;
+        (g[10] as i64, g[11])
+    }
+
+    fn mapped(&self, gpa: u64) -> Option<bool> {
+        self.m.borrow().tsm.mapped(self.tvm.gid(), gpa)
+    }
+
+    fn calls(&self, f: Covh) -> u64 {
+        self.m.borrow().tsm.counts.get(f)
+    }
+
+    fn destroy_clean(mut self) {
+        self.tvm.destroy(&mut self.t, &mut self.a).unwrap();
+        for g in self.vmm.pinned.keys().copied().collect::<Vec<_>>() {
+            self.vmm.release_shared(Gpa(g));
+        }
+        let m = self.m.borrow();
+        assert!(m.host.violations.is_empty(), "{:?}", m.host.violations);
+        assert_eq!(m.tsm.confidential_pages(), 0);
+        assert_eq!(m.host.outstanding(), 0);
+    }
+}
+
+fn fault(scause: u64, gpa: u64, htinst: u64) -> ScriptedExit {
+    ScriptedExit {
+        scause,
+        htval: gpa >> 2,
+        stval: gpa & 3,
+        htinst,
+        ..Default::default()
+    }
+}
+
+/// An interrupt exit: the vCPU is entered again.
+fn irq() -> ScriptedExit {
+    ScriptedExit {
+        scause: cause::INTERRUPT | 5,
+        ..Default::default()
+    }
+}
+
+fn ecall(ext: u64, fid: u64, args: &[u64]) -> ScriptedExit {
+    let mut gprs = vec![(17, ext), (16, fid)];
+    gprs.extend(args.iter().enumerate().map(|(i, v)| (10 + i, *v)));
+    ScriptedExit {
+        scause: cause::VS_ECALL,
+        gprs,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn mmio_load_goes_to_userspace_and_its_value_comes_back() {
+    let mut vm = vm();
+    // lh a2 (x12) from an MMIO page.
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, MMIO + 8, (12 << 7) | (1 << 12) | 0x03));
+    vm.script(irq());
+    let s = vm.step().unwrap();
+    assert_eq!(
+        s,
+        Step::User(UserExit::Mmio {
+            gpa: MMIO + 8,
+            len: 2,
+            write: false,
+            data: 0
+        })
+    );
+    assert!(vm.v.awaiting());
+    // The next entry without an answer is refused.
+    assert_eq!(
+        vm.v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap_err(),
+        TvmError::State
+    );
+    vm.v.resume(0xdead_8001, [0, 0]);
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(vm.m.borrow().tsm.entry_gprs[12], 0xffff_ffff_ffff_8001);
+    assert_eq!(vm.v.exits.mmio, 1);
+    vm.destroy_clean();
+}
+
+#[test]
+fn mmio_store_carries_the_value_and_needs_no_answer() {
+    let mut vm = vm();
+    let mut x = fault(cause::STORE_GUEST_PAGE_FAULT, MMIO, (11 << 20) | (2 << 12) | 0x23);
+    x.gprs.push((11, 0x1_2345_6789));
+    vm.script(x);
+    assert_eq!(
+        vm.step().unwrap(),
+        Step::User(UserExit::Mmio {
+            gpa: MMIO,
+            len: 4,
+            write: true,
+            data: 0x2345_6789
+        })
+    );
+    assert!(!vm.v.awaiting());
+    vm.destroy_clean();
+}
+
+#[test]
+fn faults_map_whole_blocks_unless_a_small_page_is_there() {
+    let mut vm = vm();
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, RAM + 0x1234, 0));
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    // One 2 MiB add covers the block.
+    assert_eq!(vm.calls(Covh::TvmAddZeroPages), 1);
+    assert_eq!(vm.mapped(RAM + 0x1f_f000), Some(true));
+    assert_eq!(vm.tvm.stats().zero_pages, 512);
+
+    // A measured page makes its block 4 KiB only (a fresh TVM: measuring
+    // is before finalize).
+    let (mut t, mut a, mut n, m) = machine(64 << 20);
+    let info = check_tsm(&mut t).unwrap();
+    let mut tvm = Tvm::create(&mut t, &mut a, &info, 512).unwrap();
+    tvm.add_region(&mut t, &mut a, Gpa(RAM), 4 << 20).unwrap();
+    let src = a.alloc_contiguous(1).unwrap();
+    tvm.measure_page(&mut t, &mut a, Gpa(RAM + 0x20_0000), src).unwrap();
+    tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
+    tvm.finalize(&mut t, RAM, 0).unwrap();
+    let mut v = VcpuRun::new(0);
+    let mut vmm = VmmPages {
+        a: ModelAlloc(m.clone()),
+        pinned: HashMap::new(),
+        pins: 0,
+    };
+    m.borrow_mut()
+        .tsm
+        .exits
+        .push_back(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM + 0x20_1000, 0));
+    let x = v.enter(&mut tvm, &mut t, &mut n).unwrap();
+    assert_eq!(v.handle(&mut tvm, &mut t, &mut a, &mut vmm, x), Ok(Step::Enter));
+    assert_eq!(tvm.stats().zero_pages, 1);
+    assert_eq!(m.borrow().tsm.mapped(tvm.gid(), RAM + 0x20_2000), None);
+    tvm.destroy(&mut t, &mut a).unwrap();
+    a.free(Plain::from_host_page(src).unwrap());
+    assert_eq!(m.borrow().host.outstanding(), 0);
+    assert_eq!(m.borrow().tsm.confidential_pages(), 0);
+    vm.destroy_clean();
+}
+
+#[test]
+fn share_fault_unshare_round_trip() {
+    let mut vm = vm();
+    let page = RAM + 0x40_0000;
+    // The TVM touches the page first: a zero block.
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, page, 0));
+    // Then shares 2 pages of it.
+    vm.script(ecall(EXT_COVG, Covg::ShareMemory as u64, &[page, 0x2000]));
+    // Touches the shared page.
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, page + 8, 0));
+    // Takes it back.
+    vm.script(ecall(EXT_COVG, Covg::UnshareMemory as u64, &[page, 0x2000]));
+    // Touches it again.
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, page, 0));
+    for _ in 0..5 {
+        assert_eq!(vm.step().unwrap(), Step::Enter);
+    }
+    // The share was accepted...
+    assert!(!vm.tvm.is_shared(Gpa(page)));
+    // ...the shared fault pinned one VMM page, the unshare released it...
+    assert_eq!(vm.vmm.pins, 1);
+    assert!(vm.vmm.pinned.is_empty());
+    // ...and the last fault mapped a confidential 4 KiB page again.
+    assert_eq!(vm.mapped(page), Some(true));
+    assert_eq!(vm.mapped(page + 0x1000), None);
+    assert_eq!(vm.calls(Covh::TvmAddSharedPages), 1);
+    assert_eq!(vm.calls(Covh::TvmRemovePages), 2);
+    assert_eq!(vm.v.exits.share, 2);
+    // The unshare's answer: success.
+    assert_eq!(vm.step().unwrap(), Step::User(UserExit::Terminated));
+    vm.destroy_clean();
+}
+
+#[test]
+fn shared_page_is_mapped_from_the_vmm() {
+    let mut vm = vm();
+    let page = RAM + 0x10_0000;
+    vm.script(ecall(EXT_COVG, Covg::ShareMemory as u64, &[page, 0x1000]));
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, page, 0));
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(vm.answered(), (0, 0));
+    assert_eq!(vm.mapped(page), Some(false));
+    // The rest of the block was not mapped whole: it holds a shared page.
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, page + 0x1000, 0));
+    vm.step().unwrap();
+    assert_eq!(vm.mapped(page + 0x1000), Some(true));
+    assert_eq!(vm.mapped(page + 0x2000), None);
+    vm.destroy_clean();
+}
+
+#[test]
+fn bad_share_is_the_tvms_error() {
+    let mut vm = vm();
+    // Outside every region, then misaligned, then across the region end.
+    for (gpa, len) in [(MMIO, 0x1000), (RAM + 1, 0x1000), (RAM + (8 << 20) - 0x1000, 0x2000)] {
+        vm.script(ecall(EXT_COVG, Covg::ShareMemory as u64, &[gpa, len]));
+    }
+    // Unshare of a range never shared.
+    vm.script(ecall(EXT_COVG, Covg::UnshareMemory as u64, &[RAM, 0x1000]));
+    for _ in 0..4 {
+        assert_eq!(vm.step().unwrap(), Step::Enter);
+    }
+    assert_eq!(vm.step().unwrap(), Step::User(UserExit::Terminated));
+    // The last answer before termination: SBI_ERR_INVALID_PARAM.
+    assert_eq!(vm.answered(), (-3, 0));
+    assert_eq!(vm.calls(Covh::TvmRemovePages), 0);
+    vm.destroy_clean();
+}
+
+#[test]
+fn sbi_calls_forwarded_refused_or_ending_the_vm() {
+    let mut vm = vm();
+    // Debug console write: to userspace, its ret comes back in a0/a1.
+    vm.script(ecall(DBCN, 0, &[5, 0x9000_0000, 0]));
+    // Base extension: not for TVMs through the host.
+    vm.script(ecall(0x10, 3, &[]));
+    // An unknown COVG function.
+    vm.script(ecall(EXT_COVG, 99, &[]));
+    // MMIO region registration: acknowledged.
+    vm.script(ecall(EXT_COVG, Covg::AddMmioRegion as u64, &[MMIO, 0x1000]));
+    // SRST reset.
+    vm.script(ecall(SRST, 0, &[1, 0]));
+    assert_eq!(
+        vm.step().unwrap(),
+        Step::User(UserExit::Sbi {
+            ext: DBCN,
+            fid: 0,
+            args: [5, 0x9000_0000, 0, 0, 0, 0]
+        })
+    );
+    vm.v.resume(0, [0, 5]);
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(vm.answered(), (0, 5));
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(vm.answered(), (-2, 0));
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(vm.answered(), (-2, 0));
+    assert_eq!(
+        vm.step().unwrap(),
+        Step::User(UserExit::SystemEvent { reset: true })
+    );
+    assert_eq!(vm.answered(), (0, 0));
+    assert_eq!(vm.v.exits.sbi, 5);
+    vm.destroy_clean();
+}
+
+#[test]
+fn wfi_idles_and_odd_exits_are_internal_errors() {
+    let mut vm = vm();
+    vm.script(ScriptedExit {
+        scause: cause::VIRTUAL_INSN,
+        ..Default::default()
+    });
+    vm.script(ScriptedExit {
+        scause: cause::INTERRUPT | 5,
+        ..Default::default()
+    });
+    // An instruction fetch from MMIO space.
+    vm.script(fault(cause::INSN_GUEST_PAGE_FAULT, MMIO, 0));
+    assert_eq!(vm.step().unwrap(), Step::Idle);
+    assert_eq!(vm.step().unwrap(), Step::Enter);
+    assert_eq!(
+        vm.step().unwrap(),
+        Step::User(UserExit::Internal {
+            scause: cause::INSN_GUEST_PAGE_FAULT
+        })
+    );
+    let e = vm.v.exits;
+    assert_eq!((e.idle, e.interrupt, e.other, e.total()), (1, 1, 1, 3));
+    vm.destroy_clean();
+}
+
+#[test]
+fn out_of_memory_fails_the_run_without_leaks() {
+    // 1 MiB of host memory: the TVM fits, a 2 MiB block does not.
+    let (mut t, mut a, mut n, m) = machine(1 << 20);
+    let info = check_tsm(&mut t).unwrap();
+    let mut tvm = Tvm::create(&mut t, &mut a, &info, 16).unwrap();
+    tvm.add_region(&mut t, &mut a, Gpa(RAM), 4 << 20).unwrap();
+    tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
+    tvm.finalize(&mut t, RAM, 0).unwrap();
+    let mut v = VcpuRun::new(0);
+    let mut vmm = VmmPages {
+        a: ModelAlloc(m.clone()),
+        pinned: HashMap::new(),
+        pins: 0,
+    };
+    m.borrow_mut()
+        .tsm
+        .exits
+        .push_back(fault(cause::STORE_GUEST_PAGE_FAULT, RAM, 0));
+    let x = v.enter(&mut tvm, &mut t, &mut n).unwrap();
+    assert_eq!(
+        v.handle(&mut tvm, &mut t, &mut a, &mut vmm, x),
+        Err(TvmError::NoMemory)
+    );
+    tvm.destroy(&mut t, &mut a).unwrap();
+    assert_eq!(m.borrow().host.outstanding(), 0);
+    assert_eq!(m.borrow().tsm.confidential_pages(), 0);
+}
