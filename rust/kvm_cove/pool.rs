@@ -41,7 +41,7 @@ pub trait PageAlloc {
 }
 
 /// Most batches one pool tracks.
-pub const MAX_BATCHES: usize = 256;
+pub const MAX_BATCHES: usize = 64;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Batch {
@@ -86,7 +86,7 @@ pub struct Pool {
 }
 
 /// Batches between doublings of the batch size of a growing pool.
-pub const GROW_EVERY: usize = 32;
+pub const GROW_EVERY: usize = 8;
 /// Largest batch a growing pool converts at once (128 MiB).
 pub const MAX_BATCH_PAGES: u64 = 1 << 15;
 
