@@ -4,6 +4,8 @@
 
 /// Operation not permitted.
 pub const EPERM: i32 = 1;
+/// Interrupted system call.
+pub const EINTR: i32 = 4;
 /// I/O error.
 pub const EIO: i32 = 5;
 /// Out of memory.
@@ -12,6 +14,8 @@ pub const ENOMEM: i32 = 12;
 pub const EFAULT: i32 = 14;
 /// Busy.
 pub const EBUSY: i32 = 16;
+/// No such device.
+pub const ENODEV: i32 = 19;
 /// Invalid argument.
 pub const EINVAL: i32 = 22;
 /// Not supported.

@@ -3,33 +3,34 @@
 //! RISC-V CoVE TVM host support for KVM: the host side of the COVH/COVI
 //! SBI extensions.
 //!
-//! `abi`, `tsm`, `pool`, `tvm` and `exit` are pure logic shared with the
-//! host build (`cargo test` runs them against an executable TSM model);
-//! `sbi` and `sbi_tsm` are the kernel's SBI conduit.
+//! `abi`, `tsm`, `pool`, `tvm`, `exit` and `run` are pure logic shared
+//! with the host build (`cargo test` runs them against an executable TSM
+//! model); `sbi` and `sbi_tsm` are the kernel's SBI conduit, and `uapi`
+//! the entry points of the riscv KVM hooks (patch 0006).
 
 #![allow(
     dead_code,
     unreachable_pub,
     reason = "the pure-logic modules are shared with the host build, whose API their `pub` items
-              are; the KVM hooks use part of them so far"
+              are; the kernel uses part of them"
 )]
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::prelude::*;
 
-// The pure-logic modules are complete and host-tested; the KVM run loop
-// and fault path that use all of them are not wired yet.
 mod abi;
 #[path = "../mem_encrypt/counters.rs"]
 mod counters;
 mod errno;
 mod exit;
 mod pool;
+mod run;
 mod sbi;
 mod sbi_tsm;
 mod tsm;
 mod tvm;
+mod uapi;
 
 use abi::{EXT_COVH, EXT_NACL};
 
@@ -61,10 +62,10 @@ fn probe() -> Result<bool> {
     match tvm::check_tsm(&mut t) {
         Ok(info) => {
             pr_info!(
-                "TSM version {:#x} ready: up to {} vCPUs per TVM, but the TVM run loop is not wired: TVMs disabled\n",
+                "TSM version {:#x} ready: TVMs enabled, up to {} vCPUs each\n",
                 info.version, info.tvm_max_vcpus
             );
-            Ok(false)
+            Ok(true)
         }
         Err(_) => {
             pr_info!("TSM present but not ready: TVMs disabled\n");
@@ -83,9 +84,9 @@ impl kernel::Module for KvmCove {
 /// Checks a `KVM_CREATE_VM` type for riscv (called from `kvm_arch_init_vm`
 /// by patch 0003).
 ///
-/// Returns 0 for a normal VM, `-EINVAL` for unknown type bits and
-/// `-EPERM` for a TVM when TVMs are disabled (no ready TSM), as the CoVE
-/// RFC documents.
+/// Returns 0 for a normal VM or a TVM with a ready TSM, `-EINVAL` for
+/// unknown type bits and `-EPERM` for a TVM when TVMs are disabled (no
+/// ready TSM), as the CoVE RFC documents.
 #[no_mangle]
 pub extern "C" fn kvm_cove_check_vm_type(vm_type: core::ffi::c_ulong) -> core::ffi::c_int {
     if vm_type & !VM_TYPE_COVE != 0 {
@@ -93,10 +94,6 @@ pub extern "C" fn kvm_cove_check_vm_type(vm_type: core::ffi::c_ulong) -> core::f
     }
     if vm_type & VM_TYPE_COVE != 0 && !TSM_READY.load(Ordering::Acquire) {
         return -errno::EPERM;
-    }
-    if vm_type & VM_TYPE_COVE != 0 {
-        // A ready TSM, but no TVM support yet in KVM.
-        return -errno::EOPNOTSUPP;
     }
     0
 }
@@ -178,6 +175,8 @@ mod vm_type_tests {
         assert_eq!(kvm_cove_check_vm_type(0), 0);
         assert_eq!(kvm_cove_check_vm_type(1 << 20), -errno::EINVAL);
         let tvm = kvm_cove_check_vm_type(1 << 9);
-        assert!(tvm == -errno::EPERM || tvm == -errno::EOPNOTSUPP);
+        let ready = super::TSM_READY.load(core::sync::atomic::Ordering::Acquire);
+        let want = if ready { 0 } else { -errno::EPERM };
+        assert_eq!(tvm, want);
     }
 }

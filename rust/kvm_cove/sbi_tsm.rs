@@ -82,8 +82,13 @@ impl Tsm for SbiTsm {
         self.call(Covh::TsmInitiateFence, [0; 6]).map(drop)
     }
 
+    /// `TSM_LOCAL_FENCE` on every CPU (counted once), as the global
+    /// fence after `TSM_INITIATE_FENCE` requires.
     fn local_fence(&mut self) -> SbiResult {
-        self.call(Covh::TsmLocalFence, [0; 6]).map(drop)
+        self.counts.record(Covh::TsmLocalFence);
+        // SAFETY: runs the fence ecall on each CPU; no pointers passed.
+        let e = unsafe { crate::uapi::kvm_cove_local_fence_all() };
+        SbiError::decode(i64::from(e))
     }
 
     fn create_tvm(&mut self, p: &TvmCreateParams) -> SbiResult<Gid> {

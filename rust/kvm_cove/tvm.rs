@@ -23,7 +23,7 @@ pub const BLOCK_PAGES: u64 = 512;
 pub const MAX_SHARED: usize = 16;
 /// Most 2 MiB blocks with 4 KiB mappings tracked; past that, faults map
 /// 4 KiB pages only.
-pub const MAX_SMALL_BLOCKS: usize = 256;
+pub const MAX_SMALL_BLOCKS: usize = 128;
 
 /// Why a TVM operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -38,6 +38,18 @@ pub const KVM_SET_ONE_REG: u64 = iow::<OneReg>(0xac);
 pub const KVM_ARM_VCPU_INIT: u64 = iow::<VcpuInit>(0xae);
 pub const KVM_ARM_PREFERRED_TARGET: u64 = ior::<VcpuInit>(0xaf);
 pub const KVM_ENABLE_CAP: u64 = iow::<EnableCap>(0xa3);
+/// The CoVE RFC's number, `_IOR` direction included (the kernel reads).
+pub const KVM_RISCV_COVE_MEASURE_REGION: u64 = ior::<CoveMeasureRegion>(0xb5);
+
+/// `struct kvm_riscv_cove_measure_region`.
+#[repr(C)]
+pub struct CoveMeasureRegion {
+    pub userspace_addr: u64,
+    pub gpa: u64,
+    pub size: u64,
+}
+
+const _: () = assert!(KVM_RISCV_COVE_MEASURE_REGION == 0x8018_aeb5);
 pub const KVM_ARM_VCPU_FINALIZE: u64 = iow::<i32>(0xc2);
 pub const KVM_GET_STATS_FD: u64 = io(0xce);
 pub const KVM_SET_USER_MEMORY_REGION2: u64 = iow::<UserspaceMemoryRegion2>(0x49);
