@@ -99,6 +99,8 @@ struct RecM {
     runnable: bool,
     pending_ripas: Option<(u64, u64, Ripas)>,
     pending_psci: Option<u64>,
+    /// The PSCI function of `pending_psci`.
+    pending_psci_fn: u32,
 }
 
 /// An exit the model produces on `REC_ENTER`, scripted by a test.
@@ -138,6 +140,8 @@ pub struct RmmModel {
     /// Auxiliary granules per REC.
     pub aux_count: u64,
     /// Exits `REC_ENTER` will report, in order.
+    /// `x0..x6` the host passed at each successful `REC_ENTER`.
+    pub entries: Vec<[u64; 7]>,
     pub exits: VecDeque<ScriptedExit>,
     /// Fail each call with this probability (per million), with a status
     /// that carries no RTT-walk information (INPUT, REALM, REC, unknown).
@@ -203,6 +207,7 @@ impl RmmModel {
                 higher: RmiVersion::V1_0,
             },
             aux_count: 2,
+            entries: Vec::new(),
             exits: VecDeque::new(),
             inject_ppm: 0,
             fail_next: Vec::new(),
@@ -631,6 +636,7 @@ impl Rmi for RmmModel {
                 runnable: p.runnable,
                 pending_ripas: None,
                 pending_psci: None,
+                pending_psci_fn: 0,
             },
         );
         if let Some(r) = self.realms.get_mut(&rd.0) {
@@ -685,6 +691,9 @@ impl Rmi for RmmModel {
                 let _ = (base, top, ripas);
             }
         }
+        let mut gprs = [0u64; 7];
+        gprs.copy_from_slice(&run.enter.gprs[..7]);
+        self.entries.push(gprs);
         let Some(x) = self.exits.pop_front() else {
             // Nothing scripted: the realm powers off.
             if let Some(r) = self.realms.get_mut(&rd.0) {
@@ -709,6 +718,7 @@ impl Rmi for RmmModel {
             if f == crate::exit::psci::CPU_ON || f == crate::exit::psci::AFFINITY_INFO {
                 if let Some(m) = self.recs.get_mut(&rec.0) {
                     m.pending_psci = Some(x.gprs[1]);
+                    m.pending_psci_fn = f;
                 }
             }
         }
@@ -852,7 +862,7 @@ impl Rmi for RmmModel {
         Ok(Ipa(ipa.0 + level_size(level)))
     }
 
-    fn psci_complete(&mut self, calling: Pa, target: Pa, _status: u64) -> RmiResult {
+    fn psci_complete(&mut self, calling: Pa, target: Pa, status: u64) -> RmiResult {
         self.inject(Command::PsciComplete)?;
         if !self.is(calling, GranuleState::Rec) || !self.is(target, GranuleState::Rec) {
             return input();
@@ -861,6 +871,15 @@ impl Rmi for RmmModel {
             return input();
         };
         if c.rd != t.rd || c.pending_psci != Some(t.mpidr) {
+            return input();
+        }
+        // As TF-RMM: CPU_ON takes SUCCESS or DENIED, AFFINITY_INFO SUCCESS.
+        const DENIED: u64 = -3i64 as u64;
+        let ok = match c.pending_psci_fn {
+            crate::exit::psci::AFFINITY_INFO => status == 0,
+            _ => status == 0 || status == DENIED,
+        };
+        if !ok {
             return input();
         }
         if let Some(c) = self.recs.get_mut(&calling.0) {
@@ -1045,6 +1064,7 @@ impl RmmModel {
     pub fn set_pending_psci(&mut self, rec: Pa, mpidr: u64) {
         if let Some(m) = self.recs.get_mut(&rec.0) {
             m.pending_psci = Some(mpidr);
+            m.pending_psci_fn = crate::exit::psci::CPU_ON;
         }
     }
 }

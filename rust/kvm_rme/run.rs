@@ -57,6 +57,11 @@ pub trait GuestMemory {
     /// Whether the VMM agreed to a RIPAS change of `[base, top)`: it set
     /// the range's memory attributes to private (`ram`) or shared.
     fn vmm_agrees(&mut self, base: Ipa, top: Ipa, ram: bool) -> bool;
+
+    /// Whether the VMM handles SMCCC function `function` itself (its
+    /// SMCCC filter forwards it to userspace): PSCI calls and host calls
+    /// then exit as `KVM_EXIT_HYPERCALL`.
+    fn forwards_to_user(&mut self, function: u32) -> bool;
 }
 
 /// An exit userspace must see, mapped by the kernel onto `struct kvm_run`.
@@ -88,6 +93,16 @@ pub enum UserExit {
         size: u64,
         /// `KVM_MEMORY_EXIT_FLAG_PRIVATE`.
         private: bool,
+    },
+    /// `KVM_EXIT_HYPERCALL`: a PSCI call (`smc`) or an `RSI_HOST_CALL`
+    /// the VMM forwards to itself.
+    Hypercall {
+        /// SMCCC function ID (`x0`).
+        nr: u64,
+        /// `x1..x6`.
+        args: [u64; 6],
+        /// Made with SMC (PSCI) rather than as a host call.
+        smc: bool,
     },
     /// `KVM_EXIT_INTERNAL_ERROR`: an exit the host cannot handle.
     Internal {
@@ -151,6 +166,11 @@ enum Pending {
     None,
     Mmio(Mmio),
     Ripas { base: Ipa, top: Ipa, ripas: Ripas },
+    /// A forwarded `CPU_ON`/`AFFINITY_INFO` for `mpidr`: the VMM owes
+    /// `KVM_ARM_VCPU_RMM_PSCI_COMPLETE` before the next `KVM_RUN`.
+    Psci { mpidr: u64 },
+    /// A forwarded host call: `x0` comes back from the VMM.
+    HostCall,
 }
 
 /// `SMCCC_RET_NOT_SUPPORTED`.
@@ -199,7 +219,10 @@ impl VcpuRun {
 
     /// Completes the exit userspace saw, at the start of `KVM_RUN`.
     /// `mmio_data` is the value userspace put in `kvm_run.mmio.data` for
-    /// an MMIO read.  A RIPAS change the VMM agreed to (by setting the
+    /// an MMIO read, `hypercall_ret` the `x0` it put in
+    /// `kvm_run.hypercall.ret` for a forwarded host call.  A forwarded
+    /// PSCI call still waiting for `PSCI_COMPLETE` stays pending (the
+    /// next [`VcpuRun::enter`] fails).  A RIPAS change the VMM agreed to (by setting the
     /// memory attributes of the whole range to match) is carried out now
     /// (`RTT_SET_RIPAS`; pages leaving RAM are unmapped and go back to
     /// guest_memfd) and accepted; otherwise, or if the RMM refuses it, it
@@ -212,9 +235,17 @@ impl VcpuRun {
         rec: &Rec,
         run: &mut RecRun,
         mmio_data: u64,
+        hypercall_ret: u64,
     ) {
         match core::mem::replace(&mut self.pending, Pending::None) {
             Pending::None => {}
+            p @ Pending::Psci { .. } => self.pending = p,
+            Pending::HostCall => {
+                let mut ret = [0u64; 7];
+                ret[0] = hypercall_ret;
+                ret[1..].copy_from_slice(&run.exit.gprs[1..7]);
+                exit::complete_host_call(&mut run.enter, &ret);
+            }
             Pending::Mmio(m) => exit::complete_mmio(&mut run.enter, &m, mmio_data),
             Pending::Ripas { base, top, ripas } => {
                 let agreed = alloc.vmm_agrees(base, top, ripas == Ripas::Ram);
@@ -356,7 +387,7 @@ impl VcpuRun {
             }
             Exit::Psci { function, args } => {
                 self.count(ExitClass::Psci);
-                self.psci(realm, rmi, rec, function, args, target)
+                self.psci(realm, rmi, alloc, rec, function, args, target)
             }
             Exit::RipasChange { base, top, ripas } => {
                 self.count(ExitClass::Ripas);
@@ -369,6 +400,19 @@ impl VcpuRun {
             }
             Exit::HostCall { .. } => {
                 self.count(ExitClass::HostCall);
+                let nr = run.exit.gprs[0];
+                if let Ok(f) = u32::try_from(nr) {
+                    if alloc.forwards_to_user(f) {
+                        self.pending = Pending::HostCall;
+                        let mut args = [0u64; 6];
+                        args.copy_from_slice(&run.exit.gprs[1..7]);
+                        return Ok(Step::User(UserExit::Hypercall {
+                            nr,
+                            args,
+                            smc: false,
+                        }));
+                    }
+                }
                 let mut ret = [0u64; 7];
                 ret[0] = SMCCC_NOT_SUPPORTED;
                 exit::complete_host_call(&mut run.enter, &ret);
@@ -406,23 +450,37 @@ impl VcpuRun {
         }
     }
 
-    fn psci<R: Rmi>(
+    #[allow(clippy::too_many_arguments)]
+    fn psci<R: Rmi, A: GuestMemory>(
         &mut self,
         realm: &mut Realm,
         rmi: &mut R,
+        alloc: &mut A,
         rec: &Rec,
         function: u32,
         args: [u64; 3],
         target: &mut dyn FnMut(u64) -> Option<Pa>,
     ) -> Result<Step, i32> {
+        let to_user = alloc.forwards_to_user(function);
+        let hypercall = UserExit::Hypercall {
+            nr: u64::from(function),
+            args: [args[0], args[1], args[2], 0, 0, 0],
+            smc: true,
+        };
         match function {
-            psci::SYSTEM_OFF => {
+            psci::SYSTEM_OFF | psci::SYSTEM_RESET => {
+                // The RMM already stopped the realm.
                 realm.mark_system_off();
-                Ok(Step::User(UserExit::SystemEvent { reset: false }))
+                if to_user {
+                    return Ok(Step::User(hypercall));
+                }
+                Ok(Step::User(UserExit::SystemEvent {
+                    reset: function == psci::SYSTEM_RESET,
+                }))
             }
-            psci::SYSTEM_RESET => {
-                realm.mark_system_off();
-                Ok(Step::User(UserExit::SystemEvent { reset: true }))
+            psci::CPU_ON | psci::AFFINITY_INFO if to_user => {
+                self.pending = Pending::Psci { mpidr: args[0] };
+                Ok(Step::User(hypercall))
             }
             psci::CPU_ON | psci::AFFINITY_INFO => {
                 // The RMM answers the caller itself once the host names
@@ -432,8 +490,39 @@ impl VcpuRun {
                     .map_err(|e| e.errno())?;
                 Ok(Step::Enter)
             }
-            // CPU_OFF and the calls the RMM answers itself: nothing to do.
+            // CPU_OFF and the calls the RMM answers itself: the VMM only
+            // hears of them if it asked to.
+            _ if to_user => Ok(Step::User(hypercall)),
             _ => Ok(Step::Enter),
         }
+    }
+
+    /// `KVM_ARM_VCPU_RMM_PSCI_COMPLETE`: the VMM completes the forwarded
+    /// `CPU_ON`/`AFFINITY_INFO` of this vCPU for `target_mpidr`, whose REC
+    /// is `target`, with PSCI `status` (`SUCCESS`, or `DENIED` for
+    /// `CPU_ON`).  `EINVAL` if nothing is pending for that MPIDR, the
+    /// target has no REC, or the RMM refuses the status.
+    pub fn psci_complete<R: Rmi>(
+        &mut self,
+        rmi: &mut R,
+        rec: &Rec,
+        target_mpidr: u64,
+        target: Option<Pa>,
+        status: u32,
+    ) -> Result<(), i32> {
+        let Pending::Psci { mpidr } = self.pending else {
+            return Err(errno::EINVAL);
+        };
+        let t = target.ok_or(errno::EINVAL)?;
+        if mpidr != target_mpidr {
+            return Err(errno::EINVAL);
+        }
+        // CAST: PSCI statuses are signed 32-bit values; the RMM takes them
+        // sign-extended.
+        let status = i64::from(status as i32) as u64;
+        rmi.psci_complete(rec.pa(), t, status)
+            .map_err(|_| errno::EINVAL)?;
+        self.pending = Pending::None;
+        Ok(())
     }
 }

@@ -41,6 +41,7 @@ extern "C" {
     fn kvm_rme_attrs_match(kvm: *mut c_void, gpa: u64, size: u64, private: bool) -> bool;
     fn kvm_rme_pin_shared(kvm: *mut c_void, gfn: u64, page: *mut *mut c_void) -> c_int;
     fn kvm_rme_unpin_shared(page: *mut c_void);
+    fn kvm_rme_smccc_fwd_to_user(kvm: *mut c_void, func_id: u32) -> bool;
 }
 
 /// Realms are enabled (an RMI 1.0 RMM answered at boot).
@@ -249,6 +250,12 @@ impl GuestMemory for KernelAlloc {
     fn vmm_agrees(&mut self, base: Ipa, top: Ipa, ram: bool) -> bool {
         // SAFETY: `kvm` is the live VM this state belongs to.
         unsafe { kvm_rme_attrs_match(self.kvm, base.0, top.0 - base.0, ram) }
+    }
+
+    fn forwards_to_user(&mut self, function: u32) -> bool {
+        // SAFETY: `kvm` is the live VM this state belongs to; the filter
+        // is read under RCU by the callee.
+        unsafe { kvm_rme_smccc_fwd_to_user(self.kvm, function) }
     }
 }
 
@@ -621,7 +628,7 @@ pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
     unsafe { core::ptr::write(out.cast::<[u64; 5]>(), v) };
 }
 
-/// `struct kvm_rme_io` (`asm/kvm_host.h`, patch 0005): one run-loop step
+/// `struct kvm_rme_io` (`asm/kvm_host.h`, patches 0005 and 0007): one run-loop step
 /// between [`kvm_rme_vcpu_enter`] and the glue that fills `struct kvm_run`.
 #[repr(C)]
 pub struct RunIo {
@@ -639,10 +646,12 @@ pub struct RunIo {
     gic_vmcr: u64,
     gic_misr: u64,
     timers: [u64; 4],
+    args: [u64; 6],
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<RunIo>() == 288);
+    assert!(core::mem::size_of::<RunIo>() == 336);
+    assert!(offset_of!(RunIo, args) == 288);
     assert!(offset_of!(RunIo, gic_hcr) == 96);
     assert!(offset_of!(RunIo, gic_lrs) == 104);
     assert!(offset_of!(RunIo, gic_nr_lrs) == 232);
@@ -665,9 +674,11 @@ mod io {
     pub(super) const SYSTEM_EVENT: u32 = 2;
     pub(super) const MEMORY_FAULT: u32 = 3;
     pub(super) const INTERNAL: u32 = 4;
+    pub(super) const HYPERCALL: u32 = 5;
     pub(super) const F_WRITE: u32 = 1 << 0;
     pub(super) const F_RESET: u32 = 1 << 1;
     pub(super) const F_PRIVATE: u32 = 1 << 2;
+    pub(super) const F_SMC: u32 = 1 << 3;
 }
 
 /// `KVM_RME_RUN_*`.
@@ -706,6 +717,13 @@ impl RunIo {
                     self.flags = io::F_PRIVATE;
                 }
             }
+            UserExit::Hypercall { nr, args, smc } => {
+                self.kind = io::HYPERCALL;
+                (self.addr, self.args) = (nr, args);
+                if smc {
+                    self.flags = io::F_SMC;
+                }
+            }
             UserExit::Internal { reason, esr } => {
                 self.kind = io::INTERNAL;
                 (self.addr, self.esr) = (u64::from(reason), esr);
@@ -715,14 +733,20 @@ impl RunIo {
 }
 
 /// Start of `KVM_RUN` on realm vCPU `idx`: answers the exit userspace saw
-/// (`mmio_data`: the value of an MMIO read).  0, or `-EPERM` when the vCPU
-/// has no REC or the realm is not active.
+/// (`mmio_data`: the value of an MMIO read; `hypercall_ret`: `x0` for a
+/// forwarded host call).  0, or `-EPERM` when the vCPU has no REC or the
+/// realm is not active.
 ///
 /// # Safety
 ///
 /// `state` is the value of `kvm->arch.rme` of a live realm VM.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_vcpu_resume(state: *mut c_void, idx: u32, mmio_data: u64) -> c_int {
+pub unsafe extern "C" fn kvm_rme_vcpu_resume(
+    state: *mut c_void,
+    idx: u32,
+    mmio_data: u64,
+    hypercall_ret: u64,
+) -> c_int {
     // SAFETY: by the function's contract.
     unsafe {
         with_vcpu(state, idx, |st, i| {
@@ -730,8 +754,50 @@ pub unsafe extern "C" fn kvm_rme_vcpu_resume(state: *mut c_void, idx: u32, mmio_
             let (Some(v), Ok(realm)) = (vcpus.get_mut(i), vm.runnable()) else {
                 return -crate::errno::EPERM;
             };
-            v.state.resume(realm, rmi, alloc, &v.rec, &mut v.run, mmio_data);
+            v.state
+                .resume(realm, rmi, alloc, &v.rec, &mut v.run, mmio_data, hypercall_ret);
             0
+        })
+    }
+}
+
+/// `KVM_ARM_VCPU_RMM_PSCI_COMPLETE` on realm vCPU `idx`: completes its
+/// forwarded `CPU_ON`/`AFFINITY_INFO` towards the REC of `target_mpidr`.
+/// 0, or `-EINVAL` (nothing pending for that MPIDR, no such REC, a status
+/// the RMM refuses), `-EPERM` (no REC, realm not active).
+///
+/// # Safety
+///
+/// `state` is the value of `kvm->arch.rme` of a live realm VM.
+#[no_mangle]
+pub unsafe extern "C" fn kvm_rme_psci_complete(
+    state: *mut c_void,
+    idx: u32,
+    target_mpidr: u64,
+    psci_status: u32,
+) -> c_int {
+    // SAFETY: by the function's contract.
+    unsafe {
+        with_vcpu(state, idx, |st, i| {
+            let State { rmi, vcpus, .. } = st;
+            let target = vcpus
+                .iter()
+                .find(|o| o.rec.mpidr() == target_mpidr)
+                .map(|o| o.rec.pa());
+            let Some(v) = vcpus.get_mut(i) else {
+                return -crate::errno::EPERM;
+            };
+            match v.state.psci_complete(rmi, &v.rec, target_mpidr, target, psci_status) {
+                Ok(()) => 0,
+                Err(e) => {
+                    warn_limited!(
+                        "realm vCPU {}: PSCI_COMPLETE for MPIDR {:#x} refused\n",
+                        idx,
+                        target_mpidr
+                    );
+                    -e
+                }
+            }
         })
     }
 }

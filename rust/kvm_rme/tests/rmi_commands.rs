@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use kvm_rme::abi::v1_0::{Command, Ripas, RttEntryState};
 use kvm_rme::abi::{ErrorStatus, Ipa, Pa, RmiError, RmiVersion};
-use kvm_rme::granule::{undelegate, GranuleAlloc};
+use kvm_rme::granule::undelegate;
 use kvm_rme::model::{GranuleState, ModelRealmState, RmmModel};
 use kvm_rme::realm::{Geometry, RealmConfig};
 use kvm_rme::rmi::{RealmCreate, RecCreate, Rmi};

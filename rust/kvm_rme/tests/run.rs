@@ -20,8 +20,9 @@ const SHARED: u64 = 1 << 39;
 
 /// The allocator plus a guest_memfd stand-in: private pages for
 /// `[RAM, RAM + RAM_SIZE)` only, counted; sources pinned; whether the VMM
-/// agrees to RIPAS changes; pinned shared pages (gpa, pa).
-struct Gmem(ModelAlloc, u64, u64, bool, Vec<(u64, Pa)>);
+/// agrees to RIPAS changes; pinned shared pages (gpa, pa); the SMCCC
+/// functions the VMM forwards to itself.
+struct Gmem(ModelAlloc, u64, u64, bool, Vec<(u64, Pa)>, Vec<u32>);
 
 impl GranuleAlloc for Gmem {
     fn alloc(&mut self) -> Option<Undelegated> {
@@ -83,6 +84,10 @@ impl GuestMemory for Gmem {
         self.0.free(Undelegated::from_host_page(pa).unwrap());
     }
 
+    fn forwards_to_user(&mut self, function: u32) -> bool {
+        self.5.contains(&function)
+    }
+
     fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa> {
         self.4
             .iter()
@@ -135,6 +140,8 @@ struct Vm {
     run: Box<RecRun>,
     vcpu: VcpuRun,
     sysreg_writes: Vec<(u64, u64)>,
+    /// What the VMM answers a forwarded host call with.
+    hypercall_ret: u64,
 }
 
 fn active_vm() -> Vm {
@@ -149,13 +156,14 @@ fn active_vm() -> Vm {
     realm.activate(&mut rmi).unwrap();
     Vm {
         rmi,
-        alloc: Gmem(alloc, 0, 0, true, Vec::new()),
+        alloc: Gmem(alloc, 0, 0, true, Vec::new(), Vec::new()),
         m,
         realm,
         rec,
         run: Box::default(),
         vcpu: VcpuRun::new(),
         sysreg_writes: Vec::new(),
+        hypercall_ret: 0,
     }
 }
 
@@ -173,6 +181,7 @@ impl Vm {
             &self.rec,
             &mut self.run,
             mmio_data,
+            self.hypercall_ret,
         );
         for _ in 0..100 {
             let step = self.vcpu.enter(
@@ -324,6 +333,7 @@ fn refused_ripas_change_is_rejected() {
         &vm.rec,
         &mut vm.run,
         0,
+        0,
     );
     assert_ne!(vm.run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT, 0);
     assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
@@ -364,7 +374,7 @@ fn psci_cpu_on_completes_towards_the_target() {
     m.borrow_mut().rmm.exits.push_back(x.clone());
     let mut run: Box<RecRun> = Box::default();
     let mut v = VcpuRun::new();
-    let mut mem = Gmem(alloc, 0, 0, true, Vec::new());
+    let mut mem = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
     let t1: Pa = rec1.pa();
     let step = v
         .enter(
@@ -397,7 +407,7 @@ fn psci_cpu_on_completes_towards_the_target() {
 #[test]
 fn populate_from_guest_memory() {
     let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new());
+    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     assert_eq!(
         vm.populate(&mut rmi, &mut alloc, RAM, 4096, true),
@@ -503,7 +513,7 @@ fn ripas_change_the_vmm_did_not_agree_to_is_rejected() {
 #[test]
 fn shared_memory_faults_map_the_vmm_page() {
     let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new());
+    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     create(&mut vm, &mut rmi, &mut alloc);
     let rec = vm
@@ -594,5 +604,153 @@ fn wfi_is_an_idle_step_wfe_is_not() {
         );
     }
     assert_eq!(steps, vec![Step::Idle, Step::Enter]);
+    vm.finish();
+}
+
+/// A realm with two RECs, the second off; `forwarded` is what the VMM's
+/// SMCCC filter sends to userspace.
+fn two_rec_vm(forwarded: &[u32]) -> (Vm, Rec) {
+    let (mut rmi, mut alloc, m) = small();
+    let mut realm = new_realm(&mut rmi, &mut alloc, 40);
+    let rec = realm
+        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
+        .unwrap();
+    let rec1 = realm
+        .rec_create(&mut rmi, &mut alloc, 1, 0, [0; 8], false)
+        .unwrap();
+    realm.activate(&mut rmi).unwrap();
+    let vm = Vm {
+        rmi,
+        alloc: Gmem(alloc, 0, 0, true, Vec::new(), forwarded.to_vec()),
+        m,
+        realm,
+        rec,
+        run: Box::default(),
+        vcpu: VcpuRun::new(),
+        sysreg_writes: Vec::new(),
+        hypercall_ret: 0,
+    };
+    (vm, rec1)
+}
+
+fn psci_exit(function: u32, mpidr: u64) -> ScriptedExit {
+    let mut x = scripted(exit_reason::PSCI);
+    x.gprs[0] = u64::from(function);
+    x.gprs[1] = mpidr;
+    x.gprs[2] = 0x8000_1000;
+    x
+}
+
+#[test]
+fn forwarded_cpu_on_waits_for_psci_complete() {
+    const CPU_ON: u32 = 0xC400_0003;
+    const DENIED: u32 = -3i32 as u32;
+    let (mut vm, rec1) = two_rec_vm(&[CPU_ON]);
+    vm.script(psci_exit(CPU_ON, 1));
+    assert_eq!(
+        vm.run(0),
+        Ok(UserExit::Hypercall {
+            nr: u64::from(CPU_ON),
+            args: [1, 0x8000_1000, 0, 0, 0, 0],
+            smc: true
+        })
+    );
+    // KVM_RUN before the completion: refused, nothing entered.
+    let entries = vm.m.borrow().rmm.counts.get(Command::RecEnter);
+    assert_eq!(vm.run(0), Err(errno::EINVAL));
+    assert_eq!(vm.m.borrow().rmm.counts.get(Command::RecEnter), entries);
+    let t1 = Some(rec1.pa());
+    // The wrong MPIDR, a target without a REC, a status the RMM refuses.
+    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 2, t1, 0), Err(errno::EINVAL));
+    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, None, 0), Err(errno::EINVAL));
+    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 5), Err(errno::EINVAL));
+    assert_eq!(vm.m.borrow().rmm.counts.get(Command::PsciComplete), 1);
+    // DENIED is a valid answer to CPU_ON.
+    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, DENIED), Ok(()));
+    // Once only.
+    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0), Err(errno::EINVAL));
+    // The realm runs on (and powers off: nothing more is scripted).
+    assert_eq!(vm.run(0), Ok(UserExit::SystemEvent { reset: false }));
+    assert_eq!(vm.vcpu.exits[ExitClass::Psci as usize], 2);
+    vm.realm
+        .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
+        .unwrap();
+    vm.finish();
+}
+
+#[test]
+fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
+    const AFFINITY_INFO: u32 = 0xC400_0004;
+    let (mut vm, rec1) = two_rec_vm(&[AFFINITY_INFO, 0x8400_0008]);
+    vm.script(psci_exit(AFFINITY_INFO, 1));
+    assert!(matches!(vm.run(0), Ok(UserExit::Hypercall { smc: true, .. })));
+    let t1 = Some(rec1.pa());
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, -3i32 as u32),
+        Err(errno::EINVAL)
+    );
+    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0), Ok(()));
+    // SYSTEM_OFF is forwarded too: a hypercall exit, and the realm is off.
+    vm.script(psci_exit(0x8400_0008, 0));
+    assert!(matches!(
+        vm.run(0),
+        Ok(UserExit::Hypercall { nr: 0x8400_0008, .. })
+    ));
+    vm.realm
+        .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
+        .unwrap();
+    vm.finish();
+
+    // Without forwarding, PSCI_COMPLETE from userspace has nothing to do.
+    let (mut vm, rec1) = two_rec_vm(&[]);
+    vm.script(psci_exit(0xC400_0003, 1));
+    let t1 = rec1.pa();
+    let mut step = vm
+        .vcpu
+        .enter(&mut vm.realm, &mut vm.rmi, &mut vm.alloc, &vm.rec, &mut vm.run, &mut |m| {
+            (m == 1).then_some(t1)
+        });
+    assert_eq!(step, Ok(Step::Enter));
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, Some(t1), 0),
+        Err(errno::EINVAL)
+    );
+    step = vm
+        .vcpu
+        .enter(&mut vm.realm, &mut vm.rmi, &mut vm.alloc, &vm.rec, &mut vm.run, &mut |_| None);
+    assert_eq!(step, Ok(Step::User(UserExit::SystemEvent { reset: false })));
+    vm.realm
+        .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
+        .unwrap();
+    vm.finish();
+}
+
+#[test]
+fn host_calls_go_to_the_vmm_that_forwards_them() {
+    const VENDOR: u32 = 0xC600_0001;
+    let mut vm = active_vm();
+    vm.alloc.5.push(VENDOR);
+    let mut x = scripted(exit_reason::HOST_CALL);
+    x.gprs = [u64::from(VENDOR), 11, 12, 13, 14, 15, 16];
+    vm.script(x.clone());
+    // Not forwarded: answered NOT_SUPPORTED in the kernel.
+    x.gprs[0] = 0xC600_0002;
+    vm.script(x);
+    assert_eq!(
+        vm.run(0),
+        Ok(UserExit::Hypercall {
+            nr: u64::from(VENDOR),
+            args: [11, 12, 13, 14, 15, 16],
+            smc: false
+        })
+    );
+    vm.hypercall_ret = 0x1234;
+    // The answer goes in with the next entry; the second call is refused
+    // without userspace, then the realm powers off.
+    assert_eq!(vm.run(0), Ok(UserExit::SystemEvent { reset: false }));
+    let gprs = vm.m.borrow().rmm.entries.clone();
+    assert_eq!(gprs[gprs.len() - 2][..3], [0x1234, 11, 12]);
+    assert_eq!(gprs[gprs.len() - 1][0], u64::MAX);
+    assert_eq!(vm.vcpu.exits[ExitClass::HostCall as usize], 2);
     vm.finish();
 }

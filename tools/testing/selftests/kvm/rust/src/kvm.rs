@@ -125,6 +125,7 @@ pub const KVM_CAP_ARM_RME: u64 = 300;
 /// `KVM_VM_TYPE_ARM(1)`: a realm VM (rme-uapi-v7.md).
 pub const KVM_VM_TYPE_ARM_REALM: u64 = 1 << 8;
 
+pub const KVM_EXIT_HYPERCALL: u32 = 3;
 pub const KVM_EXIT_MMIO: u32 = 6;
 pub const KVM_EXIT_INTR: u32 = 10;
 pub const KVM_EXIT_INTERNAL_ERROR: u32 = 17;
@@ -199,7 +200,38 @@ mod run_off {
     pub const FAULT_SIZE: usize = 48;
     /// `system_event.type`.
     pub const EVENT_TYPE: usize = 32;
+    /// `hypercall`: nr, args[6], ret, flags.
+    pub const HC_NR: usize = 32;
+    pub const HC_ARGS: usize = 40;
+    pub const HC_RET: usize = 88;
+    pub const HC_FLAGS: usize = 96;
 }
+
+/// `KVM_HYPERCALL_EXIT_SMC`.
+pub const KVM_HYPERCALL_EXIT_SMC: u64 = 1 << 0;
+
+/// `struct kvm_arm_rmm_psci_complete`.
+#[repr(C)]
+pub struct RmmPsciComplete {
+    pub target_mpidr: u64,
+    pub psci_status: u32,
+    pub padding: [u32; 3],
+}
+const _: () = assert!(core::mem::size_of::<RmmPsciComplete>() == 24);
+pub const KVM_ARM_VCPU_RMM_PSCI_COMPLETE: u64 = iow::<RmmPsciComplete>(0xd2);
+const _: () = assert!(KVM_ARM_VCPU_RMM_PSCI_COMPLETE == 0x4018_aed2);
+
+/// `struct kvm_smccc_filter`.
+#[repr(C)]
+pub struct SmcccFilter {
+    pub base: u32,
+    pub nr_functions: u32,
+    pub action: u8,
+    pub pad: [u8; 15],
+}
+const _: () = assert!(core::mem::size_of::<SmcccFilter>() == 24);
+/// `KVM_SMCCC_FILTER_FWD_TO_USER`.
+pub const KVM_SMCCC_FILTER_FWD_TO_USER: u8 = 2;
 
 fn last_err(what: &str) -> String {
     format!("{what}: {}", io::Error::last_os_error())
@@ -399,6 +431,27 @@ impl Vm {
     /// An in-kernel GICv3 with its distributor at `dist` and the
     /// redistributors from `redist` (`KVM_CREATE_DEVICE`, addresses,
     /// `KVM_DEV_ARM_VGIC_CTRL_INIT`); the vCPUs must exist.
+    /// Forwards SMCCC functions `[base, base + nr)` to userspace
+    /// (`KVM_ARM_VM_SMCCC_FILTER`).
+    pub fn forward_smccc(&self, base: u32, nr: u32) -> Result<(), String> {
+        let mut f = SmcccFilter {
+            base,
+            nr_functions: nr,
+            action: KVM_SMCCC_FILTER_FWD_TO_USER,
+            pad: [0; 15],
+        };
+        let mut a = DeviceAttr {
+            flags: 0,
+            // KVM_ARM_VM_SMCCC_CTRL, KVM_ARM_VM_SMCCC_FILTER.
+            group: 0,
+            attr: 0,
+            addr: &mut f as *mut SmcccFilter as u64,
+        };
+        ioctl_ptr(self.fd(), KVM_SET_DEVICE_ATTR, &mut a)
+            .map(drop)
+            .map_err(|e| format!("SMCCC filter {base:#x}+{nr}: errno {e}"))
+    }
+
     pub fn add_gicv3(&self, dist: u64, redist: u64) -> Result<OwnedFd, String> {
         let mut d = CreateDevice {
             type_: KVM_DEV_TYPE_ARM_VGIC_V3,
@@ -603,6 +656,44 @@ impl Vcpu {
             self.read_u64(run_off::FAULT_GPA),
             self.read_u64(run_off::FAULT_SIZE),
         )
+    }
+
+    /// `hypercall` of `kvm_run`: (nr, args, flags).
+    pub fn hypercall(&self) -> (u64, [u64; 6], u64) {
+        let mut args = [0u64; 6];
+        for (i, a) in args.iter_mut().enumerate() {
+            *a = self.read_u64(run_off::HC_ARGS + 8 * i);
+        }
+        (
+            self.read_u64(run_off::HC_NR),
+            args,
+            self.read_u64(run_off::HC_FLAGS),
+        )
+    }
+
+    /// Sets `hypercall.ret` before the next `KVM_RUN`.
+    pub fn set_hypercall_ret(&self, ret: u64) {
+        assert!(run_off::HC_RET + 8 <= self.run_size);
+        // SAFETY: in bounds of the kvm_run mapping; KVM reads it on the
+        // next KVM_RUN only.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                ret.to_ne_bytes().as_ptr(),
+                self.run.as_ptr().add(run_off::HC_RET),
+                8,
+            )
+        };
+    }
+
+    /// `KVM_ARM_VCPU_RMM_PSCI_COMPLETE`; the error is the errno.
+    pub fn psci_complete(&self, target_mpidr: u64, status: i32, pad: u32) -> Result<i32, i32> {
+        let mut c = RmmPsciComplete {
+            target_mpidr,
+            // CAST: the uAPI carries the signed PSCI status as __u32.
+            psci_status: status as u32,
+            padding: [0, pad, 0],
+        };
+        ioctl_ptr(self.fd(), KVM_ARM_VCPU_RMM_PSCI_COMPLETE, &mut c)
     }
 
     /// `system_event.type` of `kvm_run`.

@@ -447,6 +447,243 @@ mod arch {
         Ok(Outcome::Pass)
     }
 
+    /// A realm with `code` at PAYLOAD_RAM (one page populated and
+    /// measured), the SMCCC functions `[fwd.0, fwd.0 + fwd.1)` forwarded
+    /// to userspace, and `vcpus` RECs (the ones after the first off),
+    /// activated.
+    fn realm_with(
+        vm: &mut Vm,
+        code: &[u8],
+        fwd: Option<(u32, u32)>,
+        vcpus: u64,
+    ) -> Result<Vec<kvm::Vcpu>, String> {
+        vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
+        if let Some((base, nr)) = fwd {
+            vm.forward_smccc(base, nr)?;
+        }
+        check_ok(rme(vm, 1, &[]) == 0, "CREATE_REALM failed")?;
+        let r = rme(vm, 2, &range(PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64, 0));
+        check_ok(r == 0, &format!("INIT_RIPAS: errno {r}"))?;
+        let r = rme(vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
+        check_ok(r == 0, &format!("POPULATE: errno {r}"))?;
+        let rec = 1u32 << kvm::KVM_ARM_VCPU_REC;
+        let mut out = Vec::new();
+        for i in 0..vcpus {
+            let v = vm.create_vcpu(i)?;
+            let off = if i == 0 { 0 } else { 1 };
+            check_ok(init_vcpu(vm, &v, rec | off) == 0, &format!("vCPU {i} init failed"))?;
+            if i == 0 {
+                v.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+            }
+            check_ok(finalize_rec(&v) == 0, &format!("FINALIZE(REC) vCPU {i} failed"))?;
+            out.push(v);
+        }
+        check_ok(rme(vm, 4, &[]) == 0, "ACTIVATE_REALM failed")?;
+        Ok(out)
+    }
+
+    fn check_ok(ok: bool, what: &str) -> Result<(), String> {
+        if ok {
+            Ok(())
+        } else {
+            Err(what.into())
+        }
+    }
+
+    /// KVM_RUN of `v` ends in an MMIO write at PAYLOAD_MMIO + `off`: its
+    /// value.
+    fn mmio_at(v: &kvm::Vcpu, what: &str, off: u64) -> Result<u64, String> {
+        let (e, reason) = v.run_raw();
+        let m = v.mmio();
+        if e != 0 || reason != kvm::KVM_EXIT_MMIO || m.phys_addr != PAYLOAD_MMIO + off {
+            return Err(format!(
+                "{what}: KVM_RUN errno {e}, exit {reason}, MMIO at {:#x}; want MMIO at {:#x}",
+                m.phys_addr,
+                PAYLOAD_MMIO + off
+            ));
+        }
+        Ok(u64::from_le_bytes(m.data))
+    }
+
+    /// KVM_RUN of `v` ends in KVM_EXIT_HYPERCALL: (nr, args, flags).
+    fn hypercall_exit(v: &kvm::Vcpu, what: &str) -> Result<(u64, [u64; 6], u64), String> {
+        let (e, reason) = v.run_raw();
+        if e != 0 || reason != kvm::KVM_EXIT_HYPERCALL {
+            return Err(format!(
+                "{what}: KVM_RUN errno {e}, exit {reason}; want KVM_EXIT_HYPERCALL"
+            ));
+        }
+        Ok(v.hypercall())
+    }
+
+    const PSCI_CPU_ON: u32 = 0xC400_0003;
+    const PSCI_AFFINITY_INFO: u32 = 0xC400_0004;
+
+    /// The VMM takes PSCI CPU_ON and AFFINITY_INFO (its SMCCC filter
+    /// forwards them): they exit as KVM_EXIT_HYPERCALL, KVM_RUN is refused
+    /// until KVM_ARM_VCPU_RMM_PSCI_COMPLETE, whose bad arguments are
+    /// refused with EINVAL; then the secondary starts as with in-kernel
+    /// PSCI (needs an RMM speaking RMI 1.0).
+    fn realm_psci_to_vmm() -> TestResult {
+        let kvm = open_kvm()?;
+        let Some(mut vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
+        let v = realm_with(&mut vm, smp_payload(), Some((PSCI_CPU_ON, 2)), 2)?;
+        let (v0, v1) = (&v[0], &v[1]);
+        let (nr, args, flags) = hypercall_exit(v0, "CPU_ON")?;
+        // The RMM passes the function ID and the target MPIDR only.
+        check!(
+            nr == u64::from(PSCI_CPU_ON) && args[0] == 1,
+            "CPU_ON exit: nr {nr:#x}, args {args:x?}; want CPU_ON(1, ...)"
+        );
+        check!(
+            flags & kvm::KVM_HYPERCALL_EXIT_SMC != 0,
+            "CPU_ON exit flags {flags:#x}: want KVM_HYPERCALL_EXIT_SMC"
+        );
+        let (e, _) = v0.run_raw();
+        check!(e == libc::EINVAL, "KVM_RUN before PSCI_COMPLETE: errno {e}, want EINVAL");
+        for (mpidr, status, pad, what) in [
+            (2, 0, 0, "an MPIDR the call did not name"),
+            (1, 0, 1, "non-zero padding"),
+            (1, 5, 0, "a status the RMM refuses"),
+        ] {
+            let r = v0.psci_complete(mpidr, status, pad);
+            check!(r == Err(libc::EINVAL), "PSCI_COMPLETE with {what}: {r:?}, want EINVAL");
+        }
+        let r = v1.psci_complete(1, 0, 0);
+        check!(r == Err(libc::EINVAL), "PSCI_COMPLETE on vCPU 1 (no call pending): {r:?}");
+        let r = v0.psci_complete(1, 0, 0);
+        check!(r == Ok(0), "PSCI_COMPLETE(1, SUCCESS): {r:?}");
+        let r = mmio_at(v0, "CPU_ON result", 0x100)?;
+        check!(r == 0, "PSCI CPU_ON returned {r:#x}, want SUCCESS");
+        let ctx = mmio_at(v1, "vCPU 1 context ID", 0x110)?;
+        check!(ctx == 0x77, "vCPU 1 context ID {ctx:#x}, want 0x77");
+        let (nr, args, _) = hypercall_exit(v0, "AFFINITY_INFO")?;
+        check!(
+            nr == u64::from(PSCI_AFFINITY_INFO) && args[0] == 1,
+            "AFFINITY_INFO exit: nr {nr:#x}, args {args:x?}"
+        );
+        let r = v0.psci_complete(1, -3, 0);
+        check!(r == Err(libc::EINVAL), "AFFINITY_INFO completed with DENIED: {r:?}, want EINVAL");
+        let r = v0.psci_complete(1, 0, 0);
+        check!(r == Ok(0), "PSCI_COMPLETE(1, SUCCESS) for AFFINITY_INFO: {r:?}");
+        let r = mmio_at(v0, "AFFINITY_INFO result", 0x108)?;
+        check!(r == 0, "PSCI AFFINITY_INFO(1) returned {r:#x}, want ON (0)");
+        // SYSTEM_OFF is not forwarded: the kernel's system event.
+        let (e, reason) = v0.run_raw();
+        check!(
+            e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+            "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+        );
+        let psci = v0.stats()?.get("rec_exit_psci").copied().unwrap_or(0);
+        check!(psci == 3, "vCPU 0: {psci} PSCI exits, want 3");
+        drop(v);
+        drop(vm);
+        Ok(Outcome::Pass)
+    }
+
+    // Host-call payload: RSI_HOST_CALL with a SiP function ID and one
+    // argument in a struct at RAM + 0x1000 (not populated: served from
+    // guest_memfd on the fault); reports the RSI status and the x0 the
+    // host put back, then powers off.
+    core::arch::global_asm!(
+        ".pushsection .rodata.realm_hc_payload, \"a\"",
+        ".balign 4",
+        ".global confvm_realm_hc_start",
+        ".global confvm_realm_hc_end",
+        "confvm_realm_hc_start:",
+        "adr x21, confvm_realm_hc_start",
+        "movz x20, #0x0a00, lsl #16",
+        "orr x20, x20, #0x8000000000",
+        "add x1, x21, #0x1000",
+        "movz x2, #0x0001",
+        "movk x2, #0xc200, lsl #16",
+        "str x2, [x1, #8]",
+        "mov x3, #0x55",
+        "str x3, [x1, #16]",
+        "movz x0, #0x0199",
+        "movk x0, #0xc400, lsl #16",
+        "smc #0",
+        "str x0, [x20]",
+        "add x1, x21, #0x1000",
+        "ldr x2, [x1, #8]",
+        "str x2, [x20, #8]",
+        "movz x0, #0x0008",
+        "movk x0, #0x8400, lsl #16",
+        "smc #0",
+        "1: b 1b",
+        "confvm_realm_hc_end:",
+        ".popsection",
+    );
+
+    extern "C" {
+        static confvm_realm_hc_start: u8;
+        static confvm_realm_hc_end: u8;
+    }
+
+    fn hc_payload() -> &'static [u8] {
+        // SAFETY: both symbols delimit the payload in one section.
+        unsafe {
+            asm_bytes(
+                core::ptr::addr_of!(confvm_realm_hc_start),
+                core::ptr::addr_of!(confvm_realm_hc_end),
+            )
+        }
+    }
+
+    /// RSI_HOST_CALL reaches the VMM that forwards its function ID, as
+    /// KVM_EXIT_HYPERCALL (no SMC flag) whose `ret` the realm reads back
+    /// as x0; without forwarding the kernel answers NOT_SUPPORTED (needs
+    /// an RMM speaking RMI 1.0).
+    fn realm_host_call_to_vmm() -> TestResult {
+        const SIP_FN: u32 = 0xC200_0001;
+        let kvm = open_kvm()?;
+        for forwarded in [true, false] {
+            let Some(mut vm) = realm_vm(&kvm)? else {
+                return Ok(Outcome::Skip(NO_REALMS.into()));
+            };
+            let v = realm_with(&mut vm, hc_payload(), forwarded.then_some((SIP_FN, 1)), 1)?;
+            let want = if forwarded {
+                let (nr, args, flags) = hypercall_exit(&v[0], "host call")?;
+                check!(
+                    nr == u64::from(SIP_FN) && args[0] == 0x55 && flags == 0,
+                    "host call exit: nr {nr:#x}, args {args:x?}, flags {flags:#x}"
+                );
+                v[0].set_hypercall_ret(0xabc);
+                0xabc
+            } else {
+                u64::MAX
+            };
+            let st = mmio_at(&v[0], "RSI_HOST_CALL status", 0)?;
+            check!(st == 0, "RSI_HOST_CALL status {st:#x}, want SUCCESS");
+            let x0 = mmio_at(&v[0], "host call x0", 8)?;
+            check!(x0 == want, "forwarded {forwarded}: x0 {x0:#x} after the call, want {want:#x}");
+            let (e, reason) = v[0].run_raw();
+            check!(
+                e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+                "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+            );
+            let hc = v[0].stats()?.get("rec_exit_host_call").copied().unwrap_or(0);
+            check!(hc == 1, "{hc} host-call exits, want 1");
+        }
+        Ok(Outcome::Pass)
+    }
+
+    /// KVM_ARM_VCPU_RMM_PSCI_COMPLETE is for realm vCPUs: EINVAL on a
+    /// normal VM's vCPU (runs under TRP too).
+    fn psci_complete_needs_a_realm() -> TestResult {
+        let kvm = open_kvm()?;
+        let vm = kvm
+            .create_vm(0)
+            .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+        let v = vm.create_vcpu(0)?;
+        match v.psci_complete(0, 0, 0) {
+            Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
+            r => Err(format!("PSCI_COMPLETE on a normal vCPU: {r:?}, want EINVAL")),
+        }
+    }
+
     // Timer-interrupt payload: sets up the distributor and redistributor
     // (through their shared alias: emulated by the in-kernel vgic), the
     // CPU interface and a vector table, arms the EL1 virtual timer, waits
@@ -1402,6 +1639,18 @@ mod arch {
         Test {
             name: "realm_secondary_vcpu",
             run: realm_secondary_vcpu,
+        },
+        Test {
+            name: "realm_psci_to_vmm",
+            run: realm_psci_to_vmm,
+        },
+        Test {
+            name: "realm_host_call_to_vmm",
+            run: realm_host_call_to_vmm,
+        },
+        Test {
+            name: "psci_complete_needs_a_realm",
+            run: psci_complete_needs_a_realm,
         },
         Test {
             name: "realm_timer_irq",
