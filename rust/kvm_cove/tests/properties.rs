@@ -5,11 +5,40 @@
 //! (held by the TVM's pool or leaked, counted) or held by the test.
 //! `KVM_COVE_PROP_STEPS` sets the total (default 100000).
 
-use kvm_cove::abi::{Gpa, Pa};
-use kvm_cove::exit::Exit;
+use std::collections::HashMap;
+
+use kvm_cove::abi::rfc::Covg;
+use kvm_cove::abi::{Gpa, Pa, EXT_COVG};
+use kvm_cove::exit::{cause, Exit};
 use kvm_cove::model::{machine, ModelAlloc, ModelNacl, ModelTsm, ScriptedExit, Shared};
 use kvm_cove::pool::{PageAlloc, Plain};
+use kvm_cove::run::{SharedMem, Step, VcpuRun};
 use kvm_cove::tvm::{check_tsm, Tvm, TvmState};
+
+/// The VMM's pages behind shared GPAs, from the model's allocator.
+struct Vmm(ModelAlloc, HashMap<u64, Pa>);
+
+impl SharedMem for Vmm {
+    fn shared_page(&mut self, gpa: Gpa) -> Result<Pa, i32> {
+        if self.1.contains_key(&gpa.0) {
+            return Err(17);
+        }
+        let pa = self.0.alloc_contiguous(1).ok_or(12)?;
+        self.1.insert(gpa.0, pa);
+        Ok(pa)
+    }
+
+    fn release_shared(&mut self, gpa: Gpa) {
+        if let Some(pa) = self.1.remove(&gpa.0) {
+            self.0.free(Plain::from_host_page(pa).unwrap());
+        }
+    }
+}
+
+thread_local! {
+    static SHARED_MAPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static RUN_STEPS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
 
 struct Rng(u64);
 impl Rng {
@@ -59,9 +88,12 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
     let mut tvm: Option<Tvm> = None;
     let mut leaked = 0;
     let mut held: Vec<Pa> = Vec::new();
+    let mut vmm = Vmm(ModelAlloc(m.clone()), HashMap::new());
+    let mut vcpu = VcpuRun::new(0);
+    let mut last_share: Option<(u64, u64)> = None;
     for step in 0..steps {
         let gpa = RAM + rng.below(RAM_LEN / 4096) * 4096;
-        match (&mut tvm, rng.below(10)) {
+        match (&mut tvm, rng.below(14)) {
             (None, _) => {
                 if let Ok(info) = check_tsm(&mut t) {
                     match Tvm::create(&mut t, &mut a, &info, batch) {
@@ -82,7 +114,7 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
                 }
             }
             (Some(v), 2) => {
-                let _ = v.create_vcpu(&mut t, &mut a, rng.below(10));
+                let _ = v.create_vcpu(&mut t, &mut a, rng.below(3));
             }
             (Some(v), 3) => {
                 let _ = v.finalize(&mut t, RAM, 0);
@@ -115,8 +147,84 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
                     let _ = &mut n;
                 }
             }
+            (Some(v), 8..=11) if v.state() == TvmState::Runnable => {
+                // One vCPU step with a random exit: faults anywhere,
+                // share/unshare of random ranges (in or out of a region,
+                // aligned or not), MMIO, interrupts.
+                let len = 4096 * (1 + rng.below(8));
+                let x = match rng.below(6) {
+                    0 | 1 => {
+                        // Half the faults hit what was shared last.
+                        let mut g = gpa;
+                        if let (Some((sg, sl)), 0) = (last_share, rng.below(2)) {
+                            g = (sg & !0xfff) + 4096 * rng.below(sl.max(4096) / 4096);
+                        }
+                        ScriptedExit {
+                            scause: [21, 23][rng.below(2) as usize],
+                            htval: g >> 2,
+                            ..Default::default()
+                        }
+                    }
+                    2 | 3 => {
+                        // Unshare mostly (part of) what was shared last.
+                        let unshare = rng.below(2) == 0;
+                        let (mut g, mut l) = (gpa, len);
+                        if unshare && rng.below(4) != 0 {
+                            if let Some((sg, sl)) = last_share {
+                                (g, l) = (sg + 4096 * rng.below(sl / 4096), 4096);
+                            }
+                        }
+                        if rng.below(8) == 0 {
+                            g += 8;
+                        }
+                        if !unshare {
+                            last_share = Some((g, l));
+                        }
+                        let fid = if unshare { Covg::UnshareMemory } else { Covg::ShareMemory };
+                        ScriptedExit {
+                            scause: cause::VS_ECALL,
+                            gprs: vec![(17, EXT_COVG), (16, fid as u64), (10, g), (11, l)],
+                            ..Default::default()
+                        }
+                    }
+                    4 => ScriptedExit {
+                        scause: 23,
+                        htval: 0x1000_0000 >> 2,
+                        htinst: (11 << 20) | (2 << 12) | 0x23,
+                        ..Default::default()
+                    },
+                    _ => ScriptedExit {
+                        scause: cause::INTERRUPT | 5,
+                        ..Default::default()
+                    },
+                };
+                m.borrow_mut().tsm.exits.push_back(x);
+                vcpu.resume(0, [0, 0]);
+                if let Ok(exit) = vcpu.enter(v, &mut t, &mut n) {
+                    let r = vcpu.handle(v, &mut t, &mut a, &mut vmm, exit);
+                    RUN_STEPS.with(|c| {
+                        let (n, ok) = c.get();
+                        c.set((n + 1, ok + u64::from(r == Ok(Step::Enter))));
+                    });
+                    if let (Ok(_), Exit::Fault { gpa: g }) = (r, exit) {
+                        if v.is_shared(g) {
+                            SHARED_MAPS.with(|c| c.set(c.get() + 1));
+                        }
+                    }
+                    if let (Ok(_), Exit::Fault { gpa: g }) = (r, exit) {
+                        // Served: a VMM page where the TVM shared, else a
+                        // confidential one.
+                        let want = !v.is_shared(g);
+                        assert_eq!(m.borrow().tsm.mapped(v.gid(), g.0), Some(want));
+                    }
+                }
+                // Every pinned VMM page is at a shared GPA.
+                for g in vmm.1.keys() {
+                    assert!(v.is_shared(Gpa(*g)), "step {step}: pin outside a shared range");
+                }
+            }            (Some(_), 8..=11) => {}
             (Some(v), _) => {
-                if rng.below(6) == 0 {
+                if rng.below(3) == 0 {
                     let mut ok = v.destroy(&mut t, &mut a).is_ok();
                     for _ in 0..3 {
                         if ok {
@@ -127,16 +235,24 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
                     if ok {
                         leaked += v.pool_stats().leaked;
                         tvm = None;
+                        // The TVM is gone: its VMM pages are unpinned.
+                        for g in vmm.1.keys().copied().collect::<Vec<_>>() {
+                            vmm.release_shared(Gpa(g));
+                        }
+                        vcpu = VcpuRun::new(0);
                     }
                 }
             }
         }
-        check(&m, &tvm, leaked, held.len() as u64, step);
+        check(&m, &tvm, leaked, (held.len() + vmm.1.len()) as u64, step);
     }
     m.borrow_mut().tsm.inject_ppm = 0;
     if let Some(mut v) = tvm.take() {
         v.destroy(&mut t, &mut a).unwrap();
         leaked += v.pool_stats().leaked;
+    }
+    for g in vmm.1.keys().copied().collect::<Vec<_>>() {
+        vmm.release_shared(Gpa(g));
     }
     for p in held.drain(..) {
         a.free(Plain::from_host_page(p).unwrap());
@@ -163,7 +279,11 @@ fn random_tvm_sequences_keep_invariants() {
         injected += i;
     }
     let maps = OK_MAPS.with(|c| c.get());
-    println!("cove property steps: {steps}, successful zero-page maps: {maps}, injected COVH failures: {injected}, counted leaks: {leaked}");
+    let (runs, entered) = RUN_STEPS.with(|c| c.get());
+    let shared = SHARED_MAPS.with(|c| c.get());
+    println!("cove property steps: {steps}, successful zero-page maps: {maps}, vCPU run steps: {runs} ({entered} served in the kernel, {shared} VMM pages mapped), injected COVH failures: {injected}, counted leaks: {leaked}");
+    assert!(shared > 0, "no run step mapped a shared page");
     assert!(injected > 0);
+    assert!(entered > runs / 4, "the run steps rarely get served");
     assert!(maps > steps / 100, "the sequences rarely get a TVM running");
 }
