@@ -40,11 +40,12 @@ pub trait PageAlloc {
     fn free(&mut self, page: Plain);
 }
 
-/// Most batches one pool tracks.
-pub const MAX_BATCHES: usize = 64;
+/// Batches the host build's [`FixedTable`] holds.
+pub const MAX_BATCHES: usize = 512;
 
+/// One converted run of pages (opaque to the tables that store it).
 #[derive(Clone, Copy, Debug, Default)]
-struct Batch {
+pub struct Batch {
     base: u64,
     count: u64,
     /// Pages handed out from the start of the batch.
@@ -52,6 +53,64 @@ struct Batch {
     /// The batch could not be reclaimed: leaked on purpose.
     leaked: bool,
 }
+
+/// Where a pool keeps its batches: a fixed table in the host build, a
+/// growable vector in the kernel (a TVM needs one batch per contiguous
+/// run the page allocator gave, at most 4 MiB each there).
+pub trait BatchTable {
+    /// The batches so far.
+    fn as_slice(&self) -> &[Batch];
+    /// The batches so far, writable.
+    fn as_mut_slice(&mut self) -> &mut [Batch];
+    /// Appends `b`; `false` if there is no room (or no memory for it).
+    fn push(&mut self, b: Batch) -> bool;
+    /// Forgets every batch.
+    fn clear(&mut self);
+}
+
+/// A table of at most `N` batches, inline.
+#[derive(Debug)]
+pub struct FixedTable<const N: usize> {
+    b: [Batch; N],
+    n: usize,
+}
+
+impl<const N: usize> Default for FixedTable<N> {
+    fn default() -> Self {
+        FixedTable {
+            b: [Batch::default(); N],
+            n: 0,
+        }
+    }
+}
+
+impl<const N: usize> BatchTable for FixedTable<N> {
+    fn as_slice(&self) -> &[Batch] {
+        &self.b[..self.n]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Batch] {
+        &mut self.b[..self.n]
+    }
+
+    fn push(&mut self, b: Batch) -> bool {
+        match self.b.get_mut(self.n) {
+            Some(slot) => {
+                *slot = b;
+                self.n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.n = 0;
+    }
+}
+
+/// The host build's table.
+pub type DefaultTable = FixedTable<MAX_BATCHES>;
 
 /// Why a pool operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,9 +136,8 @@ pub struct PoolStats {
 
 /// Confidential pages for one TVM.
 #[derive(Debug)]
-pub struct Pool {
-    batches: [Batch; MAX_BATCHES],
-    nr: usize,
+pub struct Pool<B: BatchTable = DefaultTable> {
+    batches: B,
     batch_pages: u64,
     grow: bool,
     stats: PoolStats,
@@ -87,37 +145,43 @@ pub struct Pool {
 
 /// Batches between doublings of the batch size of a growing pool.
 pub const GROW_EVERY: usize = 8;
-/// Largest batch a growing pool converts at once (128 MiB).
-pub const MAX_BATCH_PAGES: u64 = 1 << 15;
+/// Largest batch a growing pool converts at once: 4 MiB, the largest
+/// block the kernel's page allocator hands out (`MAX_PAGE_ORDER` 10).
+pub const MAX_BATCH_PAGES: u64 = 1 << 10;
 
 impl Pool {
-    /// A pool converting `batch_pages` pages at a time at first, doubling
-    /// the batch every [`GROW_EVERY`] batches up to [`MAX_BATCH_PAGES`], so
-    /// the batch table covers TVMs of any size.
+    /// A pool in a [`DefaultTable`]; see [`Pool::with_table`].
     pub fn new(batch_pages: u64) -> Pool {
-        Pool {
-            batches: [Batch::default(); MAX_BATCHES],
-            nr: 0,
-            batch_pages: batch_pages.max(1),
-            grow: true,
-            stats: PoolStats::default(),
-        }
+        Pool::with_table(DefaultTable::default(), batch_pages)
     }
 
-    /// A pool that always converts `batch_pages` pages (capacity
-    /// `MAX_BATCHES * batch_pages`).
+    /// A pool in a [`DefaultTable`] that always converts `batch_pages`
+    /// pages (capacity `MAX_BATCHES * batch_pages`).
     pub fn fixed(batch_pages: u64) -> Pool {
         Pool {
             grow: false,
             ..Pool::new(batch_pages)
         }
     }
+}
+
+impl<B: BatchTable> Pool<B> {
+    /// A pool converting `batch_pages` pages at a time at first, doubling
+    /// the batch every [`GROW_EVERY`] batches up to [`MAX_BATCH_PAGES`].
+    pub fn with_table(table: B, batch_pages: u64) -> Pool<B> {
+        Pool {
+            batches: table,
+            batch_pages: batch_pages.max(1),
+            grow: true,
+            stats: PoolStats::default(),
+        }
+    }
 
     fn next_batch(&self) -> u64 {
         if self.grow {
-            // CAST: nr / GROW_EVERY <= 8.
-            (self.batch_pages << (self.nr / GROW_EVERY) as u32)
-                .min(MAX_BATCH_PAGES.max(self.batch_pages))
+            // CAST: at most 63 doublings are asked for; the min caps them.
+            let doublings = (self.batches.as_slice().len() / GROW_EVERY).min(63) as u32;
+            (self.batch_pages << doublings).min(MAX_BATCH_PAGES.max(self.batch_pages))
         } else {
             self.batch_pages
         }
@@ -136,9 +200,6 @@ impl Pool {
         alloc: &mut A,
         want: u64,
     ) -> Result<(), PoolError> {
-        if self.nr == MAX_BATCHES {
-            return Err(PoolError::NoMemory);
-        }
         let mut count = want.max(1);
         let base = loop {
             if let Some(pa) = alloc.alloc_contiguous(count) {
@@ -168,25 +229,35 @@ impl Pool {
                 self.stats.converted -= count;
                 give_back(alloc);
             } else {
-                self.batches[self.nr] = Batch {
+                // Kept only to be counted: nothing frees a leaked batch.
+                let _ = self.batches.push(Batch {
                     base: base.0,
                     count,
                     used: count,
                     leaked: true,
-                };
-                self.nr += 1;
+                });
                 self.stats.converted -= count;
                 self.stats.leaked += count;
             }
             return Err(PoolError::Tsm(e));
         }
-        self.batches[self.nr] = Batch {
+        let b = Batch {
             base: base.0,
             count,
             used: 0,
             leaked: false,
         };
-        self.nr += 1;
+        if !self.batches.push(b) {
+            // No room to track it: give it back at once.
+            if tsm.reclaim_pages(base, count).is_ok() {
+                self.stats.converted -= count;
+                give_back(alloc);
+            } else {
+                self.stats.converted -= count;
+                self.stats.leaked += count;
+            }
+            return Err(PoolError::NoMemory);
+        }
         Ok(())
     }
 
@@ -198,7 +269,9 @@ impl Pool {
         alloc: &mut A,
         n: u64,
     ) -> Result<Pa, PoolError> {
-        if let Some(b) = self.batches[..self.nr]
+        if let Some(b) = self
+            .batches
+            .as_mut_slice()
             .iter_mut()
             .rev()
             .find(|b| !b.leaked && b.count - b.used >= n)
@@ -209,7 +282,9 @@ impl Pool {
             return Ok(pa);
         }
         self.refill(tsm, alloc, self.next_batch().max(n))?;
-        let b = &mut self.batches[self.nr - 1];
+        let Some(b) = self.batches.as_mut_slice().last_mut() else {
+            return Err(PoolError::NoMemory);
+        };
         if b.count < n {
             return Err(PoolError::NoMemory);
         }
@@ -222,7 +297,7 @@ impl Pool {
     /// batch with one call and frees its pages; a batch the TSM will not
     /// reclaim is leaked, counted.
     pub fn reclaim_all<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A) {
-        for b in self.batches[..self.nr].iter_mut() {
+        for b in self.batches.as_mut_slice().iter_mut() {
             if b.leaked {
                 continue;
             }
@@ -250,7 +325,7 @@ impl Pool {
             }
             self.stats.converted -= b.count;
         }
-        self.nr = 0;
+        self.batches.clear();
         self.stats.handed_out = 0;
     }
 }

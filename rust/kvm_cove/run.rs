@@ -12,7 +12,7 @@
 
 use crate::abi::{Gpa, Pa, PageType, SbiError, PAGE_SIZE};
 use crate::exit::{self, Exit, Mmio, NaclShmem};
-use crate::pool::PageAlloc;
+use crate::pool::{BatchTable, PageAlloc};
 use crate::tsm::Tsm;
 use crate::tvm::{Result, Tvm, TvmError};
 
@@ -166,7 +166,12 @@ impl VcpuRun {
 
     /// Writes the pending answers to `nacl` (this CPU's area) and runs the
     /// vCPU once.  The caller keeps the CPU until it returns.
-    pub fn enter<T: Tsm>(&mut self, tvm: &mut Tvm, tsm: &mut T, nacl: &mut dyn NaclShmem) -> Result<Exit> {
+    pub fn enter<T: Tsm, B: BatchTable>(
+        &mut self,
+        tvm: &mut Tvm<B>,
+        tsm: &mut T,
+        nacl: &mut dyn NaclShmem,
+    ) -> Result<Exit> {
         if self.awaiting() {
             // Userspace skipped the answer: KVM_RUN without it.
             return Err(TvmError::State);
@@ -181,9 +186,9 @@ impl VcpuRun {
 
     /// Serves `exit` and says what comes next.  Errors are failures of the
     /// host side (TSM refused a mapping, out of memory): `KVM_RUN` fails.
-    pub fn handle<T: Tsm, A: PageAlloc>(
+    pub fn handle<T: Tsm, A: PageAlloc, B: BatchTable>(
         &mut self,
-        tvm: &mut Tvm,
+        tvm: &mut Tvm<B>,
         tsm: &mut T,
         alloc: &mut A,
         mem: &mut dyn SharedMem,
@@ -279,8 +284,8 @@ impl VcpuRun {
 /// A fault in a confidential region: a VMM page where the TVM shared the
 /// range, else a zero page (a whole 2 MiB block when the block lies in one
 /// region and none of it is shared).
-fn fault<T: Tsm, A: PageAlloc>(
-    tvm: &mut Tvm,
+fn fault<T: Tsm, A: PageAlloc, B: BatchTable>(
+    tvm: &mut Tvm<B>,
     tsm: &mut T,
     alloc: &mut A,
     mem: &mut dyn SharedMem,

@@ -10,7 +10,7 @@
 use crate::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE};
 use crate::errno;
 use crate::exit::{self, Exit, NaclShmem};
-use crate::pool::{PageAlloc, Pool, PoolError, PoolStats};
+use crate::pool::{BatchTable, DefaultTable, PageAlloc, Pool, PoolError, PoolStats};
 use crate::tsm::{Gid, Tsm};
 
 /// Pages of the confidential G-stage root (16 KiB).
@@ -115,12 +115,12 @@ pub const fn pgt_pages_for(gpa: u64, len: u64) -> u64 {
     span(gpa, len, 21) + span(gpa, len, 30) + span(gpa, len, 39)
 }
 
-/// One TVM.
+/// One TVM; `B` holds its pool's batches.
 #[derive(Debug)]
-pub struct Tvm {
+pub struct Tvm<B: BatchTable = DefaultTable> {
     gid: Gid,
     state: TvmState,
-    pool: Pool,
+    pool: Pool<B>,
     info: TsmInfo,
     regions: [(u64, u64); MAX_REGIONS],
     nregions: usize,
@@ -143,16 +143,18 @@ impl Tvm {
         info: &TsmInfo,
         batch_pages: u64,
     ) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
-        Self::create_with_pool(tsm, alloc, info, Pool::new(batch_pages.max(PGD_PAGES)))
+        Tvm::create_with_pool(tsm, alloc, info, Pool::new(batch_pages.max(PGD_PAGES)))
     }
+}
 
+impl<B: BatchTable> Tvm<B> {
     /// As [`Tvm::create`], with a caller-built pool.
     pub fn create_with_pool<T: Tsm, A: PageAlloc>(
         tsm: &mut T,
         alloc: &mut A,
         info: &TsmInfo,
-        mut pool: Pool,
-    ) -> core::result::Result<Tvm, (TvmError, PoolStats)> {
+        mut pool: Pool<B>,
+    ) -> core::result::Result<Tvm<B>, (TvmError, PoolStats)> {
         let r = (|| -> Result<Gid> {
             let pgd = pool.take(tsm, alloc, PGD_PAGES)?;
             if pgd.0 % (PGD_PAGES * PAGE_SIZE) != 0 {

@@ -25,7 +25,7 @@ use kernel::sync::Mutex;
 use crate::abi::{nacl, Gpa, Pa, PAGE_SIZE};
 use crate::errno;
 use crate::exit::NaclShmem;
-use crate::pool::{PageAlloc, Plain};
+use crate::pool::{Batch, BatchTable, PageAlloc, Plain, Pool};
 use crate::run::{SharedMem, Step, UserExit, VcpuRun};
 use crate::sbi_tsm::SbiTsm;
 use crate::tvm::{self, Tvm, TvmError, TvmState};
@@ -63,6 +63,28 @@ mod mr {
     pub(super) const CREATE: u32 = 0;
     pub(super) const DELETE: u32 = 1;
     pub(super) const MOVE: u32 = 2;
+}
+
+/// A pool's batches in a vector: a TVM needs one per contiguous run the
+/// page allocator gave (4 MiB at most), so no fixed table fits all.
+struct KVecTable(KVec<Batch>);
+
+impl BatchTable for KVecTable {
+    fn as_slice(&self) -> &[Batch] {
+        &self.0
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [Batch] {
+        &mut self.0
+    }
+
+    fn push(&mut self, b: Batch) -> bool {
+        self.0.push(b, GFP_KERNEL).is_ok()
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// Host pages from the page allocator (`cove_glue.c`).
@@ -180,7 +202,7 @@ struct State {
     tsm: SbiTsm,
     alloc: KernelAlloc,
     pinned: Pinned,
-    tvm: Tvm,
+    tvm: Tvm<KVecTable>,
     vcpus: KVec<VcpuRun>,
 }
 
@@ -237,7 +259,8 @@ pub unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_vo
         Err(e) => return -e.errno(),
     };
     let mut alloc = KernelAlloc;
-    let tvm = match Tvm::create(&mut tsm, &mut alloc, &info, BATCH_PAGES) {
+    let pool = Pool::with_table(KVecTable(KVec::new()), BATCH_PAGES.max(tvm::PGD_PAGES));
+    let tvm = match Tvm::create_with_pool(&mut tsm, &mut alloc, &info, pool) {
         Ok(t) => t,
         Err((e, stats)) => {
             if stats.leaked != 0 {

@@ -98,6 +98,6 @@ fn main() {
     run(512, false, 16, 1008 * 1024);
     run(512, true, 16, 1008 * 1024);
     // Converting and fencing each page (the RFC's scheme), on a small TVM
-    // (its batch table holds 64 single pages).
+    // (its batch table holds 512 single pages).
     run(1, false, 0, 128);
 }
