@@ -21,7 +21,7 @@
 //! attributes, or not), faults outside guest memory, `SYSTEM_OFF`/`RESET`.
 
 use crate::abi::v1_0::{RecRun, Ripas};
-use crate::abi::{ErrorStatus, Ipa, Pa, GRANULE_SIZE};
+use crate::abi::{ErrorStatus, Ipa, Pa, RmiResult, GRANULE_SIZE};
 use crate::errno;
 use crate::exit::{self, psci, Exit, Mmio};
 use crate::granule::{GranuleAlloc, Undelegated};
@@ -276,8 +276,12 @@ impl VcpuRun {
 
     /// Enters the REC once and handles the exit.  `alloc` also provides
     /// the realm's private pages.  `target` finds the REC of a PSCI target
-    /// MPIDR.  `Err(errno)` for a failure `KVM_RUN`
-    /// returns as is.
+    /// MPIDR.  `Err(errno)` for a failure `KVM_RUN` returns as is.
+    ///
+    /// This is [`VcpuRun::begin`], `RMI_REC_ENTER` and
+    /// [`VcpuRun::finish`]; the kernel makes the entry between the two
+    /// without holding the realm, so that its vCPUs run in parallel.
+    #[allow(clippy::too_many_arguments)]
     pub fn enter<R: Rmi, A: GranuleAlloc + GuestMemory>(
         &mut self,
         realm: &mut Realm,
@@ -287,12 +291,36 @@ impl VcpuRun {
         run: &mut RecRun,
         target: &mut dyn FnMut(u64) -> Option<Pa>,
     ) -> Result<Step, i32> {
+        self.begin()?;
+        let entered = rmi.rec_enter(rec.pa(), run);
+        self.finish(entered, realm, rmi, alloc, rec, run, target)
+    }
+
+    /// Before an entry: `EINVAL` while an exit is still unanswered
+    /// (`resume` was not called, or a forwarded PSCI call is not
+    /// completed).
+    pub fn begin(&mut self) -> Result<(), i32> {
         self.entered = false;
         if self.pending != Pending::None {
-            // `resume` was not called: the exit is still unanswered.
             return Err(errno::EINVAL);
         }
-        match rmi.rec_enter(rec.pa(), run) {
+        Ok(())
+    }
+
+    /// After `RMI_REC_ENTER` returned `entered`: handles the exit in
+    /// `run`, as [`VcpuRun::enter`] describes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn finish<R: Rmi, A: GranuleAlloc + GuestMemory>(
+        &mut self,
+        entered: RmiResult,
+        realm: &mut Realm,
+        rmi: &mut R,
+        alloc: &mut A,
+        rec: &Rec,
+        run: &mut RecRun,
+        target: &mut dyn FnMut(u64) -> Option<Pa>,
+    ) -> Result<Step, i32> {
+        match entered {
             Ok(()) => self.entered = true,
             // A REC that is not runnable, or owes a PSCI completion.
             Err(e) if e.status == ErrorStatus::Rec => return Ok(Step::Wait),

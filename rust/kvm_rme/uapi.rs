@@ -7,8 +7,11 @@
 //! (under `kvm->lock`) and published in `kvm->arch.rme`; from then on every
 //! entry point takes the state's own mutex, the innermost lock: it is
 //! taken under `kvm->lock` (capabilities, vCPU finalization) or
-//! `vcpu->mutex` (`KVM_RUN`) and nothing is taken under it.  It is also
-//! held across `REC_ENTER`, so the vCPUs of one realm run one at a time.
+//! `vcpu->mutex` (`KVM_RUN`) and nothing is taken under it.  It is not
+//! held across `REC_ENTER`: a vCPU takes its entry context (`rec_run` and
+//! an RMI conduit of its own) out of the state, enters without the mutex,
+//! and puts it back with the exit, so the vCPUs of a realm run in
+//! parallel.
 //! [`kvm_rme_vm_destroy`] runs when the VM has no other users.
 
 use core::ffi::{c_int, c_ulong, c_void};
@@ -321,12 +324,21 @@ impl GranuleAlloc for KernelAlloc {
     }
 }
 
-/// A realm vCPU: its REC, the `rec_run` page it enters with, and what it
-/// owes the RMM between two `KVM_RUN`s.
+/// What a vCPU enters its REC with: the `rec_run` page and an RMI
+/// conduit of its own (its own staging page).  It leaves the realm's
+/// state, which the realm's mutex guards, for the time of `REC_ENTER`:
+/// the mutex is not held then, and the vCPUs of a realm run in parallel.
+struct EntryCtx {
+    rmi: SmcRmi,
+    run: KBox<RecRun>,
+}
+
+/// A realm vCPU: its REC, its entry context (`None` while it is in
+/// `REC_ENTER`), and what it owes the RMM between two `KVM_RUN`s.
 struct Vcpu {
     idx: u32,
     rec: Rec,
-    run: KBox<RecRun>,
+    ctx: Option<EntryCtx>,
     state: VcpuRun,
 }
 
@@ -336,6 +348,8 @@ struct State {
     rmi: SmcRmi,
     alloc: KernelAlloc,
     vcpus: KVec<Vcpu>,
+    /// RMI calls the vCPUs' own conduits made (`REC_ENTER`).
+    vcpu_rmi_calls: u64,
 }
 
 /// The published state pointer in `kvm->arch.rme`.
@@ -379,6 +393,7 @@ unsafe fn vm_state<'a>(
             shared: KVec::new(),
         },
         vcpus: KVec::new(),
+        vcpu_rmi_calls: 0,
     };
     let b = KBox::pin_init(new_mutex!(new), GFP_KERNEL).map_err(|_| crate::errno::ENOMEM)?;
     // SAFETY: the mutex is never moved out of the box: the raw pointer is
@@ -519,6 +534,9 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
         Ok(b) => unsafe { b.assume_init() },
         Err(_) => return -crate::errno::ENOMEM,
     };
+    let Ok(vcpu_rmi) = SmcRmi::new() else {
+        return -crate::errno::ENOMEM;
+    };
     match st
         .vm
         .rec_create(&mut st.rmi, &mut st.alloc, mpidr, pc, regs, runnable)
@@ -531,7 +549,7 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
             let v = Vcpu {
                 idx,
                 rec,
-                run,
+                ctx: Some(EntryCtx { rmi: vcpu_rmi, run }),
                 state: VcpuRun::new(),
             };
             match st.vcpus.push_within_capacity(v) {
@@ -622,7 +640,7 @@ pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
             let s = r.stats();
             v = [s.delegated, s.rtt_pages, s.data_pages, s.leaked, 0];
         }
-        v[4] = st.rmi.counts.total();
+        v[4] = st.rmi.counts.total() + st.vcpu_rmi_calls;
     }
     // SAFETY: `out` points to 5 writable u64 (contract).
     unsafe { core::ptr::write(out.cast::<[u64; 5]>(), v) };
@@ -750,12 +768,17 @@ pub unsafe extern "C" fn kvm_rme_vcpu_resume(
     // SAFETY: by the function's contract.
     unsafe {
         with_vcpu(state, idx, |st, i| {
-            let State { vm, rmi, alloc, vcpus } = st;
+            let State { vm, rmi, alloc, vcpus, .. } = st;
             let (Some(v), Ok(realm)) = (vcpus.get_mut(i), vm.runnable()) else {
                 return -crate::errno::EPERM;
             };
+            // `KVM_RUN` of one vCPU is serialized (`vcpu->mutex`): the
+            // context is home.
+            let Some(ctx) = v.ctx.as_mut() else {
+                return -crate::errno::EBUSY;
+            };
             v.state
-                .resume(realm, rmi, alloc, &v.rec, &mut v.run, mmio_data, hypercall_ret);
+                .resume(realm, rmi, alloc, &v.rec, &mut ctx.run, mmio_data, hypercall_ret);
             0
         })
     }
@@ -823,7 +846,8 @@ unsafe fn with_vcpu(state: *mut c_void, idx: u32, f: impl FnOnce(&mut State, usi
 
 /// One `REC_ENTER` of realm vCPU `idx` and its exit: `KVM_RME_RUN_ENTER`
 /// (enter again), `KVM_RME_RUN_USER` (`io` says what userspace sees),
-/// `KVM_RME_RUN_WAIT` (not runnable now), or a negative errno.
+/// `KVM_RME_RUN_WAIT` (not runnable now), or a negative errno.  The
+/// realm's mutex is taken before and after the entry, not across it.
 ///
 /// # Safety
 ///
@@ -834,44 +858,83 @@ pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *m
     // SAFETY: by the function's contract.
     let io = unsafe { &mut *io };
     // SAFETY: by the function's contract.
-    unsafe { with_vcpu(state, idx, |st, i| enter_vcpu(st, idx, i, io)) }
+    let Some(m) = (unsafe { published(state) }) else {
+        return -crate::errno::EPERM;
+    };
+    let (mut ctx, rec) = match take_ctx(&mut m.lock(), idx, io) {
+        Ok(c) => c,
+        Err(e) => return -e,
+    };
+    // The REC runs without the realm's mutex: other vCPUs enter theirs,
+    // fault in pages and change RIPAS meanwhile; the RMM orders them.
+    let entered = crate::rmi::Rmi::rec_enter(&mut ctx.rmi, rec, &mut ctx.run);
+    finish_vcpu(&mut m.lock(), idx, ctx, entered, io)
 }
 
-/// [`kvm_rme_vcpu_enter`] for vCPU `idx`, at index `i` of `st.vcpus`.
-fn enter_vcpu(st: &mut State, idx: u32, i: usize, io: &mut RunIo) -> c_int {
-    let State { vm, rmi, alloc, vcpus } = st;
+/// Before `REC_ENTER`: checks that vCPU `idx` may enter, loads the vgic's
+/// list registers, and takes its entry context out of the state.
+fn take_ctx(st: &mut State, idx: u32, io: &RunIo) -> Result<(EntryCtx, Pa), i32> {
+    if let Err(e) = st.vm.runnable() {
+        return Err(e);
+    }
+    let v = st
+        .vcpus
+        .iter_mut()
+        .find(|v| v.idx == idx)
+        .ok_or(crate::errno::EPERM)?;
+    v.state.begin()?;
+    let mut ctx = v.ctx.take().ok_or(crate::errno::EBUSY)?;
+    // The interrupts the vgic put in its list registers.
+    let lrs = Features0::decode(FEATURES.load(Ordering::Relaxed)).gic_lrs();
+    // CAST: u32 to usize.
+    let n = (io.gic_nr_lrs as usize).min(REC_GIC_NUM_LRS);
+    if crate::exit::load_gic(&mut ctx.run.enter, io.gic_hcr, &io.gic_lrs[..n], lrs) < n {
+        warn_limited!("vCPU {}: {} pending interrupts, {} list registers\n", idx, n, lrs);
+    }
+    Ok((ctx, v.rec.pa()))
+}
+
+/// After `REC_ENTER`: handles the exit of vCPU `idx` under the realm's
+/// mutex and puts its entry context back.
+fn finish_vcpu(st: &mut State, idx: u32, mut ctx: EntryCtx, entered: crate::abi::RmiResult, io: &mut RunIo) -> c_int {
+    st.vcpu_rmi_calls += ctx.rmi.counts.total();
+    ctx.rmi.counts = Default::default();
+    let State {
+        vm,
+        rmi,
+        alloc,
+        vcpus,
+        ..
+    } = st;
+    let Some(i) = vcpus.iter().position(|v| v.idx == idx) else {
+        // Cannot happen: vCPUs go away only with the VM.
+        return -crate::errno::EPERM;
+    };
     // This vCPU, and the others, among which PSCI targets are looked up.
     let (before, rest) = vcpus.split_at_mut(i);
     let Some((v, after)) = rest.split_first_mut() else {
         return -crate::errno::EPERM;
     };
-    let realm = match vm.runnable() {
-        Ok(r) => r,
-        Err(e) => return -e,
+    let r = match vm.runnable() {
+        Ok(realm) => v.state.finish(entered, realm, rmi, alloc, &v.rec, &mut ctx.run, &mut |mpidr| {
+            // `Iterator::chain`: the prelude's `Init` has a `chain` too.
+            Iterator::chain(before.iter(), after.iter())
+                .find(|o| o.rec.mpidr() == mpidr)
+                .map(|o| o.rec.pa())
+        }),
+        Err(e) => Err(e),
     };
-    // The interrupts the vgic put in its list registers.
-    let lrs = Features0::decode(FEATURES.load(Ordering::Relaxed)).gic_lrs();
-    // CAST: u32 to usize.
-    let n = (io.gic_nr_lrs as usize).min(REC_GIC_NUM_LRS);
-    if crate::exit::load_gic(&mut v.run.enter, io.gic_hcr, &io.gic_lrs[..n], lrs) < n {
-        warn_limited!("vCPU {}: {} pending interrupts, {} list registers\n", idx, n, lrs);
-    }
-    let r = v.state.enter(realm, rmi, alloc, &v.rec, &mut v.run, &mut |mpidr| {
-        // `Iterator::chain`: the prelude's `Init` has a `chain` too.
-        Iterator::chain(before.iter(), after.iter())
-            .find(|o| o.rec.mpidr() == mpidr)
-            .map(|o| o.rec.pa())
-    });
     io.exits = v.state.exits;
     io.entered = u32::from(v.state.entered());
     if v.state.entered() {
         // What the realm did with them, and its timers, for the vgic and
         // the timer emulation.
-        let x = &v.run.exit;
+        let x = &ctx.run.exit;
         io.gic_lrs = x.gicv3_lrs;
         (io.gic_hcr, io.gic_vmcr, io.gic_misr) = (x.gicv3_hcr, x.gicv3_vmcr, x.gicv3_misr);
         io.timers = [x.cntv_ctl, x.cntv_cval, x.cntp_ctl, x.cntp_cval];
     }
+    v.ctx = Some(ctx);
     match r {
         Ok(Step::Enter) => RUN_ENTER,
         Ok(Step::Wait) => RUN_WAIT,
