@@ -63,7 +63,8 @@ fn probe() -> Result<bool> {
         Ok(info) => {
             pr_info!(
                 "TSM version {:#x} ready: TVMs enabled, up to {} vCPUs each\n",
-                info.version, info.tvm_max_vcpus
+                info.version,
+                info.tvm_max_vcpus
             );
             Ok(true)
         }

@@ -546,9 +546,7 @@ impl Tsm for TsmModel {
         for m in t.mapped.values_mut() {
             match *m {
                 Mapping::Invalidated(pa, false) => *m = Mapping::Invalidated(pa, true),
-                Mapping::SharedInvalidated(pa, false) => {
-                    *m = Mapping::SharedInvalidated(pa, true)
-                }
+                Mapping::SharedInvalidated(pa, false) => *m = Mapping::SharedInvalidated(pa, true),
                 _ => {}
             }
         }

@@ -117,7 +117,9 @@ impl SharedMem for Pinned {
         if self.pages.iter().any(|&(g, _)| g == gpa.0) {
             return Err(errno::EINVAL);
         }
-        self.pages.reserve(1, GFP_KERNEL).map_err(|_| errno::ENOMEM)?;
+        self.pages
+            .reserve(1, GFP_KERNEL)
+            .map_err(|_| errno::ENOMEM)?;
         let mut pa = 0u64;
         // SAFETY: `kvm` is the live VM of this state; `pa` is writable.
         let r = unsafe { kvm_cove_pin_shared(self.kvm, gpa.0, &mut pa) };
@@ -264,7 +266,10 @@ pub unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_vo
         Ok(t) => t,
         Err((e, stats)) => {
             if stats.leaked != 0 {
-                warn_limited!("TVM creation failed; {} pages left with the TSM\n", stats.leaked);
+                warn_limited!(
+                    "TVM creation failed; {} pages left with the TSM\n",
+                    stats.leaked
+                );
             }
             return -e.errno();
         }
@@ -326,7 +331,10 @@ pub unsafe extern "C" fn kvm_cove_vm_destroy(slot: *mut *mut c_void) {
             }
         }
         Err(e) => {
-            warn_limited!("DESTROY_TVM failed ({:?}): its pages stay with the TSM\n", e);
+            warn_limited!(
+                "DESTROY_TVM failed ({:?}): its pages stay with the TSM\n",
+                e
+            );
             // Keep the pins: the TSM may still map those pages.
             core::mem::forget(core::mem::take(&mut st.pinned.pages));
         }
@@ -355,7 +363,10 @@ pub unsafe extern "C" fn kvm_cove_prepare_memslot(
     // SAFETY: by the function's contract.
     unsafe {
         with_state(state, |st| match change {
-            mr::CREATE => match st.tvm.add_region(&mut st.tsm, &mut st.alloc, Gpa(gpa), size) {
+            mr::CREATE => match st
+                .tvm
+                .add_region(&mut st.tsm, &mut st.alloc, Gpa(gpa), size)
+            {
                 Ok(()) => 0,
                 Err(e) => -e.errno(),
             },
@@ -585,7 +596,11 @@ pub unsafe extern "C" fn kvm_cove_vcpu_resume(
 /// `state` is the value of `kvm->arch.cove` of a live VM; `io` points to
 /// a writable `struct kvm_cove_io`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_vcpu_enter(state: *mut c_void, idx: u32, io: *mut RunIo) -> c_int {
+pub unsafe extern "C" fn kvm_cove_vcpu_enter(
+    state: *mut c_void,
+    idx: u32,
+    io: *mut RunIo,
+) -> c_int {
     // SAFETY: by the function's contract.
     let io = unsafe { &mut *io };
     // SAFETY: by the function's contract.

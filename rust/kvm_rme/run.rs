@@ -165,10 +165,16 @@ pub const EXIT_CLASSES: usize = 7;
 enum Pending {
     None,
     Mmio(Mmio),
-    Ripas { base: Ipa, top: Ipa, ripas: Ripas },
+    Ripas {
+        base: Ipa,
+        top: Ipa,
+        ripas: Ripas,
+    },
     /// A forwarded `CPU_ON`/`AFFINITY_INFO` for `mpidr`: the VMM owes
     /// `KVM_ARM_VCPU_RMM_PSCI_COMPLETE` before the next `KVM_RUN`.
-    Psci { mpidr: u64 },
+    Psci {
+        mpidr: u64,
+    },
     /// A forwarded host call: `x0` comes back from the VMM.
     HostCall,
 }

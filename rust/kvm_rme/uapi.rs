@@ -191,7 +191,10 @@ fn lookup(
 
 /// Removes the entry for `key` from a list of (key, page) and returns its
 /// page, whose reference or pin the caller then drops.
-fn take_page(list: &mut KVec<(u64, NonNull<bindings::page>)>, key: u64) -> Option<NonNull<bindings::page>> {
+fn take_page(
+    list: &mut KVec<(u64, NonNull<bindings::page>)>,
+    key: u64,
+) -> Option<NonNull<bindings::page>> {
     let i = list.iter().position(|(k, _)| *k == key)?;
     list.remove(i).ok().map(|(_, page)| page)
 }
@@ -452,7 +455,9 @@ fn read_user<const N: usize>(uarg: u64) -> Result<[u8; N], i32> {
 
 fn enable_cap(st: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
     match sub {
-        cmd::CONFIG_REALM => st.vm.config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
+        cmd::CONFIG_REALM => st
+            .vm
+            .config(vm::parse_config(&read_user::<CONFIG_SIZE>(uarg)?)?),
         cmd::CREATE_REALM => st.vm.create(&mut st.rmi, &mut st.alloc, &mut next_vmid),
         cmd::INIT_RIPAS_REALM => {
             let (base, size) = vm::parse_init_ripas(&read_user::<RANGE_SIZE>(uarg)?)?;
@@ -768,7 +773,13 @@ pub unsafe extern "C" fn kvm_rme_vcpu_resume(
     // SAFETY: by the function's contract.
     unsafe {
         with_vcpu(state, idx, |st, i| {
-            let State { vm, rmi, alloc, vcpus, .. } = st;
+            let State {
+                vm,
+                rmi,
+                alloc,
+                vcpus,
+                ..
+            } = st;
             let (Some(v), Ok(realm)) = (vcpus.get_mut(i), vm.runnable()) else {
                 return -crate::errno::EPERM;
             };
@@ -777,8 +788,15 @@ pub unsafe extern "C" fn kvm_rme_vcpu_resume(
             let Some(ctx) = v.ctx.as_mut() else {
                 return -crate::errno::EBUSY;
             };
-            v.state
-                .resume(realm, rmi, alloc, &v.rec, &mut ctx.run, mmio_data, hypercall_ret);
+            v.state.resume(
+                realm,
+                rmi,
+                alloc,
+                &v.rec,
+                &mut ctx.run,
+                mmio_data,
+                hypercall_ret,
+            );
             0
         })
     }
@@ -810,7 +828,10 @@ pub unsafe extern "C" fn kvm_rme_psci_complete(
             let Some(v) = vcpus.get_mut(i) else {
                 return -crate::errno::EPERM;
             };
-            match v.state.psci_complete(rmi, &v.rec, target_mpidr, target, psci_status) {
+            match v
+                .state
+                .psci_complete(rmi, &v.rec, target_mpidr, target, psci_status)
+            {
                 Ok(()) => 0,
                 Err(e) => {
                     warn_limited!(
@@ -832,7 +853,11 @@ pub unsafe extern "C" fn kvm_rme_psci_complete(
 /// # Safety
 ///
 /// `state` is the value of `kvm->arch.rme` of a live realm VM.
-unsafe fn with_vcpu(state: *mut c_void, idx: u32, f: impl FnOnce(&mut State, usize) -> c_int) -> c_int {
+unsafe fn with_vcpu(
+    state: *mut c_void,
+    idx: u32,
+    f: impl FnOnce(&mut State, usize) -> c_int,
+) -> c_int {
     // SAFETY: by the function's contract.
     let Some(m) = (unsafe { published(state) }) else {
         return -crate::errno::EPERM;
@@ -889,14 +914,25 @@ fn take_ctx(st: &mut State, idx: u32, io: &RunIo) -> Result<(EntryCtx, Pa), i32>
     // CAST: u32 to usize.
     let n = (io.gic_nr_lrs as usize).min(REC_GIC_NUM_LRS);
     if crate::exit::load_gic(&mut ctx.run.enter, io.gic_hcr, &io.gic_lrs[..n], lrs) < n {
-        warn_limited!("vCPU {}: {} pending interrupts, {} list registers\n", idx, n, lrs);
+        warn_limited!(
+            "vCPU {}: {} pending interrupts, {} list registers\n",
+            idx,
+            n,
+            lrs
+        );
     }
     Ok((ctx, v.rec.pa()))
 }
 
 /// After `REC_ENTER`: handles the exit of vCPU `idx` under the realm's
 /// mutex and puts its entry context back.
-fn finish_vcpu(st: &mut State, idx: u32, mut ctx: EntryCtx, entered: crate::abi::RmiResult, io: &mut RunIo) -> c_int {
+fn finish_vcpu(
+    st: &mut State,
+    idx: u32,
+    mut ctx: EntryCtx,
+    entered: crate::abi::RmiResult,
+    io: &mut RunIo,
+) -> c_int {
     st.vcpu_rmi_calls += ctx.rmi.counts.total();
     ctx.rmi.counts = Default::default();
     let State {
@@ -916,12 +952,20 @@ fn finish_vcpu(st: &mut State, idx: u32, mut ctx: EntryCtx, entered: crate::abi:
         return -crate::errno::EPERM;
     };
     let r = match vm.runnable() {
-        Ok(realm) => v.state.finish(entered, realm, rmi, alloc, &v.rec, &mut ctx.run, &mut |mpidr| {
-            // `Iterator::chain`: the prelude's `Init` has a `chain` too.
-            Iterator::chain(before.iter(), after.iter())
-                .find(|o| o.rec.mpidr() == mpidr)
-                .map(|o| o.rec.pa())
-        }),
+        Ok(realm) => v.state.finish(
+            entered,
+            realm,
+            rmi,
+            alloc,
+            &v.rec,
+            &mut ctx.run,
+            &mut |mpidr| {
+                // `Iterator::chain`: the prelude's `Init` has a `chain` too.
+                Iterator::chain(before.iter(), after.iter())
+                    .find(|o| o.rec.mpidr() == mpidr)
+                    .map(|o| o.rec.pa())
+            },
+        ),
         Err(e) => Err(e),
     };
     io.exits = v.state.exits;

@@ -180,7 +180,11 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
                         if !unshare {
                             last_share = Some((g, l));
                         }
-                        let fid = if unshare { Covg::UnshareMemory } else { Covg::ShareMemory };
+                        let fid = if unshare {
+                            Covg::UnshareMemory
+                        } else {
+                            Covg::ShareMemory
+                        };
                         ScriptedExit {
                             scause: cause::VS_ECALL,
                             gprs: vec![(17, EXT_COVG), (16, fid as u64), (10, g), (11, l)],
@@ -220,9 +224,13 @@ fn sequence(seed: u64, steps: u64) -> (u64, u64) {
                 }
                 // Every pinned VMM page is at a shared GPA.
                 for g in vmm.1.keys() {
-                    assert!(v.is_shared(Gpa(*g)), "step {step}: pin outside a shared range");
+                    assert!(
+                        v.is_shared(Gpa(*g)),
+                        "step {step}: pin outside a shared range"
+                    );
                 }
-            }            (Some(_), 8..=11) => {}
+            }
+            (Some(_), 8..=11) => {}
             (Some(v), _) => {
                 if rng.below(3) == 0 {
                     let mut ok = v.destroy(&mut t, &mut a).is_ok();

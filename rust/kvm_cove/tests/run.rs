@@ -146,7 +146,11 @@ fn ecall(ext: u64, fid: u64, args: &[u64]) -> ScriptedExit {
 fn mmio_load_goes_to_userspace_and_its_value_comes_back() {
     let mut vm = vm();
     // lh a2 (x12) from an MMIO page.
-    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, MMIO + 8, (12 << 7) | (1 << 12) | 0x03));
+    vm.script(fault(
+        cause::LOAD_GUEST_PAGE_FAULT,
+        MMIO + 8,
+        (12 << 7) | (1 << 12) | 0x03,
+    ));
     vm.script(irq());
     let s = vm.step().unwrap();
     assert_eq!(
@@ -174,7 +178,11 @@ fn mmio_load_goes_to_userspace_and_its_value_comes_back() {
 #[test]
 fn mmio_store_carries_the_value_and_needs_no_answer() {
     let mut vm = vm();
-    let mut x = fault(cause::STORE_GUEST_PAGE_FAULT, MMIO, (11 << 20) | (2 << 12) | 0x23);
+    let mut x = fault(
+        cause::STORE_GUEST_PAGE_FAULT,
+        MMIO,
+        (11 << 20) | (2 << 12) | 0x23,
+    );
     x.gprs.push((11, 0x1_2345_6789));
     vm.script(x);
     assert_eq!(
@@ -207,7 +215,8 @@ fn faults_map_whole_blocks_unless_a_small_page_is_there() {
     let mut tvm = Tvm::create(&mut t, &mut a, &info, 512).unwrap();
     tvm.add_region(&mut t, &mut a, Gpa(RAM), 4 << 20).unwrap();
     let src = a.alloc_contiguous(1).unwrap();
-    tvm.measure_page(&mut t, &mut a, Gpa(RAM + 0x20_0000), src).unwrap();
+    tvm.measure_page(&mut t, &mut a, Gpa(RAM + 0x20_0000), src)
+        .unwrap();
     tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
     tvm.finalize(&mut t, RAM, 0).unwrap();
     let mut v = VcpuRun::new(0);
@@ -221,7 +230,10 @@ fn faults_map_whole_blocks_unless_a_small_page_is_there() {
         .exits
         .push_back(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM + 0x20_1000, 0));
     let x = v.enter(&mut tvm, &mut t, &mut n).unwrap();
-    assert_eq!(v.handle(&mut tvm, &mut t, &mut a, &mut vmm, x), Ok(Step::Enter));
+    assert_eq!(
+        v.handle(&mut tvm, &mut t, &mut a, &mut vmm, x),
+        Ok(Step::Enter)
+    );
     assert_eq!(tvm.stats().zero_pages, 1);
     assert_eq!(m.borrow().tsm.mapped(tvm.gid(), RAM + 0x20_2000), None);
     tvm.destroy(&mut t, &mut a).unwrap();
@@ -286,7 +298,11 @@ fn shared_page_is_mapped_from_the_vmm() {
 fn bad_share_is_the_tvms_error() {
     let mut vm = vm();
     // Outside every region, then misaligned, then across the region end.
-    for (gpa, len) in [(MMIO, 0x1000), (RAM + 1, 0x1000), (RAM + (8 << 20) - 0x1000, 0x2000)] {
+    for (gpa, len) in [
+        (MMIO, 0x1000),
+        (RAM + 1, 0x1000),
+        (RAM + (8 << 20) - 0x1000, 0x2000),
+    ] {
         vm.script(ecall(EXT_COVG, Covg::ShareMemory as u64, &[gpa, len]));
     }
     // Unshare of a range never shared.

@@ -661,14 +661,29 @@ fn forwarded_cpu_on_waits_for_psci_complete() {
     assert_eq!(vm.m.borrow().rmm.counts.get(Command::RecEnter), entries);
     let t1 = Some(rec1.pa());
     // The wrong MPIDR, a target without a REC, a status the RMM refuses.
-    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 2, t1, 0), Err(errno::EINVAL));
-    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, None, 0), Err(errno::EINVAL));
-    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 5), Err(errno::EINVAL));
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 2, t1, 0),
+        Err(errno::EINVAL)
+    );
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, None, 0),
+        Err(errno::EINVAL)
+    );
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 5),
+        Err(errno::EINVAL)
+    );
     assert_eq!(vm.m.borrow().rmm.counts.get(Command::PsciComplete), 1);
     // DENIED is a valid answer to CPU_ON.
-    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, DENIED), Ok(()));
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, DENIED),
+        Ok(())
+    );
     // Once only.
-    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0), Err(errno::EINVAL));
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0),
+        Err(errno::EINVAL)
+    );
     // The realm runs on (and powers off: nothing more is scripted).
     assert_eq!(vm.run(0), Ok(UserExit::SystemEvent { reset: false }));
     assert_eq!(vm.vcpu.exits[ExitClass::Psci as usize], 2);
@@ -683,18 +698,28 @@ fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
     const AFFINITY_INFO: u32 = 0xC400_0004;
     let (mut vm, rec1) = two_rec_vm(&[AFFINITY_INFO, 0x8400_0008]);
     vm.script(psci_exit(AFFINITY_INFO, 1));
-    assert!(matches!(vm.run(0), Ok(UserExit::Hypercall { smc: true, .. })));
+    assert!(matches!(
+        vm.run(0),
+        Ok(UserExit::Hypercall { smc: true, .. })
+    ));
     let t1 = Some(rec1.pa());
     assert_eq!(
-        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, -3i32 as u32),
+        vm.vcpu
+            .psci_complete(&mut vm.rmi, &vm.rec, 1, t1, -3i32 as u32),
         Err(errno::EINVAL)
     );
-    assert_eq!(vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0), Ok(()));
+    assert_eq!(
+        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0),
+        Ok(())
+    );
     // SYSTEM_OFF is forwarded too: a hypercall exit, and the realm is off.
     vm.script(psci_exit(0x8400_0008, 0));
     assert!(matches!(
         vm.run(0),
-        Ok(UserExit::Hypercall { nr: 0x8400_0008, .. })
+        Ok(UserExit::Hypercall {
+            nr: 0x8400_0008,
+            ..
+        })
     ));
     vm.realm
         .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
@@ -705,19 +730,27 @@ fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
     let (mut vm, rec1) = two_rec_vm(&[]);
     vm.script(psci_exit(0xC400_0003, 1));
     let t1 = rec1.pa();
-    let mut step = vm
-        .vcpu
-        .enter(&mut vm.realm, &mut vm.rmi, &mut vm.alloc, &vm.rec, &mut vm.run, &mut |m| {
-            (m == 1).then_some(t1)
-        });
+    let mut step = vm.vcpu.enter(
+        &mut vm.realm,
+        &mut vm.rmi,
+        &mut vm.alloc,
+        &vm.rec,
+        &mut vm.run,
+        &mut |m| (m == 1).then_some(t1),
+    );
     assert_eq!(step, Ok(Step::Enter));
     assert_eq!(
         vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, Some(t1), 0),
         Err(errno::EINVAL)
     );
-    step = vm
-        .vcpu
-        .enter(&mut vm.realm, &mut vm.rmi, &mut vm.alloc, &vm.rec, &mut vm.run, &mut |_| None);
+    step = vm.vcpu.enter(
+        &mut vm.realm,
+        &mut vm.rmi,
+        &mut vm.alloc,
+        &vm.rec,
+        &mut vm.run,
+        &mut |_| None,
+    );
     assert_eq!(step, Ok(Step::User(UserExit::SystemEvent { reset: false })));
     vm.realm
         .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)

@@ -471,11 +471,17 @@ mod arch {
         for i in 0..vcpus {
             let v = vm.create_vcpu(i)?;
             let off = if i == 0 { 0 } else { 1 };
-            check_ok(init_vcpu(vm, &v, rec | off) == 0, &format!("vCPU {i} init failed"))?;
+            check_ok(
+                init_vcpu(vm, &v, rec | off) == 0,
+                &format!("vCPU {i} init failed"),
+            )?;
             if i == 0 {
                 v.set_one_reg(REG_PC, PAYLOAD_RAM)?;
             }
-            check_ok(finalize_rec(&v) == 0, &format!("FINALIZE(REC) vCPU {i} failed"))?;
+            check_ok(
+                finalize_rec(&v) == 0,
+                &format!("FINALIZE(REC) vCPU {i} failed"),
+            )?;
             out.push(v);
         }
         check_ok(rme(vm, 4, &[]) == 0, "ACTIVATE_REALM failed")?;
@@ -542,17 +548,26 @@ mod arch {
             "CPU_ON exit flags {flags:#x}: want KVM_HYPERCALL_EXIT_SMC"
         );
         let (e, _) = v0.run_raw();
-        check!(e == libc::EINVAL, "KVM_RUN before PSCI_COMPLETE: errno {e}, want EINVAL");
+        check!(
+            e == libc::EINVAL,
+            "KVM_RUN before PSCI_COMPLETE: errno {e}, want EINVAL"
+        );
         for (mpidr, status, pad, what) in [
             (2, 0, 0, "an MPIDR the call did not name"),
             (1, 0, 1, "non-zero padding"),
             (1, 5, 0, "a status the RMM refuses"),
         ] {
             let r = v0.psci_complete(mpidr, status, pad);
-            check!(r == Err(libc::EINVAL), "PSCI_COMPLETE with {what}: {r:?}, want EINVAL");
+            check!(
+                r == Err(libc::EINVAL),
+                "PSCI_COMPLETE with {what}: {r:?}, want EINVAL"
+            );
         }
         let r = v1.psci_complete(1, 0, 0);
-        check!(r == Err(libc::EINVAL), "PSCI_COMPLETE on vCPU 1 (no call pending): {r:?}");
+        check!(
+            r == Err(libc::EINVAL),
+            "PSCI_COMPLETE on vCPU 1 (no call pending): {r:?}"
+        );
         let r = v0.psci_complete(1, 0, 0);
         check!(r == Ok(0), "PSCI_COMPLETE(1, SUCCESS): {r:?}");
         let r = mmio_at(v0, "CPU_ON result", 0x100)?;
@@ -565,9 +580,15 @@ mod arch {
             "AFFINITY_INFO exit: nr {nr:#x}, args {args:x?}"
         );
         let r = v0.psci_complete(1, -3, 0);
-        check!(r == Err(libc::EINVAL), "AFFINITY_INFO completed with DENIED: {r:?}, want EINVAL");
+        check!(
+            r == Err(libc::EINVAL),
+            "AFFINITY_INFO completed with DENIED: {r:?}, want EINVAL"
+        );
         let r = v0.psci_complete(1, 0, 0);
-        check!(r == Ok(0), "PSCI_COMPLETE(1, SUCCESS) for AFFINITY_INFO: {r:?}");
+        check!(
+            r == Ok(0),
+            "PSCI_COMPLETE(1, SUCCESS) for AFFINITY_INFO: {r:?}"
+        );
         let r = mmio_at(v0, "AFFINITY_INFO result", 0x108)?;
         check!(r == 0, "PSCI AFFINITY_INFO(1) returned {r:#x}, want ON (0)");
         // SYSTEM_OFF is not forwarded: the kernel's system event.
@@ -658,13 +679,20 @@ mod arch {
             let st = mmio_at(&v[0], "RSI_HOST_CALL status", 0)?;
             check!(st == 0, "RSI_HOST_CALL status {st:#x}, want SUCCESS");
             let x0 = mmio_at(&v[0], "host call x0", 8)?;
-            check!(x0 == want, "forwarded {forwarded}: x0 {x0:#x} after the call, want {want:#x}");
+            check!(
+                x0 == want,
+                "forwarded {forwarded}: x0 {x0:#x} after the call, want {want:#x}"
+            );
             let (e, reason) = v[0].run_raw();
             check!(
                 e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
                 "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
             );
-            let hc = v[0].stats()?.get("rec_exit_host_call").copied().unwrap_or(0);
+            let hc = v[0]
+                .stats()?
+                .get("rec_exit_host_call")
+                .copied()
+                .unwrap_or(0);
             check!(hc == 1, "{hc} host-call exits, want 1");
         }
         Ok(Outcome::Pass)
@@ -680,7 +708,9 @@ mod arch {
         let v = vm.create_vcpu(0)?;
         match v.psci_complete(0, 0, 0) {
             Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
-            r => Err(format!("PSCI_COMPLETE on a normal vCPU: {r:?}, want EINVAL")),
+            r => Err(format!(
+                "PSCI_COMPLETE on a normal vCPU: {r:?}, want EINVAL"
+            )),
         }
     }
 
@@ -1799,7 +1829,11 @@ mod arch {
         match kvm::ioctl_ptr(vm.fd(), kvm::KVM_RISCV_COVE_MEASURE_REGION, &mut mr) {
             Ok(_) => return Err("MEASURE_REGION succeeded on a normal VM".into()),
             Err(e) if e == libc::EINVAL => {}
-            Err(e) => return Err(format!("MEASURE_REGION on a normal VM: errno {e}, want EINVAL")),
+            Err(e) => {
+                return Err(format!(
+                    "MEASURE_REGION on a normal VM: errno {e}, want EINVAL"
+                ))
+            }
         }
         run_to_mmio(&mut vm, RAM_GPA, &GUEST, |vcpu| {
             vcpu.set_one_reg(REG_PC, RAM_GPA)
