@@ -20,6 +20,9 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 
 mod abi;
+#[path = "../mem_encrypt/warn.rs"]
+#[macro_use]
+mod warn;
 #[path = "../mem_encrypt/counters.rs"]
 mod counters;
 mod errno;

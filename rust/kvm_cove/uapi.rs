@@ -16,7 +16,7 @@ use core::ffi::{c_int, c_long, c_ulong, c_void};
 use core::mem::offset_of;
 use core::pin::Pin;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -41,18 +41,6 @@ extern "C" {
     fn kvm_cove_nacl_get() -> *mut c_void;
     fn kvm_cove_nacl_put();
     pub(crate) fn kvm_cove_local_fence_all() -> c_long;
-}
-
-/// Warnings printed so far (a crude rate limit: the first few only).
-static WARNINGS: AtomicU32 = AtomicU32::new(0);
-
-/// Prints at most 16 warnings per boot.
-macro_rules! warn_limited {
-    ($($arg:tt)*) => {
-        if WARNINGS.fetch_add(1, Ordering::Relaxed) < 16 {
-            pr_warn!($($arg)*);
-        }
-    };
 }
 
 /// Conversion batch of a TVM's pool at first (2 MiB); it grows.

@@ -18,6 +18,9 @@
 use kernel::prelude::*;
 
 mod abi;
+#[path = "../mem_encrypt/warn.rs"]
+#[macro_use]
+mod warn;
 #[path = "../mem_encrypt/counters.rs"]
 mod counters;
 mod errno;

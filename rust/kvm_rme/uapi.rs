@@ -53,18 +53,6 @@ static READY: AtomicBool = AtomicBool::new(false);
 static FEATURES: AtomicU64 = AtomicU64::new(0);
 /// VMID candidates for `REALM_CREATE` (the RMM refuses ones in use).
 static NEXT_VMID: AtomicU32 = AtomicU32::new(1);
-/// Warnings printed so far (a crude rate limit: the first few only).
-static WARNINGS: AtomicU32 = AtomicU32::new(0);
-
-/// Prints at most 16 warnings per boot.
-macro_rules! warn_limited {
-    ($($arg:tt)*) => {
-        if WARNINGS.fetch_add(1, Ordering::Relaxed) < 16 {
-            pr_warn!($($arg)*);
-        }
-    };
-}
-
 /// Records the boot probe's outcome.
 pub(crate) fn set_ready(features: Option<Features0>) {
     if let Some(f) = features {
@@ -199,6 +187,30 @@ fn take_page(
     list.remove(i).ok().map(|(_, page)| page)
 }
 
+/// Records `page`, which the caller holds a reference or pin on, in
+/// `list` under `key` (its physical address if `None`) and returns that
+/// address.  Without memory for the entry, `drop_ref` gives the page back.
+///
+/// # Safety
+///
+/// `page` is a valid page, and `drop_ref` releases exactly what the
+/// caller holds on it.
+unsafe fn track(
+    list: &mut KVec<(u64, NonNull<bindings::page>)>,
+    key: Option<u64>,
+    page: NonNull<bindings::page>,
+    drop_ref: unsafe extern "C" fn(*mut c_void),
+) -> Result<u64, i32> {
+    // SAFETY: `page` is valid (contract).
+    let pa = unsafe { bindings::page_to_phys(page.as_ptr()) };
+    if list.push((key.unwrap_or(pa), page), GFP_KERNEL).is_err() {
+        // SAFETY: by the function's contract.
+        unsafe { drop_ref(page.as_ptr().cast()) };
+        return Err(crate::errno::ENOMEM);
+    }
+    Ok(pa)
+}
+
 impl GuestMemory for KernelAlloc {
     fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32> {
         let page = lookup(kvm_rme_gmem_page, self.kvm, ipa)?;
@@ -209,13 +221,8 @@ impl GuestMemory for KernelAlloc {
 
     fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32> {
         let page = lookup(kvm_rme_user_page, self.kvm, ipa)?;
-        // SAFETY: `page` is a valid page we hold a reference on.
-        let pa = unsafe { bindings::page_to_phys(page.as_ptr()) };
-        if self.sources.push((pa, page), GFP_KERNEL).is_err() {
-            // SAFETY: drops the reference `lookup` took.
-            unsafe { kvm_rme_put_page(page.as_ptr().cast()) };
-            return Err(crate::errno::ENOMEM);
-        }
+        // SAFETY: `kvm_rme_put_page` drops the reference `lookup` took.
+        let pa = unsafe { track(&mut self.sources, None, page, kvm_rme_put_page) }?;
         Ok(Pa(pa))
     }
 
@@ -228,13 +235,8 @@ impl GuestMemory for KernelAlloc {
 
     fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32> {
         let page = lookup(kvm_rme_pin_shared, self.kvm, gpa)?;
-        // SAFETY: `page` is a valid page we hold a pin on.
-        let pa = unsafe { bindings::page_to_phys(page.as_ptr()) };
-        if self.shared.push((gpa.0, page), GFP_KERNEL).is_err() {
-            // SAFETY: drops the pin `lookup` took.
-            unsafe { kvm_rme_unpin_shared(page.as_ptr().cast()) };
-            return Err(crate::errno::ENOMEM);
-        }
+        // SAFETY: `kvm_rme_unpin_shared` drops the pin `lookup` took.
+        let pa = unsafe { track(&mut self.shared, Some(gpa.0), page, kvm_rme_unpin_shared) }?;
         Ok(Pa(pa))
     }
 

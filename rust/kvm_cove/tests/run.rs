@@ -54,10 +54,23 @@ impl SharedMem for VmmPages {
 
 /// A runnable TVM with 8 MiB at `RAM` and one vCPU.
 fn vm() -> Vm {
-    let (mut t, mut a, n, m) = machine(64 << 20);
+    vm_with(64 << 20, 512, 8 << 20, |_, _, _| {})
+}
+
+/// A runnable TVM on `host` bytes of host memory, its pool converting
+/// `batch` pages at first, with `region` bytes at `RAM` and one vCPU;
+/// `setup` runs before finalize.
+fn vm_with(
+    host: u64,
+    batch: u64,
+    region: u64,
+    setup: impl FnOnce(&mut Tvm, &mut ModelTsm, &mut ModelAlloc),
+) -> Vm {
+    let (mut t, mut a, n, m) = machine(host);
     let info = check_tsm(&mut t).unwrap();
-    let mut tvm = Tvm::create(&mut t, &mut a, &info, 512).unwrap();
-    tvm.add_region(&mut t, &mut a, Gpa(RAM), 8 << 20).unwrap();
+    let mut tvm = Tvm::create(&mut t, &mut a, &info, batch).unwrap();
+    tvm.add_region(&mut t, &mut a, Gpa(RAM), region).unwrap();
+    setup(&mut tvm, &mut t, &mut a);
     tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
     tvm.finalize(&mut t, RAM, 0).unwrap();
     let vmm = VmmPages {
@@ -207,39 +220,22 @@ fn faults_map_whole_blocks_unless_a_small_page_is_there() {
     assert_eq!(vm.calls(Covh::TvmAddZeroPages), 1);
     assert_eq!(vm.mapped(RAM + 0x1f_f000), Some(true));
     assert_eq!(vm.tvm.stats().zero_pages, 512);
+    vm.destroy_clean();
 
-    // A measured page makes its block 4 KiB only (a fresh TVM: measuring
-    // is before finalize).
-    let (mut t, mut a, mut n, m) = machine(64 << 20);
-    let info = check_tsm(&mut t).unwrap();
-    let mut tvm = Tvm::create(&mut t, &mut a, &info, 512).unwrap();
-    tvm.add_region(&mut t, &mut a, Gpa(RAM), 4 << 20).unwrap();
-    let src = a.alloc_contiguous(1).unwrap();
-    tvm.measure_page(&mut t, &mut a, Gpa(RAM + 0x20_0000), src)
-        .unwrap();
-    tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
-    tvm.finalize(&mut t, RAM, 0).unwrap();
-    let mut v = VcpuRun::new(0);
-    let mut vmm = VmmPages {
-        a: ModelAlloc(m.clone()),
-        pinned: HashMap::new(),
-        pins: 0,
-    };
-    m.borrow_mut()
-        .tsm
-        .exits
-        .push_back(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM + 0x20_1000, 0));
-    let x = v.enter(&mut tvm, &mut t, &mut n).unwrap();
-    assert_eq!(
-        v.handle(&mut tvm, &mut t, &mut a, &mut vmm, x),
-        Ok(Step::Enter)
-    );
-    assert_eq!(tvm.stats().zero_pages, 1);
-    assert_eq!(m.borrow().tsm.mapped(tvm.gid(), RAM + 0x20_2000), None);
-    tvm.destroy(&mut t, &mut a).unwrap();
-    a.free(Plain::from_host_page(src).unwrap());
-    assert_eq!(m.borrow().host.outstanding(), 0);
-    assert_eq!(m.borrow().tsm.confidential_pages(), 0);
+    // A measured page makes its block 4 KiB only (measuring is before
+    // finalize).
+    let mut src = None;
+    let mut vm = vm_with(64 << 20, 512, 4 << 20, |tvm, t, a| {
+        let p = a.alloc_contiguous(1).unwrap();
+        tvm.measure_page(t, a, Gpa(RAM + 0x20_0000), p).unwrap();
+        src = Some(p);
+    });
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM + 0x20_1000, 0));
+    assert_eq!(vm.step(), Ok(Step::Enter));
+    assert_eq!(vm.tvm.stats().zero_pages, 1);
+    assert_eq!(vm.mapped(RAM + 0x20_2000), None);
+    // The source was copied: it is the VMM's again.
+    vm.a.free(Plain::from_host_page(src.unwrap()).unwrap());
     vm.destroy_clean();
 }
 
@@ -383,28 +379,8 @@ fn wfi_idles_and_odd_exits_are_internal_errors() {
 #[test]
 fn out_of_memory_fails_the_run_without_leaks() {
     // 1 MiB of host memory: the TVM fits, a 2 MiB block does not.
-    let (mut t, mut a, mut n, m) = machine(1 << 20);
-    let info = check_tsm(&mut t).unwrap();
-    let mut tvm = Tvm::create(&mut t, &mut a, &info, 16).unwrap();
-    tvm.add_region(&mut t, &mut a, Gpa(RAM), 4 << 20).unwrap();
-    tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
-    tvm.finalize(&mut t, RAM, 0).unwrap();
-    let mut v = VcpuRun::new(0);
-    let mut vmm = VmmPages {
-        a: ModelAlloc(m.clone()),
-        pinned: HashMap::new(),
-        pins: 0,
-    };
-    m.borrow_mut()
-        .tsm
-        .exits
-        .push_back(fault(cause::STORE_GUEST_PAGE_FAULT, RAM, 0));
-    let x = v.enter(&mut tvm, &mut t, &mut n).unwrap();
-    assert_eq!(
-        v.handle(&mut tvm, &mut t, &mut a, &mut vmm, x),
-        Err(TvmError::NoMemory)
-    );
-    tvm.destroy(&mut t, &mut a).unwrap();
-    assert_eq!(m.borrow().host.outstanding(), 0);
-    assert_eq!(m.borrow().tsm.confidential_pages(), 0);
+    let mut vm = vm_with(1 << 20, 16, 4 << 20, |_, _, _| {});
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, RAM, 0));
+    assert_eq!(vm.step(), Err(TvmError::NoMemory));
+    vm.destroy_clean();
 }

@@ -184,14 +184,7 @@ impl Vm {
             self.hypercall_ret,
         );
         for _ in 0..100 {
-            let step = self.vcpu.enter(
-                &mut self.realm,
-                &mut self.rmi,
-                &mut self.alloc,
-                &self.rec,
-                &mut self.run,
-                &mut |_| None,
-            )?;
+            let step = self.enter_once(&mut |_| None)?;
             match step {
                 Step::Enter | Step::Idle => {}
                 Step::SysRegWrite { esr, value } => self.sysreg_writes.push((esr, value)),
@@ -200,6 +193,26 @@ impl Vm {
             }
         }
         panic!("no user exit in 100 entries");
+    }
+
+    /// One entry with `target` finding PSCI targets, as `KVM_RUN` would.
+    fn enter_once(&mut self, target: &mut dyn FnMut(u64) -> Option<Pa>) -> Result<Step, i32> {
+        self.vcpu.enter(
+            &mut self.realm,
+            &mut self.rmi,
+            &mut self.alloc,
+            &self.rec,
+            &mut self.run,
+            target,
+        )
+    }
+
+    /// [`Vm::finish`] for a VM with a second REC.
+    fn finish_with(mut self, rec1: Rec) {
+        self.realm
+            .rec_destroy(&mut self.rmi, &mut self.alloc, rec1)
+            .unwrap();
+        self.finish();
     }
 
     fn finish(mut self) {
@@ -345,63 +358,26 @@ fn enter_without_answering_is_refused() {
     let mut vm = active_vm();
     vm.script(dabt(SHARED | 0x1000, true, 1));
     assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
-    let r = vm.vcpu.enter(
-        &mut vm.realm,
-        &mut vm.rmi,
-        &mut vm.alloc,
-        &vm.rec,
-        &mut vm.run,
-        &mut |_| None,
-    );
+    let r = vm.enter_once(&mut |_| None);
     assert_eq!(r, Err(errno::EINVAL));
     vm.finish();
 }
 
 #[test]
 fn psci_cpu_on_completes_towards_the_target() {
-    let (mut rmi, mut alloc, m) = small();
-    let mut realm = new_realm(&mut rmi, &mut alloc, 40);
-    let rec0 = realm
-        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
-        .unwrap();
-    let rec1 = realm
-        .rec_create(&mut rmi, &mut alloc, 1, 0, [0; 8], false)
-        .unwrap();
-    realm.activate(&mut rmi).unwrap();
-    let mut x = scripted(exit_reason::PSCI);
-    x.gprs[0] = 0xC400_0003;
-    x.gprs[1] = 1;
-    m.borrow_mut().rmm.exits.push_back(x.clone());
-    let mut run: Box<RecRun> = Box::default();
-    let mut v = VcpuRun::new();
-    let mut mem = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
+    let (mut vm, rec1) = two_rec_vm(&[]);
     let t1: Pa = rec1.pa();
-    let step = v
-        .enter(
-            &mut realm,
-            &mut rmi,
-            &mut mem,
-            &rec0,
-            &mut run,
-            &mut |mpidr| (mpidr == 1).then_some(t1),
-        )
-        .unwrap();
-    assert_eq!(step, Step::Enter);
-    assert_eq!(m.borrow().rmm.counts.get(Command::PsciComplete), 1);
+    let mut target = |mpidr: u64| (mpidr == 1).then_some(t1);
+    vm.script(psci_exit(0xC400_0003, 1));
+    let step = vm.enter_once(&mut target);
+    assert_eq!(step, Ok(Step::Enter));
+    assert_eq!(vm.m.borrow().rmm.counts.get(Command::PsciComplete), 1);
     // A target with no REC: EINVAL, no completion.
-    x.gprs[1] = 7;
-    m.borrow_mut().rmm.exits.push_back(x);
-    let r = v.enter(
-        &mut realm,
-        &mut rmi,
-        &mut mem,
-        &rec0,
-        &mut run,
-        &mut |mpidr| (mpidr == 1).then_some(t1),
-    );
+    vm.script(psci_exit(0xC400_0003, 7));
+    let r = vm.enter_once(&mut target);
     assert_eq!(r, Err(errno::EINVAL));
-    assert_eq!(m.borrow().rmm.counts.get(Command::PsciComplete), 1);
-    let _ = (rec0, rec1);
+    assert_eq!(vm.m.borrow().rmm.counts.get(Command::PsciComplete), 1);
+    let _ = rec1;
 }
 
 #[test]
@@ -687,10 +663,7 @@ fn forwarded_cpu_on_waits_for_psci_complete() {
     // The realm runs on (and powers off: nothing more is scripted).
     assert_eq!(vm.run(0), Ok(UserExit::SystemEvent { reset: false }));
     assert_eq!(vm.vcpu.exits[ExitClass::Psci as usize], 2);
-    vm.realm
-        .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
-        .unwrap();
-    vm.finish();
+    vm.finish_with(rec1);
 }
 
 #[test]
@@ -721,41 +694,21 @@ fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
             ..
         })
     ));
-    vm.realm
-        .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
-        .unwrap();
-    vm.finish();
+    vm.finish_with(rec1);
 
     // Without forwarding, PSCI_COMPLETE from userspace has nothing to do.
     let (mut vm, rec1) = two_rec_vm(&[]);
     vm.script(psci_exit(0xC400_0003, 1));
     let t1 = rec1.pa();
-    let mut step = vm.vcpu.enter(
-        &mut vm.realm,
-        &mut vm.rmi,
-        &mut vm.alloc,
-        &vm.rec,
-        &mut vm.run,
-        &mut |m| (m == 1).then_some(t1),
-    );
+    let mut step = vm.enter_once(&mut |m| (m == 1).then_some(t1));
     assert_eq!(step, Ok(Step::Enter));
     assert_eq!(
         vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, Some(t1), 0),
         Err(errno::EINVAL)
     );
-    step = vm.vcpu.enter(
-        &mut vm.realm,
-        &mut vm.rmi,
-        &mut vm.alloc,
-        &vm.rec,
-        &mut vm.run,
-        &mut |_| None,
-    );
+    step = vm.enter_once(&mut |_| None);
     assert_eq!(step, Ok(Step::User(UserExit::SystemEvent { reset: false })));
-    vm.realm
-        .rec_destroy(&mut vm.rmi, &mut vm.alloc, rec1)
-        .unwrap();
-    vm.finish();
+    vm.finish_with(rec1);
 }
 
 #[test]

@@ -78,6 +78,22 @@ fn run_to_mmio(
 mod arch {
     use super::*;
 
+    /// Defines `fn $name() -> &'static [u8]`: the machine code a
+    /// `global_asm!` payload assembled between symbols `$start` and `$end`.
+    macro_rules! payload_fn {
+        ($name:ident, $start:ident, $end:ident, $doc:literal) => {
+            #[doc = $doc]
+            fn $name() -> &'static [u8] {
+                extern "C" {
+                    static $start: u8;
+                    static $end: u8;
+                }
+                // SAFETY: both symbols delimit the payload in one section.
+                unsafe { asm_bytes(core::ptr::addr_of!($start), core::ptr::addr_of!($end)) }
+            }
+        };
+    }
+
     /// `KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | pc`.
     const REG_PC: u64 = 0x6030_0000_0010_0040;
     const RAM_GPA: u64 = 0x4000_0000;
@@ -291,21 +307,12 @@ mod arch {
         ".popsection",
     );
 
-    extern "C" {
-        static confvm_realm_payload_start: u8;
-        static confvm_realm_payload_end: u8;
-    }
-
-    /// The payload's machine code.
-    fn payload() -> &'static [u8] {
-        // SAFETY: both symbols delimit the payload in one section.
-        unsafe {
-            asm_bytes(
-                core::ptr::addr_of!(confvm_realm_payload_start),
-                core::ptr::addr_of!(confvm_realm_payload_end),
-            )
-        }
-    }
+    payload_fn!(
+        payload,
+        confvm_realm_payload_start,
+        confvm_realm_payload_end,
+        "The payload of `realm_run`."
+    );
 
     /// The bytes assembled between two symbols.
     ///
@@ -360,20 +367,12 @@ mod arch {
         ".popsection",
     );
 
-    extern "C" {
-        static confvm_realm_smp_start: u8;
-        static confvm_realm_smp_end: u8;
-    }
-
-    fn smp_payload() -> &'static [u8] {
-        // SAFETY: both symbols delimit the payload in one section.
-        unsafe {
-            asm_bytes(
-                core::ptr::addr_of!(confvm_realm_smp_start),
-                core::ptr::addr_of!(confvm_realm_smp_end),
-            )
-        }
-    }
+    payload_fn!(
+        smp_payload,
+        confvm_realm_smp_start,
+        confvm_realm_smp_end,
+        "The two-vCPU payload."
+    );
 
     extern "C" fn on_alarm(_: libc::c_int) {}
 
@@ -386,51 +385,25 @@ mod arch {
         let Some(mut vm) = realm_vm(&kvm)? else {
             return Ok(Outcome::Skip(NO_REALMS.into()));
         };
-        let code = smp_payload();
-        vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, code)?;
-        check!(rme(&vm, 1, &[]) == 0, "CREATE_REALM failed");
-        let r = rme(&vm, 2, &range(PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64, 0));
-        check!(r == 0, "INIT_RIPAS: errno {r}");
-        let r = rme(&vm, 3, &populate(PAYLOAD_RAM, 0x1000, 1));
-        check!(r == 0, "POPULATE: errno {r}");
-        let rec = 1u32 << kvm::KVM_ARM_VCPU_REC;
-        let v0 = vm.create_vcpu(0)?;
-        let v1 = vm.create_vcpu(1)?;
-        check!(init_vcpu(&vm, &v0, rec) == 0, "vCPU 0 init failed");
-        v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
-        check!(finalize_rec(&v0) == 0, "FINALIZE(REC) vCPU 0 failed");
-        // POWER_OFF: vCPU 1's REC is created not runnable.
-        check!(init_vcpu(&vm, &v1, rec | 1) == 0, "vCPU 1 init failed");
-        check!(finalize_rec(&v1) == 0, "FINALIZE(REC) vCPU 1 failed");
-        check!(rme(&vm, 4, &[]) == 0, "ACTIVATE_REALM failed");
+        // vCPU 1's REC is created not runnable (POWER_OFF).
+        let v = realm_with(&mut vm, smp_payload(), None, 2)?;
+        let (v0, v1) = (&v[0], &v[1]);
 
         let (e, reason) = run_bounded(&v1, 200)?;
         check!(
             e == libc::EINTR && reason == kvm::KVM_EXIT_INTR,
             "vCPU 1 before CPU_ON: KVM_RUN errno {e}, exit {reason}; want EINTR, KVM_EXIT_INTR"
         );
-        let mmio = |v: &kvm::Vcpu, what: &str, off: u64| -> Result<u64, String> {
-            let (e, reason) = v.run_raw();
-            let m = v.mmio();
-            if e != 0 || reason != kvm::KVM_EXIT_MMIO || m.phys_addr != PAYLOAD_MMIO + off {
-                return Err(format!(
-                    "{what}: KVM_RUN errno {e}, exit {reason}, MMIO at {:#x}; want MMIO at {:#x}",
-                    m.phys_addr,
-                    PAYLOAD_MMIO + off
-                ));
-            }
-            Ok(u64::from_le_bytes(m.data))
-        };
-        let r = mmio(&v0, "CPU_ON", 0x100)?;
+        let r = mmio_at(v0, "CPU_ON", 0x100)?;
         check!(r == 0, "PSCI CPU_ON returned {r:#x}, want SUCCESS");
-        let ctx = mmio(&v1, "vCPU 1 context ID", 0x110)?;
+        let ctx = mmio_at(v1, "vCPU 1 context ID", 0x110)?;
         check!(ctx == 0x77, "vCPU 1 context ID {ctx:#x}, want 0x77");
-        let mpidr = mmio(&v1, "vCPU 1 MPIDR", 0x118)?;
+        let mpidr = mmio_at(v1, "vCPU 1 MPIDR", 0x118)?;
         check!(
             mpidr & 0xff_ffff == 1,
             "vCPU 1 MPIDR {mpidr:#x}, want affinity 1"
         );
-        let r = mmio(&v0, "AFFINITY_INFO", 0x108)?;
+        let r = mmio_at(v0, "AFFINITY_INFO", 0x108)?;
         check!(r == 0, "PSCI AFFINITY_INFO(1) returned {r:#x}, want ON (0)");
         let (e, reason) = v0.run_raw();
         check!(
@@ -442,7 +415,7 @@ mod arch {
         check!(psci == 3, "vCPU 0: {psci} PSCI exits, want 3");
         let sig = v1.stats()?.get("signal_exits").copied().unwrap_or(0);
         check!(sig == 1, "vCPU 1: {sig} signal exits, want 1");
-        drop((v0, v1));
+        drop(v);
         drop(vm);
         Ok(Outcome::Pass)
     }
@@ -638,20 +611,12 @@ mod arch {
         ".popsection",
     );
 
-    extern "C" {
-        static confvm_realm_hc_start: u8;
-        static confvm_realm_hc_end: u8;
-    }
-
-    fn hc_payload() -> &'static [u8] {
-        // SAFETY: both symbols delimit the payload in one section.
-        unsafe {
-            asm_bytes(
-                core::ptr::addr_of!(confvm_realm_hc_start),
-                core::ptr::addr_of!(confvm_realm_hc_end),
-            )
-        }
-    }
+    payload_fn!(
+        hc_payload,
+        confvm_realm_hc_start,
+        confvm_realm_hc_end,
+        "The host-call payload."
+    );
 
     /// RSI_HOST_CALL reaches the VMM that forwards its function ID, as
     /// KVM_EXIT_HYPERCALL (no SMC flag) whose `ret` the realm reads back
@@ -780,20 +745,12 @@ mod arch {
         ".popsection",
     );
 
-    extern "C" {
-        static confvm_realm_irq_start: u8;
-        static confvm_realm_irq_end: u8;
-    }
-
-    fn irq_payload() -> &'static [u8] {
-        // SAFETY: both symbols delimit the payload in one section.
-        unsafe {
-            asm_bytes(
-                core::ptr::addr_of!(confvm_realm_irq_start),
-                core::ptr::addr_of!(confvm_realm_irq_end),
-            )
-        }
-    }
+    payload_fn!(
+        irq_payload,
+        confvm_realm_irq_start,
+        confvm_realm_irq_end,
+        "The timer-interrupt payload."
+    );
 
     /// KVM_RUN with a watchdog: a realm that never exits to userspace is
     /// stopped by SIGALRM after `ms` milliseconds (EINTR).
