@@ -16,7 +16,7 @@ SRC=$BUILD/linux
 TARBALL=$CONFVM_SHARED/kernel/linux-source-7.2.tar.xz
 
 # Files and directories of the repo that land in the kernel tree.
-overlay_paths=(rust/kvm_rme rust/kvm_cove rust/mem_encrypt Documentation)
+overlay_paths=(rust/cvm_fw rust/kvm_rme rust/kvm_cove Documentation)
 patch_sum() { cat "$CONFVM_TOP"/patches/*.patch | sha256sum | cut -d' ' -f1; }
 
 unpack() {

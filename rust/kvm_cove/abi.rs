@@ -5,11 +5,13 @@
 //!
 //! Function numbering differs between the CoVE RFC (and Salus) and spec
 //! v0.7, so each numbering lives in its own submodule (`rfc`); callers use
-//! the typed functions of [`crate::tsm::Tsm`] and never see the numbers.
+//! the typed functions of [`crate::logic::tsm::Tsm`] and never see the numbers.
 
 use core::mem::{offset_of, size_of};
 
-pub mod rfc;
+mod rfc;
+
+pub use rfc::{CallCounts, Covg, Covh, Covi, TsmInfo};
 
 /// `COVH`: host-side extension.
 pub const EXT_COVH: u64 = 0x434F_5648;
@@ -21,23 +23,10 @@ pub const EXT_COVG: u64 = 0x434F_5647;
 pub const EXT_NACL: u64 = 0x4E41_434C;
 
 /// Page size the TSM tracks.
-pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SIZE: u64 = crate::cvm_fw::addr::PAGE_SIZE;
 
 /// A host physical address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pa(pub u64);
-
-impl Pa {
-    /// Whether the address is 4 KiB aligned.
-    pub const fn is_aligned(self) -> bool {
-        self.0 % PAGE_SIZE == 0
-    }
-
-    /// The address `n` pages further on.
-    pub const fn add_pages(self, n: u64) -> Pa {
-        Pa(self.0 + n * PAGE_SIZE)
-    }
-}
+pub use crate::cvm_fw::addr::Pa;
 
 /// A guest physical address of a TVM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,15 +94,15 @@ impl SbiError {
     /// The errno userspace sees when this ends an ioctl.
     pub const fn errno(self) -> i32 {
         match self {
-            SbiError::NotSupported => crate::errno::EOPNOTSUPP,
-            SbiError::InvalidParam => crate::errno::EINVAL,
-            SbiError::Denied => crate::errno::EPERM,
-            SbiError::InvalidAddress => crate::errno::EFAULT,
+            SbiError::NotSupported => crate::cvm_fw::errno::EOPNOTSUPP,
+            SbiError::InvalidParam => crate::cvm_fw::errno::EINVAL,
+            SbiError::Denied => crate::cvm_fw::errno::EPERM,
+            SbiError::InvalidAddress => crate::cvm_fw::errno::EFAULT,
             SbiError::AlreadyAvailable | SbiError::AlreadyStarted | SbiError::AlreadyStopped => {
-                crate::errno::EALREADY
+                crate::cvm_fw::errno::EALREADY
             }
-            SbiError::NoShmem => crate::errno::ENOMEM,
-            SbiError::Failed | SbiError::Unknown(_) => crate::errno::EIO,
+            SbiError::NoShmem => crate::cvm_fw::errno::ENOMEM,
+            SbiError::Failed | SbiError::Unknown(_) => crate::cvm_fw::errno::EIO,
         }
     }
 }
@@ -131,22 +120,6 @@ pub enum TsmState {
     Loaded = 1,
     /// Ready to create TVMs.
     Ready = 2,
-}
-
-/// `sbi_cove_tsm_info` (RFC/Salus layout, RV64).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TsmInfo {
-    /// [`TsmState`] as u32.
-    pub tstate: u32,
-    /// TSM version.
-    pub version: u32,
-    /// Pages of TVM state per TVM.
-    pub tvm_pages_needed: u64,
-    /// vCPUs per TVM.
-    pub tvm_max_vcpus: u64,
-    /// Pages of state per vCPU.
-    pub tvcpu_pages_needed: u64,
 }
 
 /// `sbi_cove_tvm_create_params`.
@@ -243,12 +216,6 @@ pub mod nacl {
 }
 
 const _: () = {
-    assert!(size_of::<TsmInfo>() == 32);
-    assert!(offset_of!(TsmInfo, tstate) == 0);
-    assert!(offset_of!(TsmInfo, version) == 4);
-    assert!(offset_of!(TsmInfo, tvm_pages_needed) == 8);
-    assert!(offset_of!(TsmInfo, tvm_max_vcpus) == 16);
-    assert!(offset_of!(TsmInfo, tvcpu_pages_needed) == 24);
     assert!(size_of::<TvmCreateParams>() == 16);
     assert!(offset_of!(TvmCreateParams, tvm_state_addr) == 8);
     assert!(size_of::<TvmAiaParams>() == 32);

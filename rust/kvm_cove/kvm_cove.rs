@@ -3,37 +3,32 @@
 //! RISC-V CoVE TVM host support for KVM: the host side of the COVH/COVI
 //! SBI extensions.
 //!
-//! `abi`, `tsm`, `pool`, `tvm`, `exit` and `run` are pure logic shared
-//! with the host build (`cargo test` runs them against an executable TSM
-//! model); `sbi` and `sbi_tsm` are the kernel's SBI conduit, and `uapi`
-//! the entry points of the riscv KVM hooks (patch 0006).
-
-#![allow(
-    dead_code,
-    unreachable_pub,
-    reason = "the pure-logic modules are shared with the host build, whose API their `pub` items
-              are; the kernel uses part of them"
-)]
+//! Three layers, one directory each:
+//!
+//! - `abi/`: the CoVE SBI interface, with each function numbering private
+//!   behind the numbering-neutral [`abi`] module;
+//! - `logic/`: pure logic (the page pool, TVMs, exit decoding, the vCPU
+//!   run step), shared with the host build, where `cargo test` runs it
+//!   against an executable TSM model;
+//! - `kernel/`: the SBI conduit, the TSM over it and the entry points of
+//!   the riscv KVM hooks (`patches/`), with the per-VM state and pages.
+//!
+//! `abi` and `logic` are public so that what only the host build uses
+//! is not dead code here; `kernel` is private and fully checked.
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::prelude::*;
 
-mod abi;
-#[path = "../mem_encrypt/warn.rs"]
-#[macro_use]
-mod warn;
-#[path = "../mem_encrypt/counters.rs"]
-mod counters;
-mod errno;
-mod exit;
-mod pool;
-mod run;
-mod sbi;
-mod sbi_tsm;
-mod tsm;
-mod tvm;
-mod uapi;
+#[path = "../cvm_fw/cvm_fw.rs"]
+pub mod cvm_fw;
+
+pub mod abi;
+/// The kernel layer, in `kernel/` (a module named `kernel` would shadow
+/// the kernel crate).
+#[path = "kernel.rs"]
+mod glue;
+pub mod logic;
 
 use abi::{EXT_COVH, EXT_NACL};
 
@@ -55,14 +50,14 @@ struct KvmCove;
 
 /// Probes COVH and NACL and asks a present TSM whether it is ready.
 fn probe() -> Result<bool> {
-    let covh = sbi::probe_extension(EXT_COVH);
-    let nacl = sbi::probe_extension(EXT_NACL);
+    let covh = glue::sbi::probe_extension(EXT_COVH);
+    let nacl = glue::sbi::probe_extension(EXT_NACL);
     if !(covh && nacl) {
         pr_info!("no TSM (COVH {}, NACL {}): TVMs disabled\n", covh, nacl);
         return Ok(false);
     }
-    let mut t = sbi_tsm::SbiTsm::new()?;
-    match tvm::check_tsm(&mut t) {
+    let mut t = glue::sbi_tsm::SbiTsm::new()?;
+    match logic::tvm::check_tsm(&mut t) {
         Ok(info) => {
             pr_info!(
                 "TSM version {:#x} ready: TVMs enabled, up to {} vCPUs each\n",
@@ -94,10 +89,10 @@ impl kernel::Module for KvmCove {
 #[no_mangle]
 pub extern "C" fn kvm_cove_check_vm_type(vm_type: core::ffi::c_ulong) -> core::ffi::c_int {
     if vm_type & !VM_TYPE_COVE != 0 {
-        return -errno::EINVAL;
+        return -cvm_fw::errno::EINVAL;
     }
     if vm_type & VM_TYPE_COVE != 0 && !TSM_READY.load(Ordering::Acquire) {
-        return -errno::EPERM;
+        return -cvm_fw::errno::EPERM;
     }
     0
 }
@@ -106,8 +101,8 @@ pub extern "C" fn kvm_cove_check_vm_type(vm_type: core::ffi::c_ulong) -> core::f
 #[kunit_tests(kvm_cove_sbi)]
 mod sbi_tests {
     use crate::abi::{SbiError, EXT_COVH};
-    use crate::sbi;
-    use crate::tsm::Tsm;
+    use crate::glue::sbi;
+    use crate::logic::tsm::Tsm;
 
     /// The ecall path works: the base extension reports itself.
     #[test]
@@ -125,15 +120,15 @@ mod sbi_tests {
     /// SBI_ERR_NOT_SUPPORTED; with one, it reports a valid state.
     #[test]
     fn covh_get_info_through_ecall() -> kernel::error::Result {
-        let mut t = crate::sbi_tsm::SbiTsm::new()?;
+        let mut t = crate::glue::sbi_tsm::SbiTsm::new()?;
         match t.get_info() {
             Err(e) => {
                 assert!(!sbi::probe_extension(EXT_COVH));
                 assert_eq!(e, SbiError::NotSupported);
             }
-            Ok(info) => assert!(info.tstate <= 2),
+            Ok((info, _)) => assert!(info.tstate <= 2),
         }
-        assert_eq!(t.counts.get(crate::abi::rfc::Covh::TsmGetInfo), 1);
+        assert_eq!(t.counts.get(crate::abi::Covh::TsmGetInfo), 1);
         Ok(())
     }
 }
@@ -141,9 +136,9 @@ mod sbi_tests {
 #[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
 #[kunit_tests(kvm_cove_abi)]
 mod abi_tests {
-    use crate::abi::rfc::Covh;
+    use crate::abi::Covh;
     use crate::abi::{nacl, SbiError};
-    use crate::tvm::pgt_pages_for;
+    use crate::logic::tvm::pgt_pages_for;
 
     #[test]
     fn sbi_errors() {
@@ -172,7 +167,7 @@ mod abi_tests {
 #[kunit_tests(kvm_cove_vm_type)]
 mod vm_type_tests {
     use super::kvm_cove_check_vm_type;
-    use crate::errno;
+    use crate::cvm_fw::errno;
 
     #[test]
     fn vm_types() {

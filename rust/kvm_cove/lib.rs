@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Host build of the kvm_cove pure logic (`cargo test`); the kernel builds
-//! the same files from `kvm_cove.rs`.
+//! Host build of the TVM host's firmware ABI and pure logic
+//! (`cargo test`), with the executable TSM model.
+//!
+//! The kernel builds the same `abi` and `logic` layers from `kvm_cove.rs`,
+//! plus `kernel` in place of `model`.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -9,16 +12,13 @@
 #[cfg(any(test, feature = "model"))]
 extern crate std;
 
+/// Addresses, page ownership, call tables and errnos shared with
+/// `kvm_rme` (`rust/cvm_fw`).  The kernel compiles it as the module of
+/// the same name, so both builds say `crate::cvm_fw`.
+pub extern crate cvm_fw;
+
 pub mod abi;
-/// Shared with kvm_rme through rust/mem_encrypt.
-#[path = "../mem_encrypt/counters.rs"]
-pub mod counters;
-pub mod errno;
-pub mod exit;
-pub mod pool;
-pub mod run;
-pub mod tsm;
-pub mod tvm;
+pub mod logic;
 
 #[cfg(any(test, feature = "model"))]
 pub mod model;

@@ -2,34 +2,30 @@
 
 //! The Realm Management Interface: version-neutral types.
 //!
-//! Each RMM specification version the host speaks has its own submodule
-//! (`v1_0`) with function IDs and shared-memory layouts; this module holds
-//! what they share: addresses, the status word and version numbers.
+//! Each RMM specification version the host speaks has its own private
+//! submodule (`v1_0`) with function IDs and shared-memory layouts.  This
+//! module is the one face the rest of the backend sees: it holds what the
+//! versions share (addresses, the status word, version numbers) and
+//! re-exports the versioned items the logic is written against, so no
+//! caller names a version.
 //! Status codes from the firmware stay [`RmiError`]; they become an errno
 //! only at the uAPI edge, through [`RmiError::errno`].
 
-pub mod v1_0;
+mod v1_0;
 
-/// Size of a granule, the unit the RMM tracks (4 KiB in RMI 1.0).
-pub const GRANULE_SIZE: u64 = 4096;
-/// `log2(GRANULE_SIZE)`.
-pub const GRANULE_SHIFT: u32 = 12;
+pub use v1_0::{enter_flags, exit_reason};
+pub use v1_0::{CallCounts, Command, Features0, HashAlgo, RealmParams};
+pub use v1_0::{RecEnter, RecExit, RecParams, RecRun, Ripas, RttEntry, RttEntryState};
+pub use v1_0::{DATA_FLAG_MEASURE, GICV3_HCR_HOST_MASK, MAX_REC_AUX_GRANULES, MAX_START_RTTS};
+pub use v1_0::{REC_GIC_NUM_LRS, REC_NUM_GPRS, REC_PARAMS_FLAG_RUNNABLE};
 
 /// A physical address the host hands to the RMM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pa(pub u64);
+pub use crate::cvm_fw::addr::Pa;
 
-impl Pa {
-    /// Whether the address is granule aligned.
-    pub const fn is_aligned(self) -> bool {
-        self.0 & (GRANULE_SIZE - 1) == 0
-    }
-
-    /// The address `n` granules further on.
-    pub const fn add_granules(self, n: u64) -> Pa {
-        Pa(self.0 + n * GRANULE_SIZE)
-    }
-}
+/// Size of a granule, the unit the RMM tracks (4 KiB in RMI 1.0).
+pub const GRANULE_SIZE: u64 = crate::cvm_fw::addr::PAGE_SIZE;
+/// `log2(GRANULE_SIZE)`.
+pub const GRANULE_SHIFT: u32 = crate::cvm_fw::addr::PAGE_SHIFT;
 
 /// An intermediate physical address in a realm's address space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,11 +126,11 @@ impl RmiError {
     /// (a host bug, also reported in the log); anything else is `EIO`.
     pub const fn errno(self) -> i32 {
         match self.status {
-            ErrorStatus::Input => crate::errno::EINVAL,
-            ErrorStatus::Realm => crate::errno::EPERM,
-            ErrorStatus::Rec => crate::errno::EBUSY,
-            ErrorStatus::Rtt => crate::errno::ENXIO,
-            ErrorStatus::Unknown(_) => crate::errno::EIO,
+            ErrorStatus::Input => crate::cvm_fw::errno::EINVAL,
+            ErrorStatus::Realm => crate::cvm_fw::errno::EPERM,
+            ErrorStatus::Rec => crate::cvm_fw::errno::EBUSY,
+            ErrorStatus::Rtt => crate::cvm_fw::errno::ENXIO,
+            ErrorStatus::Unknown(_) => crate::cvm_fw::errno::EIO,
         }
     }
 }

@@ -3,39 +3,33 @@
 //! Arm CCA realm host support for KVM: the host side of the Realm
 //! Management Interface (RMI 1.0).
 //!
-//! `abi`, `rmi`, `granule`, `probe`, `realm`, `exit` and `vm` are pure
-//! logic shared with the host build (`cargo test` runs them against an
-//! executable RMM model); `smc` is the kernel's RMI conduit and `uapi` the
-//! entry points of the arm64 KVM hooks (patch 0004).
-
-#![allow(
-    dead_code,
-    unreachable_pub,
-    reason = "the pure-logic modules are shared with the host build, whose API their `pub` items
-              are; the KVM hooks use part of them so far"
-)]
+//! Three layers, one directory each:
+//!
+//! - `abi/`: the RMI as each specification version defines it, private
+//!   behind the version-neutral [`abi`] module;
+//! - `logic/`: pure logic (realms, RECs, the run loop's decisions, the
+//!   uAPI's checks), shared with the host build, where `cargo test` runs
+//!   it against an executable RMM model;
+//! - `kernel/`: the SMC conduit and the entry points of the arm64 KVM
+//!   hooks (`patches/`), with the per-VM state and kernel pages.
+//!
+//! `abi` and `logic` are public so that what only the host build uses
+//! is not dead code here; `kernel` is private and fully checked.
 
 use kernel::prelude::*;
 
-mod abi;
-#[path = "../mem_encrypt/warn.rs"]
-#[macro_use]
-mod warn;
-#[path = "../mem_encrypt/counters.rs"]
-mod counters;
-mod errno;
-mod exit;
-mod granule;
-mod probe;
-mod realm;
-mod rmi;
-mod run;
-mod smc;
-mod uapi;
-mod vm;
+#[path = "../cvm_fw/cvm_fw.rs"]
+pub mod cvm_fw;
+
+pub mod abi;
+/// The kernel layer, in `kernel/` (a module named `kernel` would shadow
+/// the kernel crate).
+#[path = "kernel.rs"]
+mod glue;
+pub mod logic;
 
 use abi::RmiVersion;
-use probe::Probe;
+use logic::probe::{self, Probe};
 
 module! {
     type: KvmRme,
@@ -45,9 +39,8 @@ module! {
     license: "GPL",
 }
 
-struct KvmRme {
-    probe: Probe,
-}
+/// The module: realm support is decided once, at its initialisation.
+struct KvmRme;
 
 fn fmt_version(v: RmiVersion) -> (u16, u16) {
     (v.major, v.minor)
@@ -55,15 +48,13 @@ fn fmt_version(v: RmiVersion) -> (u16, u16) {
 
 impl kernel::Module for KvmRme {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        if !smc::at_el2() {
+        if !crate::glue::smc::at_el2() {
             pr_info!("not running at EL2 (a guest): no realm host support\n");
-            return Ok(KvmRme {
-                probe: Probe::NoFeatRme,
-            });
+            return Ok(KvmRme);
         }
-        let has_rme = smc::feat_rme();
+        let has_rme = crate::glue::smc::feat_rme();
         let probe = if has_rme {
-            let mut rmi = smc::SmcRmi::new()?;
+            let mut rmi = crate::glue::smc::SmcRmi::new()?;
             probe::probe(&mut rmi, true)
         } else {
             Probe::NoFeatRme
@@ -83,7 +74,7 @@ impl kernel::Module for KvmRme {
             Probe::Ready {
                 version, features, ..
             } => {
-                uapi::set_ready(Some(features));
+                crate::glue::uapi::set_ready(Some(features));
                 pr_info!(
                     "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
                     version.major,
@@ -93,14 +84,14 @@ impl kernel::Module for KvmRme {
                 );
             }
         }
-        Ok(KvmRme { probe })
+        Ok(KvmRme)
     }
 }
 
 #[cfg(CONFIG_KVM_RME_KUNIT_TEST)]
 #[kunit_tests(kvm_rme_abi)]
 mod abi_tests {
-    use crate::abi::v1_0::{Command, Features0};
+    use crate::abi::{Command, Features0};
     use crate::abi::{negotiate, ErrorStatus, RmiError, RmiVersion, VersionInfo};
 
     #[test]
@@ -160,11 +151,11 @@ mod abi_tests {
 #[cfg(CONFIG_KVM_RME_KUNIT_TEST)]
 #[kunit_tests(kvm_rme_rmm)]
 mod rmm_tests {
-    use crate::abi::v1_0::Command;
+    use crate::abi::Command;
     use crate::abi::{Pa, RmiError, RmiVersion};
-    use crate::granule::{self, Undelegated};
-    use crate::rmi::Rmi;
-    use crate::smc::{at_el2, feat_rme, SmcRmi};
+    use crate::logic::granule::{self, Undelegated};
+    use crate::logic::rmi::Rmi;
+    use crate::glue::smc::{at_el2, feat_rme, SmcRmi};
     use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
     use kernel::page::Page;
     use kernel::prelude::*;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Host build of the kvm_rme pure logic (`cargo test`).
+//! Host build of the realm host's firmware ABI and pure logic
+//! (`cargo test`), with the executable RMM model.
 //!
-//! The kernel builds the same files from `kvm_rme.rs`; this root adds the
-//! executable RMM model used by the tests and the counters benchmark.
+//! The kernel builds the same `abi` and `logic` layers from `kvm_rme.rs`,
+//! plus `kernel` in place of `model`.
 
 #![no_std]
 #![deny(unsafe_code)]
@@ -11,18 +12,13 @@
 #[cfg(any(test, feature = "model"))]
 extern crate std;
 
+/// Addresses, page ownership, call tables and errnos shared with
+/// `kvm_cove` (`rust/cvm_fw`).  The kernel compiles it as the module of
+/// the same name, so both builds say `crate::cvm_fw`.
+pub extern crate cvm_fw;
+
 pub mod abi;
-/// Shared with kvm_cove through rust/mem_encrypt.
-#[path = "../mem_encrypt/counters.rs"]
-pub mod counters;
-pub mod errno;
-pub mod exit;
-pub mod granule;
-pub mod probe;
-pub mod realm;
-pub mod rmi;
-pub mod run;
-pub mod vm;
+pub mod logic;
 
 #[cfg(any(test, feature = "model"))]
 pub mod model;

@@ -4,89 +4,63 @@
 //! Spec v0.7 inserts `PROMOTE_TO_TVM` at COVH 7 and shifts the rest; it
 //! would be a sibling module.
 
-/// COVH functions (a6).
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Covh {
-    /// `(pa(info), len) -> bytes written`.
-    TsmGetInfo = 0,
-    /// `(pa, npages)`.
-    TsmConvertPages = 1,
-    /// `(pa, npages)`.
-    TsmReclaimPages = 2,
-    /// Global fence, initiated.
-    TsmInitiateFence = 3,
-    /// Global fence, local part.
-    TsmLocalFence = 4,
-    /// `(pa(params), len) -> guest id`.
-    CreateTvm = 5,
-    /// `(gid, entry_sepc, entry_arg)`.
-    FinalizeTvm = 6,
-    /// `(gid)`.
-    DestroyTvm = 7,
-    /// `(gid, gpa, len)`.
-    TvmAddMemoryRegion = 8,
-    /// `(gid, pa, npages)`.
-    TvmAddPgtPages = 9,
-    /// `(gid, src_pa, dst_pa, page_type, npages, gpa)`.
-    TvmAddMeasuredPages = 10,
-    /// `(gid, pa, page_type, npages, gpa)`.
-    TvmAddZeroPages = 11,
-    /// `(gid, pa, page_type, npages, gpa)`.
-    TvmAddSharedPages = 12,
-    /// `(gid, vcpu_id, state_pa)`.
-    TvmCreateVcpu = 13,
-    /// `(gid, vcpu_id) -> 0 resumable, else terminated`.
-    TvmVcpuRun = 14,
-    /// `(gid)`.
-    TvmInitiateFence = 15,
-    /// `(gid, gpa, len)`.
-    TvmInvalidatePages = 16,
-    /// `(gid, gpa, len)`.
-    TvmValidatePages = 17,
-    /// `(gid, gpa, page_type)`.
-    TvmPromotePage = 18,
-    /// `(gid, gpa, page_type)`.
-    TvmDemotePage = 19,
-    /// `(gid, gpa, len)`.
-    TvmRemovePages = 20,
+crate::cvm_fw::calls::call_table! {
+    /// COVH functions (a6).
+    pub enum Covh: u64, counted by CallCounts {
+        /// `(pa(info), len) -> bytes written`.
+        TsmGetInfo = 0,
+        /// `(pa, npages)`.
+        TsmConvertPages = 1,
+        /// `(pa, npages)`.
+        TsmReclaimPages = 2,
+        /// Global fence, initiated.
+        TsmInitiateFence = 3,
+        /// Global fence, local part.
+        TsmLocalFence = 4,
+        /// `(pa(params), len) -> guest id`.
+        CreateTvm = 5,
+        /// `(gid, entry_sepc, entry_arg)`.
+        FinalizeTvm = 6,
+        /// `(gid)`.
+        DestroyTvm = 7,
+        /// `(gid, gpa, len)`.
+        TvmAddMemoryRegion = 8,
+        /// `(gid, pa, npages)`.
+        TvmAddPgtPages = 9,
+        /// `(gid, src_pa, dst_pa, page_type, npages, gpa)`.
+        TvmAddMeasuredPages = 10,
+        /// `(gid, pa, page_type, npages, gpa)`.
+        TvmAddZeroPages = 11,
+        /// `(gid, pa, page_type, npages, gpa)`.
+        TvmAddSharedPages = 12,
+        /// `(gid, vcpu_id, state_pa)`.
+        TvmCreateVcpu = 13,
+        /// `(gid, vcpu_id) -> 0 resumable, else terminated`.
+        TvmVcpuRun = 14,
+        /// `(gid)`.
+        TvmInitiateFence = 15,
+        /// `(gid, gpa, len)`.
+        TvmInvalidatePages = 16,
+        /// `(gid, gpa, len)`.
+        TvmValidatePages = 17,
+        /// `(gid, gpa, page_type)`.
+        TvmPromotePage = 18,
+        /// `(gid, gpa, page_type)`.
+        TvmDemotePage = 19,
+        /// `(gid, gpa, len)`.
+        TvmRemovePages = 20,
+    }
 }
 
 impl Covh {
-    /// Every COVH function, in FID order.
-    pub const ALL: [Covh; 21] = [
-        Covh::TsmGetInfo,
-        Covh::TsmConvertPages,
-        Covh::TsmReclaimPages,
-        Covh::TsmInitiateFence,
-        Covh::TsmLocalFence,
-        Covh::CreateTvm,
-        Covh::FinalizeTvm,
-        Covh::DestroyTvm,
-        Covh::TvmAddMemoryRegion,
-        Covh::TvmAddPgtPages,
-        Covh::TvmAddMeasuredPages,
-        Covh::TvmAddZeroPages,
-        Covh::TvmAddSharedPages,
-        Covh::TvmCreateVcpu,
-        Covh::TvmVcpuRun,
-        Covh::TvmInitiateFence,
-        Covh::TvmInvalidatePages,
-        Covh::TvmValidatePages,
-        Covh::TvmPromotePage,
-        Covh::TvmDemotePage,
-        Covh::TvmRemovePages,
-    ];
-
     /// The function ID.
     pub const fn fid(self) -> u64 {
-        // CAST: fieldless `repr(u64)` enum to its discriminant.
-        self as u64
+        self.number()
     }
 
     /// The function with ID `fid`.
     pub fn from_fid(fid: u64) -> Option<Covh> {
-        Covh::ALL.get(usize::try_from(fid).ok()?).copied()
+        Covh::from_number(fid)
     }
 }
 
@@ -150,3 +124,28 @@ impl Covg {
         })
     }
 }
+
+/// `sbi_cove_tsm_info` (RFC/Salus layout, RV64).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TsmInfo {
+    /// [`TsmState`](super::TsmState) as u32.
+    pub tstate: u32,
+    /// TSM version.
+    pub version: u32,
+    /// Pages of TVM state per TVM.
+    pub tvm_pages_needed: u64,
+    /// vCPUs per TVM.
+    pub tvm_max_vcpus: u64,
+    /// Pages of state per vCPU.
+    pub tvcpu_pages_needed: u64,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<TsmInfo>() == 32);
+    assert!(core::mem::offset_of!(TsmInfo, tstate) == 0);
+    assert!(core::mem::offset_of!(TsmInfo, version) == 4);
+    assert!(core::mem::offset_of!(TsmInfo, tvm_pages_needed) == 8);
+    assert!(core::mem::offset_of!(TsmInfo, tvm_max_vcpus) == 16);
+    assert!(core::mem::offset_of!(TsmInfo, tvcpu_pages_needed) == 24);
+};

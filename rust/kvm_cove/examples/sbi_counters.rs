@@ -6,12 +6,12 @@
 //!
 //!     cargo run --release -p kvm_cove --example sbi_counters --features model
 
-use kvm_cove::abi::rfc::Covh;
+use kvm_cove::abi::Covh;
 use kvm_cove::abi::Gpa;
+use kvm_cove::logic::pool::{PageAlloc, Plain, Pool};
+use kvm_cove::logic::tsm::CallCounts;
+use kvm_cove::logic::tvm::{check_tsm, Tvm};
 use kvm_cove::model::{machine, Shared};
-use kvm_cove::pool::{PageAlloc, Plain, Pool};
-use kvm_cove::tsm::CallCounts;
-use kvm_cove::tvm::{check_tsm, Tvm};
 
 const RAM: u64 = 0x8000_0000;
 const MIB: u64 = 1 << 20;

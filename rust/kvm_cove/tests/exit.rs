@@ -2,7 +2,7 @@
 //! TVM exit decoding from the NACL shared memory.
 
 use kvm_cove::abi::{nacl, Gpa, EXT_COVG};
-use kvm_cove::exit::{self, cause, forwarded, Exit, Mmio, NaclBuf, NaclShmem};
+use kvm_cove::logic::exit::{self, cause, forwarded, Exit, Mmio, NaclBuf, NaclShmem};
 
 fn conf(g: Gpa) -> bool {
     (0x8000_0000..0x9000_0000).contains(&g.0)

@@ -7,23 +7,23 @@
 
 use std::collections::HashMap;
 
-use kvm_cove::abi::rfc::Covg;
+use kvm_cove::abi::Covg;
 use kvm_cove::abi::{Gpa, Pa, EXT_COVG};
-use kvm_cove::exit::{cause, Exit};
+use kvm_cove::logic::exit::{cause, Exit};
+use kvm_cove::logic::pool::{PageAlloc, Plain};
+use kvm_cove::logic::run::{SharedMem, Step, VcpuRun};
+use kvm_cove::logic::tvm::{check_tsm, Tvm, TvmError, TvmState};
 use kvm_cove::model::{machine, ModelAlloc, ModelNacl, ModelTsm, ScriptedExit, Shared};
-use kvm_cove::pool::{PageAlloc, Plain};
-use kvm_cove::run::{SharedMem, Step, VcpuRun};
-use kvm_cove::tvm::{check_tsm, Tvm, TvmState};
 
 /// The VMM's pages behind shared GPAs, from the model's allocator.
 struct Vmm(ModelAlloc, HashMap<u64, Pa>);
 
 impl SharedMem for Vmm {
-    fn shared_page(&mut self, gpa: Gpa) -> Result<Pa, i32> {
+    fn shared_page(&mut self, gpa: Gpa) -> Result<Pa, TvmError> {
         if self.1.contains_key(&gpa.0) {
-            return Err(17);
+            return Err(TvmError::Invalid);
         }
-        let pa = self.0.alloc_contiguous(1).ok_or(12)?;
+        let pa = self.0.alloc_contiguous(1).ok_or(TvmError::NoMemory)?;
         self.1.insert(gpa.0, pa);
         Ok(pa)
     }

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 
-use kvm_cove::abi::rfc::{Covg, Covh};
+use kvm_cove::abi::{Covg, Covh};
 use kvm_cove::abi::{Gpa, Pa, EXT_COVG};
-use kvm_cove::exit::cause;
-use kvm_cove::exit::forwarded::{DBCN, SRST};
+use kvm_cove::logic::exit::cause;
+use kvm_cove::logic::exit::forwarded::{DBCN, SRST};
+use kvm_cove::logic::pool::{PageAlloc, Plain};
+use kvm_cove::logic::run::{SharedMem, Step, UserExit, VcpuRun};
+use kvm_cove::logic::tvm::{check_tsm, Tvm, TvmError};
 use kvm_cove::model::{machine, ModelAlloc, ModelNacl, ModelTsm, ScriptedExit, Shared};
-use kvm_cove::pool::{PageAlloc, Plain};
-use kvm_cove::run::{SharedMem, Step, UserExit, VcpuRun};
-use kvm_cove::tvm::{check_tsm, Tvm, TvmError};
 
 const RAM: u64 = 0x8000_0000;
 const MMIO: u64 = 0x1000_0000;
@@ -35,11 +35,11 @@ struct VmmPages {
 }
 
 impl SharedMem for VmmPages {
-    fn shared_page(&mut self, gpa: Gpa) -> Result<Pa, i32> {
+    fn shared_page(&mut self, gpa: Gpa) -> Result<Pa, TvmError> {
         if self.pinned.contains_key(&gpa.0) {
-            return Err(17);
+            return Err(TvmError::Invalid);
         }
-        let pa = self.a.alloc_contiguous(1).ok_or(12)?;
+        let pa = self.a.alloc_contiguous(1).ok_or(TvmError::NoMemory)?;
         self.pinned.insert(gpa.0, pa);
         self.pins += 1;
         Ok(pa)

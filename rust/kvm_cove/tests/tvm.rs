@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The TSM model's checks, and the TVM logic against it.
 
-use kvm_cove::abi::rfc::Covh;
+use kvm_cove::abi::Covh;
 use kvm_cove::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TvmCreateParams};
+use kvm_cove::logic::pool::PageAlloc;
+use kvm_cove::logic::tsm::{global_fence, Tsm};
+use kvm_cove::logic::tvm::{check_tsm, pgt_pages_for, Tvm, TvmError, TvmState};
 use kvm_cove::model::{machine, ModelAlloc, ModelNacl, ModelTsm, PageState, Shared, TsmModel};
-use kvm_cove::pool::PageAlloc;
-use kvm_cove::tsm::{global_fence, Tsm};
-use kvm_cove::tvm::{check_tsm, pgt_pages_for, Tvm, TvmError, TvmState};
 
 const BASE: u64 = 0x8000_0000;
 const RAM: u64 = 0x8000_0000; // guest RAM GPA
@@ -136,8 +136,8 @@ fn lifecycle_order_is_enforced() {
     assert_eq!(m.borrow().tsm.mapped(tvm.gid(), 0x1000_0000), Some(false));
     tvm.destroy(&mut t, &mut a).unwrap();
     assert_eq!(tvm.destroy(&mut t, &mut a), Err(TvmError::State));
-    a.free(kvm_cove::pool::Plain::from_host_page(src).unwrap());
-    a.free(kvm_cove::pool::Plain::from_host_page(host).unwrap());
+    a.free(kvm_cove::logic::pool::Plain::from_host_page(src).unwrap());
+    a.free(kvm_cove::logic::pool::Plain::from_host_page(host).unwrap());
     assert_clean(&m);
 }
 
@@ -262,6 +262,21 @@ fn no_tsm_means_no_tvm() {
         ..Default::default()
     };
     assert_eq!(check_tsm(&mut t), Err(TvmError::NoTsm));
-    assert_eq!(TvmError::NoTsm.errno(), kvm_cove::errno::EPERM);
+    use kvm_cove::abi::SbiError;
+    use kvm_cove::cvm_fw::errno;
+    for (e, want) in [
+        (TvmError::NoTsm, errno::EPERM),
+        (TvmError::State, errno::EPERM),
+        (TvmError::NoMemory, errno::ENOMEM),
+        (TvmError::Invalid, errno::EINVAL),
+        (TvmError::Tsm(SbiError::InvalidAddress), errno::EFAULT),
+        (TvmError::Tsm(SbiError::Denied), errno::EPERM),
+        (TvmError::Tsm(SbiError::Denied).in_run(), errno::EFAULT),
+        (TvmError::Interrupted, errno::EINTR),
+        (TvmError::NoDevice, errno::ENODEV),
+        (TvmError::Kernel(errno::EAGAIN), errno::EAGAIN),
+    ] {
+        assert_eq!(e.errno(), want, "{e:?}");
+    }
     let _: Option<ModelNacl> = None;
 }

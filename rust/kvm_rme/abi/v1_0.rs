@@ -11,102 +11,68 @@ use core::mem::{offset_of, size_of};
 /// Function-ID base: SMC64, fast call, standard-service range.
 const FID_BASE: u32 = 0xC400_0000;
 
-/// The RMI 1.0 commands.  The discriminant is the function-number part of
-/// the SMC function ID ([`Command::fid`]).
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Command {
-    /// `RMI_VERSION(req) -> (lower, higher)`.
-    Version = 0x150,
-    /// `RMI_GRANULE_DELEGATE(pa)`.
-    GranuleDelegate = 0x151,
-    /// `RMI_GRANULE_UNDELEGATE(pa)`.
-    GranuleUndelegate = 0x152,
-    /// `RMI_DATA_CREATE(rd, data, ipa, src, flags)`.
-    DataCreate = 0x153,
-    /// `RMI_DATA_CREATE_UNKNOWN(rd, data, ipa)`.
-    DataCreateUnknown = 0x154,
-    /// `RMI_DATA_DESTROY(rd, ipa) -> (data, top)`.
-    DataDestroy = 0x155,
-    /// `RMI_REALM_ACTIVATE(rd)`.
-    RealmActivate = 0x157,
-    /// `RMI_REALM_CREATE(rd, params)`.
-    RealmCreate = 0x158,
-    /// `RMI_REALM_DESTROY(rd)`.
-    RealmDestroy = 0x159,
-    /// `RMI_REC_CREATE(rd, rec, params)`.
-    RecCreate = 0x15A,
-    /// `RMI_REC_DESTROY(rec)`.
-    RecDestroy = 0x15B,
-    /// `RMI_REC_ENTER(rec, run)`.
-    RecEnter = 0x15C,
-    /// `RMI_RTT_CREATE(rd, rtt, ipa, level)`.
-    RttCreate = 0x15D,
-    /// `RMI_RTT_DESTROY(rd, ipa, level) -> (rtt, top)`.
-    RttDestroy = 0x15E,
-    /// `RMI_RTT_MAP_UNPROTECTED(rd, ipa, level, desc)`.
-    RttMapUnprotected = 0x15F,
-    /// `RMI_RTT_READ_ENTRY(rd, ipa, level) -> (level, state, desc, ripas)`.
-    RttReadEntry = 0x161,
-    /// `RMI_RTT_UNMAP_UNPROTECTED(rd, ipa, level) -> top`.
-    RttUnmapUnprotected = 0x162,
-    /// `RMI_PSCI_COMPLETE(calling_rec, target_rec, status)`.
-    PsciComplete = 0x164,
-    /// `RMI_FEATURES(index) -> value`.
-    Features = 0x165,
-    /// `RMI_RTT_FOLD(rd, ipa, level) -> rtt`.
-    RttFold = 0x166,
-    /// `RMI_REC_AUX_COUNT(rd) -> count`.
-    RecAuxCount = 0x167,
-    /// `RMI_RTT_INIT_RIPAS(rd, base, top) -> top`.
-    RttInitRipas = 0x168,
-    /// `RMI_RTT_SET_RIPAS(rd, rec, base, top) -> top`.
-    RttSetRipas = 0x169,
+crate::cvm_fw::calls::call_table! {
+    /// The RMI 1.0 commands.  The discriminant is the function-number part of
+    /// the SMC function ID ([`Command::fid`]).
+    pub enum Command: u32, counted by CallCounts {
+        /// `RMI_VERSION(req) -> (lower, higher)`.
+        Version = 0x150,
+        /// `RMI_GRANULE_DELEGATE(pa)`.
+        GranuleDelegate = 0x151,
+        /// `RMI_GRANULE_UNDELEGATE(pa)`.
+        GranuleUndelegate = 0x152,
+        /// `RMI_DATA_CREATE(rd, data, ipa, src, flags)`.
+        DataCreate = 0x153,
+        /// `RMI_DATA_CREATE_UNKNOWN(rd, data, ipa)`.
+        DataCreateUnknown = 0x154,
+        /// `RMI_DATA_DESTROY(rd, ipa) -> (data, top)`.
+        DataDestroy = 0x155,
+        /// `RMI_REALM_ACTIVATE(rd)`.
+        RealmActivate = 0x157,
+        /// `RMI_REALM_CREATE(rd, params)`.
+        RealmCreate = 0x158,
+        /// `RMI_REALM_DESTROY(rd)`.
+        RealmDestroy = 0x159,
+        /// `RMI_REC_CREATE(rd, rec, params)`.
+        RecCreate = 0x15A,
+        /// `RMI_REC_DESTROY(rec)`.
+        RecDestroy = 0x15B,
+        /// `RMI_REC_ENTER(rec, run)`.
+        RecEnter = 0x15C,
+        /// `RMI_RTT_CREATE(rd, rtt, ipa, level)`.
+        RttCreate = 0x15D,
+        /// `RMI_RTT_DESTROY(rd, ipa, level) -> (rtt, top)`.
+        RttDestroy = 0x15E,
+        /// `RMI_RTT_MAP_UNPROTECTED(rd, ipa, level, desc)`.
+        RttMapUnprotected = 0x15F,
+        /// `RMI_RTT_READ_ENTRY(rd, ipa, level) -> (level, state, desc, ripas)`.
+        RttReadEntry = 0x161,
+        /// `RMI_RTT_UNMAP_UNPROTECTED(rd, ipa, level) -> top`.
+        RttUnmapUnprotected = 0x162,
+        /// `RMI_PSCI_COMPLETE(calling_rec, target_rec, status)`.
+        PsciComplete = 0x164,
+        /// `RMI_FEATURES(index) -> value`.
+        Features = 0x165,
+        /// `RMI_RTT_FOLD(rd, ipa, level) -> rtt`.
+        RttFold = 0x166,
+        /// `RMI_REC_AUX_COUNT(rd) -> count`.
+        RecAuxCount = 0x167,
+        /// `RMI_RTT_INIT_RIPAS(rd, base, top) -> top`.
+        RttInitRipas = 0x168,
+        /// `RMI_RTT_SET_RIPAS(rd, rec, base, top) -> top`.
+        RttSetRipas = 0x169,
+    }
 }
 
 impl Command {
-    /// Every RMI 1.0 command, in function-ID order.
-    pub const ALL: [Command; 23] = [
-        Command::Version,
-        Command::GranuleDelegate,
-        Command::GranuleUndelegate,
-        Command::DataCreate,
-        Command::DataCreateUnknown,
-        Command::DataDestroy,
-        Command::RealmActivate,
-        Command::RealmCreate,
-        Command::RealmDestroy,
-        Command::RecCreate,
-        Command::RecDestroy,
-        Command::RecEnter,
-        Command::RttCreate,
-        Command::RttDestroy,
-        Command::RttMapUnprotected,
-        Command::RttReadEntry,
-        Command::RttUnmapUnprotected,
-        Command::PsciComplete,
-        Command::Features,
-        Command::RttFold,
-        Command::RecAuxCount,
-        Command::RttInitRipas,
-        Command::RttSetRipas,
-    ];
-
     /// The SMC function ID.
     pub const fn fid(self) -> u32 {
-        // CAST: fieldless `repr(u32)` enum to its discriminant.
-        FID_BASE | self as u32
+        FID_BASE | self.number()
     }
 
     /// The command with function ID `fid`, if it is an RMI 1.0 command.
     pub fn from_fid(fid: u32) -> Option<Command> {
-        Command::ALL.iter().copied().find(|c| c.fid() == fid)
-    }
-
-    /// Position in [`Command::ALL`], for per-command counters.
-    pub fn index(self) -> usize {
-        // ALL is sorted by discriminant, so a binary search always finds it.
-        Command::ALL.binary_search(&self).unwrap_or(0)
+        Command::from_number(fid.checked_sub(FID_BASE)?)
     }
 
     /// The specification's name.
@@ -164,25 +130,37 @@ impl Ripas {
 }
 
 /// RTT entry state as `RTT_READ_ENTRY` reports it.
-#[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RttEntryState {
-    /// Nothing mapped.
-    Unassigned = 0,
-    /// A page or block is mapped (protected DATA or unprotected).
-    Assigned = 1,
-    /// Points to a next-level RTT.
-    Table = 2,
+    /// Nothing mapped (`RMI_UNASSIGNED`, 0).
+    Unassigned,
+    /// A page or block is mapped, protected DATA or unprotected
+    /// (`RMI_ASSIGNED`, 1).
+    Assigned,
+    /// Points to a next-level RTT (`RMI_TABLE`, 2).
+    Table,
+    /// A value this host does not know (a newer RMM, or a firmware bug).
+    Unknown(u64),
 }
 
 impl RttEntryState {
     /// Decodes the wire value.
-    pub const fn from_u64(v: u64) -> Option<RttEntryState> {
+    pub const fn decode(v: u64) -> RttEntryState {
         match v {
-            0 => Some(RttEntryState::Unassigned),
-            1 => Some(RttEntryState::Assigned),
-            2 => Some(RttEntryState::Table),
-            _ => None,
+            0 => RttEntryState::Unassigned,
+            1 => RttEntryState::Assigned,
+            2 => RttEntryState::Table,
+            v => RttEntryState::Unknown(v),
+        }
+    }
+
+    /// The wire value.
+    pub const fn encode(self) -> u64 {
+        match self {
+            RttEntryState::Unassigned => 0,
+            RttEntryState::Assigned => 1,
+            RttEntryState::Table => 2,
+            RttEntryState::Unknown(v) => v,
         }
     }
 }
@@ -196,8 +174,31 @@ pub struct RttEntry {
     pub state: RttEntryState,
     /// Descriptor (output address and attributes) if assigned.
     pub desc: u64,
-    /// RIPAS (protected IPAs only; `Empty` for unprotected ones).
-    pub ripas: Ripas,
+    /// RIPAS as the RMM reported it (protected IPAs only; 0, `EMPTY`, for
+    /// unprotected ones); [`RttEntry::ripas`] decodes it.
+    pub ripas_value: u8,
+}
+
+impl RttEntry {
+    /// Decodes `x1..x4` of a successful `RTT_READ_ENTRY`: level, state,
+    /// descriptor, RIPAS.  Values outside the specification stay visible
+    /// ([`RttEntryState::Unknown`], [`RttEntry::ripas`] `None`) for the
+    /// caller to refuse; the answer itself is the RMM's.
+    pub const fn decode(x: [u64; 4]) -> RttEntry {
+        // CAST: the level is x1[7:0] and the RIPAS x4[7:0]; higher bits are
+        // RES0.
+        RttEntry {
+            level: (x[0] & 0xff) as u8,
+            state: RttEntryState::decode(x[1]),
+            desc: x[2],
+            ripas_value: (x[3] & 0xff) as u8,
+        }
+    }
+
+    /// The RIPAS, if it is one the specification defines.
+    pub const fn ripas(&self) -> Option<Ripas> {
+        Ripas::from_u8(self.ripas_value)
+    }
 }
 
 /// Measurement hash algorithm (`RMI_HASH_*`).
@@ -346,6 +347,7 @@ impl Features0 {
 
 /// `rmi_realm_params`: the granule `REALM_CREATE` reads.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct RealmParams {
     /// Bit 0 LPA2, bit 1 SVE, bit 2 PMU.
     pub flags: u64,
@@ -379,6 +381,7 @@ pub struct RealmParams {
 
 /// `rmi_rec_params`: the granule `REC_CREATE` reads.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct RecParams {
     /// [`REC_PARAMS_FLAG_RUNNABLE`].
     pub flags: u64,
@@ -401,6 +404,7 @@ pub struct RecParams {
 
 /// `rmi_rec_enter`: what the host passes on `REC_ENTER`.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct RecEnter {
     /// [`enter_flags`].
     pub flags: u64,
@@ -417,6 +421,7 @@ pub struct RecEnter {
 
 /// `rmi_rec_exit`: what the RMM reports when `REC_ENTER` returns.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct RecExit {
     /// One of [`exit_reason`].
     pub exit_reason: u8,
@@ -466,6 +471,7 @@ pub struct RecExit {
 
 /// `rmi_rec_run`: one granule, entry half then exit half.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct RecRun {
     /// Written by the host.
     pub enter: RecEnter,

@@ -7,12 +7,12 @@
 //!
 //!     cargo run --release -p kvm_rme --example rmi_counters --features model
 
-use kvm_rme::abi::v1_0::Command;
+use kvm_rme::abi::Command;
 use kvm_rme::abi::Ipa;
-use kvm_rme::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::logic::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::logic::realm::{Realm, RealmConfig};
+use kvm_rme::logic::rmi::CallCounts;
 use kvm_rme::model::{machine, ModelAlloc, ModelRmi, Shared};
-use kvm_rme::realm::{Realm, RealmConfig};
-use kvm_rme::rmi::CallCounts;
 
 const GIB: u64 = 1 << 30;
 const PAGES: u64 = GIB / 4096;
@@ -87,7 +87,7 @@ fn main() {
         let ipa = BASE + block * (2 << 20);
         let run = alloc.data_run(512, 2 << 20).expect("memory");
         for i in 0..512 {
-            let page = Undelegated::from_host_page(run.add_granules(i)).expect("aligned");
+            let page = Undelegated::from_host_page(run.add_pages(i)).expect("aligned");
             realm
                 .map_unknown(&mut rmi, &mut alloc, Ipa(ipa + i * 4096), page)
                 .expect("map");

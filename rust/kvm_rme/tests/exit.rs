@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! REC exit decoding and the entry side.
 
-use kvm_rme::abi::v1_0::{enter_flags, exit_reason, RecRun, Ripas};
 use kvm_rme::abi::Ipa;
-use kvm_rme::exit::{self, psci, Exit, Mmio, Timers};
-use kvm_rme::realm::Geometry;
+use kvm_rme::abi::{enter_flags, exit_reason, RecRun, Ripas};
+use kvm_rme::logic::exit::{self, psci, Exit, Mmio, Timers};
+use kvm_rme::logic::realm::Geometry;
 
 fn geo() -> Geometry {
     Geometry::new(40).unwrap()

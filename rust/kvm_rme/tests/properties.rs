@@ -16,10 +16,10 @@
 mod common;
 
 use kvm_rme::abi::{Ipa, Pa};
-use kvm_rme::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::logic::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::logic::realm::{Realm, RealmConfig, RealmState, Rec};
+use kvm_rme::logic::rmi::Rmi;
 use kvm_rme::model::{machine, Entry, GranuleState, ModelAlloc, ModelRmi, Shared};
-use kvm_rme::realm::{Realm, RealmConfig, RealmState, Rec};
-use kvm_rme::rmi::Rmi;
 
 struct Rng(u64);
 impl Rng {
@@ -250,7 +250,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                 };
                 let mut all = true;
                 for i in 0..512u64 {
-                    let page = Undelegated::from_host_page(run.add_granules(i)).expect("aligned");
+                    let page = Undelegated::from_host_page(run.add_pages(i)).expect("aligned");
                     let realm = w.realm.as_mut().expect("realm");
                     all &= realm
                         .map_unknown(&mut w.rmi, &mut w.alloc, Ipa(base + i * 4096), page)

@@ -4,12 +4,12 @@
 mod common;
 
 use common::*;
-use kvm_rme::abi::v1_0::{Command, Ripas};
+use kvm_rme::abi::{Command, Ripas};
 use kvm_rme::abi::{ErrorStatus, Ipa, Pa, RmiError};
-use kvm_rme::granule::GranuleAlloc;
+use kvm_rme::logic::granule::GranuleAlloc;
+use kvm_rme::logic::realm::{level_size, Geometry, Realm, RealmConfig, RealmError, RealmState};
+use kvm_rme::logic::rmi::Rmi;
 use kvm_rme::model::{machine, Entry, GranuleState, ModelRealmState};
-use kvm_rme::realm::{level_size, Geometry, Realm, RealmConfig, RealmError, RealmState};
-use kvm_rme::rmi::Rmi;
 
 #[test]
 fn geometry_matches_linux_stage2_sizing() {
@@ -76,7 +76,7 @@ fn create_failure_gives_back_everything() {
             err: RmiError::input()
         }
     );
-    assert_eq!(e.errno(), kvm_rme::errno::EINVAL);
+    assert_eq!(e.errno(), kvm_rme::cvm_fw::errno::EINVAL);
     assert_eq!(stats.leaked, 0);
     assert_clean(&m);
     // A root that fails to delegate.
@@ -148,7 +148,7 @@ fn populate_measures_and_teardown_frees() {
         Err(RealmError::State)
     );
     realm.destroy(&mut rmi, &mut alloc).unwrap();
-    alloc.free(kvm_rme::granule::Undelegated::from_host_page(s).unwrap());
+    alloc.free(kvm_rme::logic::granule::Undelegated::from_host_page(s).unwrap());
     assert_clean(&m);
 }
 
@@ -175,7 +175,7 @@ fn fault_map_folds_and_unmap_splits() {
     // A 2 MiB-aligned run of host pages (a huge folio).
     let run = alloc.data_run(512, 0x20_0000).unwrap();
     for i in 0..512 {
-        let page = kvm_rme::granule::Undelegated::from_host_page(run.add_granules(i)).unwrap();
+        let page = kvm_rme::logic::granule::Undelegated::from_host_page(run.add_pages(i)).unwrap();
         realm
             .map_unknown(&mut rmi, &mut alloc, Ipa(ipa + i * 0x1000), page)
             .unwrap();
@@ -204,13 +204,10 @@ fn fault_map_folds_and_unmap_splits() {
         "256 data pages back, one RTT taken"
     );
     assert_eq!(
-        m.borrow().rmm.granule(run.add_granules(128)),
+        m.borrow().rmm.granule(run.add_pages(128)),
         GranuleState::Undelegated
     );
-    assert_eq!(
-        m.borrow().rmm.granule(run.add_granules(0)),
-        GranuleState::Data
-    );
+    assert_eq!(m.borrow().rmm.granule(run.add_pages(0)), GranuleState::Data);
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_eq!(realm.stats().data_pages, 0);
     assert_clean(&m);
@@ -274,7 +271,7 @@ fn recs_and_activation() {
         .fail_next
         .push((Command::RecDestroy, RmiError::new(ErrorStatus::Rec, 0)));
     let (r1, e) = realm.rec_destroy(&mut rmi, &mut alloc, r1).unwrap_err();
-    assert_eq!(e.errno(), kvm_rme::errno::EBUSY);
+    assert_eq!(e.errno(), kvm_rme::cvm_fw::errno::EBUSY);
     realm.rec_destroy(&mut rmi, &mut alloc, r1).unwrap();
     realm.rec_destroy(&mut rmi, &mut alloc, r0).unwrap();
     realm.destroy(&mut rmi, &mut alloc).unwrap();
@@ -335,9 +332,9 @@ fn init_ripas_creates_tables_at_unaligned_edges() {
         .init_ripas(&mut rmi, &mut alloc, Ipa(0x4000_0000), Ipa(0x8000_1000))
         .unwrap();
     let e = rmi.rtt_read_entry(realm.rd(), Ipa(0x8000_0000), 3).unwrap();
-    assert_eq!((e.level, e.ripas), (3, Ripas::Ram));
+    assert_eq!((e.level, e.ripas()), (3, Some(Ripas::Ram)));
     let e = rmi.rtt_read_entry(realm.rd(), Ipa(0x8000_1000), 3).unwrap();
-    assert_eq!(e.ripas, Ripas::Empty);
+    assert_eq!(e.ripas(), Some(Ripas::Empty));
     assert_eq!(
         realm.init_ripas(&mut rmi, &mut alloc, Ipa(0x1000), Ipa(0x1000)),
         Err(RealmError::Invalid)

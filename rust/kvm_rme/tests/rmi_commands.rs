@@ -6,12 +6,12 @@
 mod common;
 
 use common::*;
-use kvm_rme::abi::v1_0::{Command, Ripas, RttEntryState};
+use kvm_rme::abi::{Command, Ripas, RttEntryState};
 use kvm_rme::abi::{ErrorStatus, Ipa, Pa, RmiError, RmiVersion};
-use kvm_rme::granule::undelegate;
+use kvm_rme::logic::granule::undelegate;
+use kvm_rme::logic::realm::{Geometry, RealmConfig};
+use kvm_rme::logic::rmi::{RealmCreate, RecCreate, Rmi};
 use kvm_rme::model::{GranuleState, ModelRealmState, RmmModel};
-use kvm_rme::realm::{Geometry, RealmConfig};
-use kvm_rme::rmi::{RealmCreate, RecCreate, Rmi};
 
 const BASE: u64 = 0x8000_0000;
 
@@ -32,7 +32,7 @@ fn params(base: Pa, bits: u8, vmid: u16) -> RealmCreate {
         num_bps: 2,
         num_wps: 2,
         pmu_num_ctrs: 0,
-        hash_algo: kvm_rme::abi::v1_0::HashAlgo::Sha256,
+        hash_algo: kvm_rme::abi::HashAlgo::Sha256,
         rpv: [0; 64],
         vmid,
         rtt_base: base,
@@ -45,7 +45,7 @@ fn params(base: Pa, bits: u8, vmid: u16) -> RealmCreate {
 fn realm(m: &mut RmmModel) -> Pa {
     let rd = Pa(BASE);
     for i in 0..3 {
-        m.granule_delegate(Pa(BASE).add_granules(i)).unwrap();
+        m.granule_delegate(Pa(BASE).add_pages(i)).unwrap();
     }
     m.realm_create(rd, &params(Pa(BASE + 0x1000), 40, 7))
         .unwrap();
@@ -53,7 +53,7 @@ fn realm(m: &mut RmmModel) -> Pa {
 }
 
 fn g(i: u64) -> Pa {
-    Pa(BASE + 0x10_0000).add_granules(i)
+    Pa(BASE + 0x10_0000).add_pages(i)
 }
 
 #[test]
@@ -64,7 +64,7 @@ fn version_and_features() {
     assert_eq!(r.info.lower, RmiVersion::V1_0);
     let r = m.version(RmiVersion { major: 2, minor: 0 });
     assert_eq!(r.status.map_err(|e| e.status), Err(ErrorStatus::Input));
-    let f = kvm_rme::abi::v1_0::Features0::decode(m.features(0).unwrap());
+    let f = kvm_rme::abi::Features0::decode(m.features(0).unwrap());
     assert_eq!(f, m.features);
     assert_eq!(m.counts.get(Command::Version), 2);
     assert_eq!(m.counts.get(Command::Features), 1);
@@ -96,7 +96,7 @@ fn realm_create_checks_params() {
         Err(RmiError::input())
     );
     for i in 0..3 {
-        m.granule_delegate(Pa(BASE).add_granules(i)).unwrap();
+        m.granule_delegate(Pa(BASE).add_pages(i)).unwrap();
     }
     let mut p = params(base, 40, 1);
     p.rtt_level_start = 0;
@@ -249,8 +249,8 @@ fn rtt_destroy_and_fold() {
     // so use pages from a 2 MiB-aligned region.
     let run = Pa(BASE + 0x40_0000);
     for i in 0..512 {
-        m.granule_delegate(run.add_granules(i)).unwrap();
-        m.data_create_unknown(rd, run.add_granules(i), Ipa(ipa + i * 0x1000))
+        m.granule_delegate(run.add_pages(i)).unwrap();
+        m.data_create_unknown(rd, run.add_pages(i), Ipa(ipa + i * 0x1000))
             .unwrap();
     }
     // Live: cannot destroy.
@@ -269,7 +269,7 @@ fn rtt_destroy_and_fold() {
     for i in 0..512 {
         assert_eq!(
             m.data_destroy(rd, Ipa(ipa + i * 0x1000)).unwrap().pa,
-            run.add_granules(i)
+            run.add_pages(i)
         );
     }
     let (d, top) = m.rtt_destroy(rd, Ipa(ipa), 3);
@@ -349,7 +349,7 @@ fn rec_lifecycle() {
         Err(RmiError::input()),
         "same MPIDR"
     );
-    let mut run = Box::<kvm_rme::abi::v1_0::RecRun>::default();
+    let mut run = Box::<kvm_rme::abi::RecRun>::default();
     assert_eq!(
         m.rec_enter(g(0), &mut run),
         Err(RmiError::new(ErrorStatus::Realm, 0)),
@@ -371,7 +371,7 @@ fn rec_lifecycle() {
     );
     // Nothing scripted: the model's realm powers off...
     m.rec_enter(g(0), &mut run).unwrap();
-    assert_eq!(run.exit.exit_reason, kvm_rme::abi::v1_0::exit_reason::PSCI);
+    assert_eq!(run.exit.exit_reason, kvm_rme::abi::exit_reason::PSCI);
     // ...and further entries say SYSTEM_OFF.
     assert_eq!(
         m.rec_enter(g(0), &mut run),
@@ -415,7 +415,7 @@ fn unprotected_map_unmap() {
         m.granule_delegate(g(i)).unwrap();
     }
     let ipa = (1u64 << 39) + 0x4000_0000;
-    let desc = 0x9000_0000 | kvm_rme::realm::UNPROTECTED_ATTRS;
+    let desc = 0x9000_0000 | kvm_rme::logic::realm::UNPROTECTED_ATTRS;
     assert_eq!(m.rtt_map_unprotected(rd, Ipa(ipa), 3, desc), rtt(1));
     m.rtt_create(rd, g(0), Ipa(ipa), 2).unwrap();
     m.rtt_create(rd, g(1), Ipa(ipa), 3).unwrap();
@@ -455,7 +455,7 @@ fn init_ripas_blocks_and_edges() {
         Ok(Ipa(0x40_0000))
     );
     let e = m.rtt_read_entry(rd, Ipa(0x20_0000), 2).unwrap();
-    assert_eq!(e.ripas, Ripas::Ram);
+    assert_eq!(e.ripas(), Some(Ripas::Ram));
     // Beyond the protected half.
     assert_eq!(
         m.rtt_init_ripas(rd, Ipa(0), Ipa(1 << 40)),
@@ -490,7 +490,7 @@ fn set_ripas_follows_the_request() {
         .rmm
         .exits
         .push_back(kvm_rme::model::ScriptedExit {
-            reason: kvm_rme::abi::v1_0::exit_reason::RIPAS_CHANGE,
+            reason: kvm_rme::abi::exit_reason::RIPAS_CHANGE,
             esr: 0,
             far: 0,
             hpfar: 0,
@@ -498,7 +498,7 @@ fn set_ripas_follows_the_request() {
             ripas: (0x1000, 0x3000, Ripas::Empty as u8),
             imm: 0,
         });
-    let mut run = Box::<kvm_rme::abi::v1_0::RecRun>::default();
+    let mut run = Box::<kvm_rme::abi::RecRun>::default();
     rmi.rec_enter(rec.pa(), &mut run).unwrap();
     assert_eq!(
         rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x2000), Ipa(0x3000)),
@@ -514,7 +514,7 @@ fn set_ripas_follows_the_request() {
         Ok(Ipa(0x3000))
     );
     let e = rmi.rtt_read_entry(rd, Ipa(0x1000), 3).unwrap();
-    assert_eq!(e.ripas, Ripas::Empty);
+    assert_eq!(e.ripas(), Some(Ripas::Empty));
     realm.rec_destroy(&mut rmi, &mut alloc, rec).unwrap();
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_clean(&m);

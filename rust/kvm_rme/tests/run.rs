@@ -5,14 +5,14 @@
 mod common;
 
 use common::{assert_clean, new_realm, small};
-use kvm_rme::abi::v1_0::{enter_flags, exit_reason, Command, RecRun, Ripas};
+use kvm_rme::abi::{enter_flags, exit_reason, Command, RecRun, Ripas};
 use kvm_rme::abi::{ErrorStatus, Ipa, Pa, RmiError};
-use kvm_rme::errno;
-use kvm_rme::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::cvm_fw::errno;
+use kvm_rme::logic::granule::{GranuleAlloc, Undelegated};
+use kvm_rme::logic::realm::{Realm, RealmError, Rec};
+use kvm_rme::logic::run::{ExitClass, GuestMemory, Step, UserExit, VcpuRun};
+use kvm_rme::logic::vm::RealmVm;
 use kvm_rme::model::{ModelAlloc, ModelRmi, ScriptedExit, Shared};
-use kvm_rme::realm::{Realm, Rec};
-use kvm_rme::run::{ExitClass, GuestMemory, Step, UserExit, VcpuRun};
-use kvm_rme::vm::RealmVm;
 
 const RAM: u64 = 0x8000_0000;
 const RAM_SIZE: u64 = 64 << 10;
@@ -40,20 +40,20 @@ impl GranuleAlloc for Gmem {
 }
 
 impl GuestMemory for Gmem {
-    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32> {
+    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, RealmError> {
         if !(RAM..RAM + RAM_SIZE).contains(&ipa.0) {
-            return Err(errno::EFAULT);
+            return Err(RealmError::Fault);
         }
         self.1 += 1;
-        self.0.data_page().ok_or(errno::ENOMEM)
+        self.0.data_page().ok_or(RealmError::NoMemory)
     }
 
-    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32> {
+    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, RealmError> {
         if !(RAM..RAM + RAM_SIZE).contains(&ipa.0) {
-            return Err(errno::EFAULT);
+            return Err(RealmError::Fault);
         }
         self.2 += 1;
-        Ok(self.0.alloc().ok_or(errno::ENOMEM)?.pa())
+        Ok(self.0.alloc().ok_or(RealmError::NoMemory)?.pa())
     }
 
     fn release_source(&mut self, pa: Pa) {
@@ -65,11 +65,11 @@ impl GuestMemory for Gmem {
         self.3
     }
 
-    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32> {
+    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, RealmError> {
         if !(RAM..RAM + RAM_SIZE).contains(&gpa.0) {
-            return Err(errno::EFAULT);
+            return Err(RealmError::Fault);
         }
-        let pa = self.0.alloc().ok_or(errno::ENOMEM)?.pa();
+        let pa = self.0.alloc().ok_or(RealmError::NoMemory)?.pa();
         self.4.push((gpa.0, pa));
         Ok(pa)
     }
@@ -197,6 +197,14 @@ impl Vm {
 
     /// One entry with `target` finding PSCI targets, as `KVM_RUN` would.
     fn enter_once(&mut self, target: &mut dyn FnMut(u64) -> Option<Pa>) -> Result<Step, i32> {
+        self.enter_typed(target).map_err(|e| e.errno())
+    }
+
+    /// [`Vm::enter_once`] with the typed error.
+    fn enter_typed(
+        &mut self,
+        target: &mut dyn FnMut(u64) -> Option<Pa>,
+    ) -> Result<Step, RealmError> {
         self.vcpu.enter(
             &mut self.realm,
             &mut self.rmi,
@@ -386,7 +394,8 @@ fn populate_from_guest_memory() {
     let mut alloc = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     assert_eq!(
-        vm.populate(&mut rmi, &mut alloc, RAM, 4096, true),
+        vm.populate(&mut rmi, &mut alloc, RAM, 4096, true)
+            .map_err(|e| e.errno()),
         Err(errno::EPERM),
         "before CREATE_REALM"
     );
@@ -400,7 +409,8 @@ fn populate_from_guest_memory() {
         (u64::MAX - 4095, 4096),
     ] {
         assert_eq!(
-            vm.populate(&mut rmi, &mut alloc, base, size, true),
+            vm.populate(&mut rmi, &mut alloc, base, size, true)
+                .map_err(|e| e.errno()),
             Err(errno::EINVAL),
             "{base:#x}+{size:#x}"
         );
@@ -411,12 +421,14 @@ fn populate_from_guest_memory() {
     assert_eq!(alloc.2, 0, "sources unpinned");
     // Again: the RMM refuses, the guest page goes back.
     assert!(matches!(
-        vm.populate(&mut rmi, &mut alloc, RAM, 0x1000, false),
+        vm.populate(&mut rmi, &mut alloc, RAM, 0x1000, false)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL | errno::ENXIO)
     ));
     // Runs off the end of guest memory: EFAULT, earlier pages stay.
     assert_eq!(
-        vm.populate(&mut rmi, &mut alloc, RAM + RAM_SIZE - 0x1000, 0x2000, false),
+        vm.populate(&mut rmi, &mut alloc, RAM + RAM_SIZE - 0x1000, 0x2000, false)
+            .map_err(|e| e.errno()),
         Err(errno::EFAULT)
     );
     assert_eq!(vm.realm().unwrap().stats().data_pages, 5);
@@ -427,12 +439,14 @@ fn populate_from_guest_memory() {
     vm.unmap_range(&mut rmi, &mut alloc, SHARED, 0x2000)
         .unwrap();
     assert_eq!(
-        vm.unmap_range(&mut rmi, &mut alloc, RAM + 1, 0x2000),
+        vm.unmap_range(&mut rmi, &mut alloc, RAM + 1, 0x2000)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     vm.activate(&mut rmi).unwrap();
     assert_eq!(
-        vm.populate(&mut rmi, &mut alloc, RAM + 0x8000, 0x1000, false),
+        vm.populate(&mut rmi, &mut alloc, RAM + 0x8000, 0x1000, false)
+            .map_err(|e| e.errno()),
         Err(errno::EPERM),
         "after ACTIVATE_REALM"
     );
@@ -638,15 +652,21 @@ fn forwarded_cpu_on_waits_for_psci_complete() {
     let t1 = Some(rec1.pa());
     // The wrong MPIDR, a target without a REC, a status the RMM refuses.
     assert_eq!(
-        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 2, t1, 0),
+        vm.vcpu
+            .psci_complete(&mut vm.rmi, &vm.rec, 2, t1, 0)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     assert_eq!(
-        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, None, 0),
+        vm.vcpu
+            .psci_complete(&mut vm.rmi, &vm.rec, 1, None, 0)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     assert_eq!(
-        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 5),
+        vm.vcpu
+            .psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 5)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     assert_eq!(vm.m.borrow().rmm.counts.get(Command::PsciComplete), 1);
@@ -657,7 +677,9 @@ fn forwarded_cpu_on_waits_for_psci_complete() {
     );
     // Once only.
     assert_eq!(
-        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0),
+        vm.vcpu
+            .psci_complete(&mut vm.rmi, &vm.rec, 1, t1, 0)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     // The realm runs on (and powers off: nothing more is scripted).
@@ -678,7 +700,8 @@ fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
     let t1 = Some(rec1.pa());
     assert_eq!(
         vm.vcpu
-            .psci_complete(&mut vm.rmi, &vm.rec, 1, t1, -3i32 as u32),
+            .psci_complete(&mut vm.rmi, &vm.rec, 1, t1, -3i32 as u32)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     assert_eq!(
@@ -703,7 +726,9 @@ fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
     let mut step = vm.enter_once(&mut |m| (m == 1).then_some(t1));
     assert_eq!(step, Ok(Step::Enter));
     assert_eq!(
-        vm.vcpu.psci_complete(&mut vm.rmi, &vm.rec, 1, Some(t1), 0),
+        vm.vcpu
+            .psci_complete(&mut vm.rmi, &vm.rec, 1, Some(t1), 0)
+            .map_err(|e| e.errno()),
         Err(errno::EINVAL)
     );
     step = vm.enter_once(&mut |_| None);

@@ -4,13 +4,19 @@
 mod common;
 
 use common::*;
-use kvm_rme::abi::v1_0::{Command, HashAlgo};
 use kvm_rme::abi::RmiError;
-use kvm_rme::errno::{EEXIST, EINVAL, EPERM};
-use kvm_rme::model::ModelRealmState;
-use kvm_rme::vm::{self, ConfigItem, RealmVm, CONFIG_SIZE, RANGE_SIZE};
+use kvm_rme::abi::{Command, HashAlgo};
+use kvm_rme::cvm_fw::errno;
+use kvm_rme::logic::realm::RealmError;
 
-fn features() -> kvm_rme::abi::v1_0::Features0 {
+// The uAPI's errnos as the typed errors that carry them.
+const EEXIST: RealmError = RealmError::Exists;
+const EINVAL: RealmError = RealmError::Invalid;
+const EPERM: RealmError = RealmError::State;
+use kvm_rme::logic::vm::{self, ConfigItem, RealmVm, CONFIG_SIZE, RANGE_SIZE};
+use kvm_rme::model::ModelRealmState;
+
+fn features() -> kvm_rme::abi::Features0 {
     kvm_rme::model::RmmModel::new(0, 0).features
 }
 
@@ -137,7 +143,7 @@ fn vmid_in_use_is_skipped() {
     a.create(&mut rmi, &mut alloc, &mut same).unwrap();
     assert_eq!(
         b.create(&mut rmi, &mut alloc, &mut same),
-        Err(kvm_rme::errno::EBUSY),
+        Err(RealmError::Busy),
         "every candidate taken"
     );
     let mut n = 5u16;
@@ -173,8 +179,10 @@ fn recs_before_activation_only() {
     let (mut rmi, mut alloc, m) = small();
     let mut v = RealmVm::new(40, features());
     assert_eq!(
-        v.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true).err(),
-        Some(EPERM),
+        v.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true)
+            .err()
+            .map(|e| e.errno()),
+        Some(EPERM.errno()),
         "before create"
     );
     v.create(&mut rmi, &mut alloc, &mut || 1).unwrap();
@@ -183,8 +191,9 @@ fn recs_before_activation_only() {
         .unwrap();
     assert_eq!(
         v.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], false)
-            .err(),
-        Some(EINVAL),
+            .err()
+            .map(|e| e.errno()),
+        Some(EINVAL.errno()),
         "same MPIDR"
     );
     let r1 = v
@@ -193,8 +202,9 @@ fn recs_before_activation_only() {
     v.activate(&mut rmi).unwrap();
     assert_eq!(
         v.rec_create(&mut rmi, &mut alloc, 2, 0, [0; 8], false)
-            .err(),
-        Some(EPERM),
+            .err()
+            .map(|e| e.errno()),
+        Some(EPERM.errno()),
         "after activate"
     );
     // A REC destroy that fails three times is leaked and counted.
@@ -210,4 +220,37 @@ fn recs_before_activation_only() {
     let leaked = v.destroy(&mut rmi, &mut alloc);
     assert!(leaked >= 1 + 2, "REC + aux granules counted, got {leaked}");
     assert!(m.borrow().host.violations.is_empty());
+}
+
+/// Each typed error reaches userspace as the errno the uAPI documents.
+#[test]
+fn errnos_of_typed_errors() {
+    use kvm_rme::abi::RmiError;
+    let cases = [
+        (RealmError::NoMemory, errno::ENOMEM),
+        (RealmError::Invalid, errno::EINVAL),
+        (RealmError::State, errno::EPERM),
+        (RealmError::Busy, errno::EBUSY),
+        (RealmError::Exists, errno::EEXIST),
+        (RealmError::Fault, errno::EFAULT),
+        (RealmError::Kernel(errno::EAGAIN), errno::EAGAIN),
+        (RealmError::Protocol, errno::EIO),
+        (
+            RealmError::Rmi {
+                cmd: kvm_rme::abi::Command::RttCreate,
+                err: RmiError::rtt(2),
+            },
+            errno::ENXIO,
+        ),
+        (
+            RealmError::Rmi {
+                cmd: kvm_rme::abi::Command::DataCreate,
+                err: RmiError::input(),
+            },
+            errno::EINVAL,
+        ),
+    ];
+    for (e, want) in cases {
+        assert_eq!(e.errno(), want, "{e:?}");
+    }
 }

@@ -3,9 +3,9 @@
 #![allow(dead_code)]
 
 use kvm_rme::abi::Pa;
-use kvm_rme::granule::{delegate, Delegated, GranuleAlloc};
+use kvm_rme::logic::granule::{delegate, Delegated, GranuleAlloc};
+use kvm_rme::logic::realm::{Realm, RealmConfig};
 use kvm_rme::model::{machine, ModelAlloc, ModelRmi, Shared};
-use kvm_rme::realm::{Realm, RealmConfig};
 
 /// A machine with 64 MiB of host memory.
 pub fn small() -> (ModelRmi, ModelAlloc, Shared) {

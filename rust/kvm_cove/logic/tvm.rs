@@ -8,10 +8,10 @@
 //! after `DESTROY_TVM`.  Nothing converted ever reaches the allocator.
 
 use crate::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE};
-use crate::errno;
-use crate::exit::{self, Exit, NaclShmem};
-use crate::pool::{BatchTable, DefaultTable, PageAlloc, Pool, PoolError, PoolStats};
-use crate::tsm::{Gid, Tsm};
+use crate::cvm_fw::errno;
+use crate::logic::exit::{self, Exit, NaclShmem};
+use crate::logic::pool::{BatchTable, DefaultTable, PageAlloc, Pool, PoolError, PoolStats};
+use crate::logic::tsm::{Gid, Tsm};
 
 /// Pages of the confidential G-stage root (16 KiB).
 pub const PGD_PAGES: u64 = 4;
@@ -38,16 +38,40 @@ pub enum TvmError {
     State,
     /// The TSM is missing or not ready.
     NoTsm,
+    /// The TSM failed a vCPU's run, or a call made while handling its
+    /// exit: `KVM_RUN` returns `EFAULT`, as the CoVE RFC's host did.
+    Run(SbiError),
+    /// Interrupted by a signal; the VMM may retry.
+    Interrupted,
+    /// This CPU has no NACL shared memory with the TSM.
+    NoDevice,
+    /// A kernel service (page pinning, user page lookup) failed with this
+    /// errno (positive); it reaches userspace unchanged.
+    Kernel(i32),
 }
 
 impl TvmError {
-    /// The errno for userspace.
+    /// The errno for userspace: the one place a TVM failure becomes one
+    /// (the kernel shims negate it for C).
     pub const fn errno(self) -> i32 {
         match self {
             TvmError::Tsm(e) => e.errno(),
             TvmError::NoMemory => errno::ENOMEM,
             TvmError::Invalid => errno::EINVAL,
             TvmError::State | TvmError::NoTsm => errno::EPERM,
+            TvmError::Run(_) => errno::EFAULT,
+            TvmError::Interrupted => errno::EINTR,
+            TvmError::NoDevice => errno::ENODEV,
+            TvmError::Kernel(e) => e,
+        }
+    }
+
+    /// The same failure, seen while running a vCPU: a TSM refusal there
+    /// is [`TvmError::Run`].
+    pub const fn in_run(self) -> TvmError {
+        match self {
+            TvmError::Tsm(e) => TvmError::Run(e),
+            e => e,
         }
     }
 }
@@ -98,7 +122,12 @@ pub struct TvmStats {
 
 /// Checks the TSM's report and returns it if TVMs can run.
 pub fn check_tsm<T: Tsm>(tsm: &mut T) -> Result<TsmInfo> {
-    let info = tsm.get_info().map_err(|_| TvmError::NoTsm)?;
+    let (info, written) = tsm.get_info().map_err(|_| TvmError::NoTsm)?;
+    // A TSM that fills less of `TsmInfo` speaks another ABI version.
+    // CAST: the structure is 32 bytes.
+    if written < core::mem::size_of::<TsmInfo>() as u64 {
+        return Err(TvmError::NoTsm);
+    }
     if info.tstate != TsmState::Ready as u32 || info.tvm_max_vcpus == 0 {
         return Err(TvmError::NoTsm);
     }
@@ -474,8 +503,8 @@ impl<B: BatchTable> Tvm<B> {
             return Err(TvmError::NoMemory);
         }
         self.remove_range(tsm, gpa, len)?;
-        // Drop entry `i`, then put back what is left of it.
-        self.nshared -= 1;
+        // Drop entry `i` (so `nshared` > 0), then put back what is left.
+        self.nshared = self.nshared.saturating_sub(1);
         self.shared[i] = self.shared[self.nshared];
         for piece in [left, right] {
             if piece.1 != 0 {

@@ -4,7 +4,7 @@
 //! return from `TVM_VCPU_RUN`.
 
 use crate::abi::nacl;
-use crate::abi::rfc::Covg;
+use crate::abi::Covg;
 use crate::abi::{Gpa, EXT_COVG};
 
 /// Read access to the NACL shared memory.

@@ -12,24 +12,11 @@
 //! converted and fenced on every 4 KiB fault.
 
 use crate::abi::{Pa, SbiError};
-use crate::tsm::{global_fence, Tsm};
+use crate::cvm_fw::count;
+use crate::logic::tsm::{global_fence, Tsm};
 
 /// A normal-world host page, owned by its holder.
-#[derive(Debug, PartialEq, Eq)]
-#[must_use]
-pub struct Plain(Pa);
-
-impl Plain {
-    /// Takes ownership of a host page; `None` unless 4 KiB aligned.
-    pub fn from_host_page(pa: Pa) -> Option<Plain> {
-        pa.is_aligned().then_some(Plain(pa))
-    }
-
-    /// Physical address.
-    pub fn pa(&self) -> Pa {
-        self.0
-    }
-}
+pub type Plain = crate::cvm_fw::page::HostPage;
 
 /// Where the CoVE logic gets and returns host pages.
 pub trait PageAlloc {
@@ -132,6 +119,9 @@ pub struct PoolStats {
     pub leaked: u64,
     /// Global fences issued.
     pub fences: u64,
+    /// Counts that would have gone below zero (a host bug); they stop at
+    /// zero.  Always 0; the kernel warns otherwise.
+    pub anomalies: u64,
 }
 
 /// Confidential pages for one TVM.
@@ -221,12 +211,12 @@ impl<B: BatchTable> Pool<B> {
             give_back(alloc);
             return Err(PoolError::Tsm(e));
         }
-        self.stats.converted += count;
-        self.stats.fences += 1;
+        count::add(&mut self.stats.converted, count);
+        count::add(&mut self.stats.fences, 1);
         if let Err(e) = global_fence(tsm) {
             // Converted but not fenced: take it back at once.
             if tsm.reclaim_pages(base, count).is_ok() {
-                self.stats.converted -= count;
+                count::take_or_note(&mut self.stats.converted, count, &mut self.stats.anomalies);
                 give_back(alloc);
             } else {
                 // Kept only to be counted: nothing frees a leaked batch.
@@ -236,8 +226,8 @@ impl<B: BatchTable> Pool<B> {
                     used: count,
                     leaked: true,
                 });
-                self.stats.converted -= count;
-                self.stats.leaked += count;
+                count::take_or_note(&mut self.stats.converted, count, &mut self.stats.anomalies);
+                count::add(&mut self.stats.leaked, count);
             }
             return Err(PoolError::Tsm(e));
         }
@@ -250,11 +240,11 @@ impl<B: BatchTable> Pool<B> {
         if !self.batches.push(b) {
             // No room to track it: give it back at once.
             if tsm.reclaim_pages(base, count).is_ok() {
-                self.stats.converted -= count;
+                count::take_or_note(&mut self.stats.converted, count, &mut self.stats.anomalies);
                 give_back(alloc);
             } else {
-                self.stats.converted -= count;
-                self.stats.leaked += count;
+                count::take_or_note(&mut self.stats.converted, count, &mut self.stats.anomalies);
+                count::add(&mut self.stats.leaked, count);
             }
             return Err(PoolError::NoMemory);
         }
@@ -278,7 +268,7 @@ impl<B: BatchTable> Pool<B> {
         {
             let pa = Pa(b.base).add_pages(b.used);
             b.used += n;
-            self.stats.handed_out += n;
+            count::add(&mut self.stats.handed_out, n);
             return Ok(pa);
         }
         self.refill(tsm, alloc, self.next_batch().max(n))?;
@@ -289,7 +279,7 @@ impl<B: BatchTable> Pool<B> {
             return Err(PoolError::NoMemory);
         }
         b.used = n;
-        self.stats.handed_out += n;
+        count::add(&mut self.stats.handed_out, n);
         Ok(Pa(b.base))
     }
 
@@ -320,10 +310,14 @@ impl<B: BatchTable> Pool<B> {
                 }
                 Err(_) => {
                     b.leaked = true;
-                    self.stats.leaked += b.count;
+                    count::add(&mut self.stats.leaked, b.count);
                 }
             }
-            self.stats.converted -= b.count;
+            count::take_or_note(
+                &mut self.stats.converted,
+                b.count,
+                &mut self.stats.anomalies,
+            );
         }
         self.batches.clear();
         self.stats.handed_out = 0;

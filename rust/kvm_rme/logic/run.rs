@@ -20,33 +20,32 @@
 //! (as memory faults, which the VMM answers by setting the range's memory
 //! attributes, or not), faults outside guest memory, `SYSTEM_OFF`/`RESET`.
 
-use crate::abi::v1_0::{RecRun, Ripas};
+use crate::abi::{Command, RecRun, Ripas};
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiResult, GRANULE_SIZE};
-use crate::errno;
-use crate::exit::{self, psci, Exit, Mmio};
-use crate::granule::{GranuleAlloc, Undelegated};
-use crate::realm::{Realm, RealmError, Rec};
-use crate::rmi::Rmi;
+use crate::logic::exit::{self, psci, Exit, Mmio};
+use crate::logic::granule::{GranuleAlloc, Undelegated};
+use crate::logic::realm::{Realm, RealmError, Rec};
+use crate::logic::rmi::Rmi;
 
 /// Where the private pages of a realm come from.
 pub trait GuestMemory {
     /// The page backing private `ipa` (a page of the guest_memfd bound to
-    /// the memslot holding it), not yet delegated.  `Err(errno)` if no
-    /// guest_memfd memslot covers `ipa`.
-    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32>;
+    /// the memslot holding it), not yet delegated.  `Err` if no guest_memfd
+    /// memslot covers `ipa`.
+    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, RealmError>;
 
     /// The host page userspace filled for `ipa` (through the memslot's
     /// userspace address), pinned until [`GuestMemory::release_source`]:
     /// the source of `POPULATE_REALM`.
-    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32>;
+    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, RealmError>;
 
     /// Unpins a page from [`GuestMemory::source_page`].
     fn release_source(&mut self, pa: Pa);
 
     /// Pins the host page backing shared `gpa` (the memslot's userspace
     /// page; `gpa` without the shared bit) while the realm maps it.
-    /// `Err(errno)` if no memslot covers `gpa`: then an access is MMIO.
-    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32>;
+    /// `Err` if no memslot covers `gpa`: then an access is MMIO.
+    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, RealmError>;
 
     /// Unpins the page of shared `gpa` (unmapped, or not mapped after all).
     fn release_shared(&mut self, gpa: Ipa);
@@ -282,7 +281,7 @@ impl VcpuRun {
 
     /// Enters the REC once and handles the exit.  `alloc` also provides
     /// the realm's private pages.  `target` finds the REC of a PSCI target
-    /// MPIDR.  `Err(errno)` for a failure `KVM_RUN` returns as is.
+    /// MPIDR.  `Err` for a failure `KVM_RUN` returns (its errno).
     ///
     /// This is [`VcpuRun::begin`], `RMI_REC_ENTER` and
     /// [`VcpuRun::finish`]; the kernel makes the entry between the two
@@ -296,7 +295,7 @@ impl VcpuRun {
         rec: &Rec,
         run: &mut RecRun,
         target: &mut dyn FnMut(u64) -> Option<Pa>,
-    ) -> Result<Step, i32> {
+    ) -> Result<Step, RealmError> {
         self.begin()?;
         let entered = rmi.rec_enter(rec.pa(), run);
         self.finish(entered, realm, rmi, alloc, rec, run, target)
@@ -305,10 +304,10 @@ impl VcpuRun {
     /// Before an entry: `EINVAL` while an exit is still unanswered
     /// (`resume` was not called, or a forwarded PSCI call is not
     /// completed).
-    pub fn begin(&mut self) -> Result<(), i32> {
+    pub fn begin(&mut self) -> Result<(), RealmError> {
         self.entered = false;
         if self.pending != Pending::None {
-            return Err(errno::EINVAL);
+            return Err(RealmError::Invalid);
         }
         Ok(())
     }
@@ -325,7 +324,7 @@ impl VcpuRun {
         rec: &Rec,
         run: &mut RecRun,
         target: &mut dyn FnMut(u64) -> Option<Pa>,
-    ) -> Result<Step, i32> {
+    ) -> Result<Step, RealmError> {
         match entered {
             Ok(()) => self.entered = true,
             // A REC that is not runnable, or owes a PSCI completion.
@@ -334,7 +333,12 @@ impl VcpuRun {
             Err(e) if e.status == ErrorStatus::Realm => {
                 return Ok(Step::User(UserExit::SystemEvent { reset: false }))
             }
-            Err(e) => return Err(e.errno()),
+            Err(err) => {
+                return Err(RealmError::Rmi {
+                    cmd: Command::RecEnter,
+                    err,
+                })
+            }
         }
         // The flags of this entry are used up.
         exit::begin_entry(&mut run.enter);
@@ -379,7 +383,7 @@ impl VcpuRun {
                     Err(RealmError::Rmi { err, .. }) if err.status == ErrorStatus::Rtt => {
                         Ok(Step::Enter)
                     }
-                    Err(e) => Err(e.errno()),
+                    Err(e) => Err(e),
                 }
             }
             Exit::Fault { ipa, .. } => {
@@ -468,7 +472,7 @@ impl VcpuRun {
         gpa: Ipa,
         ipa: Ipa,
         pa: Pa,
-    ) -> Result<Step, i32> {
+    ) -> Result<Step, RealmError> {
         match realm.map_shared(rmi, alloc, ipa, pa) {
             Ok(()) => Ok(Step::Enter),
             Err(e) => {
@@ -478,7 +482,7 @@ impl VcpuRun {
                     RealmError::Rmi { err, .. } if err.status == ErrorStatus::Rtt => {
                         Ok(Step::Enter)
                     }
-                    e => Err(e.errno()),
+                    e => Err(e),
                 }
             }
         }
@@ -494,7 +498,7 @@ impl VcpuRun {
         function: u32,
         args: [u64; 3],
         target: &mut dyn FnMut(u64) -> Option<Pa>,
-    ) -> Result<Step, i32> {
+    ) -> Result<Step, RealmError> {
         let to_user = alloc.forwards_to_user(function);
         let hypercall = UserExit::Hypercall {
             nr: u64::from(function),
@@ -519,9 +523,12 @@ impl VcpuRun {
             psci::CPU_ON | psci::AFFINITY_INFO => {
                 // The RMM answers the caller itself once the host names
                 // the target REC; a target without a REC cannot be named.
-                let t = target(args[0]).ok_or(errno::EINVAL)?;
+                let t = target(args[0]).ok_or(RealmError::Invalid)?;
                 rmi.psci_complete(rec.pa(), t, PSCI_SUCCESS)
-                    .map_err(|e| e.errno())?;
+                    .map_err(|err| RealmError::Rmi {
+                        cmd: Command::PsciComplete,
+                        err,
+                    })?;
                 Ok(Step::Enter)
             }
             // CPU_OFF and the calls the RMM answers itself: the VMM only
@@ -543,19 +550,19 @@ impl VcpuRun {
         target_mpidr: u64,
         target: Option<Pa>,
         status: u32,
-    ) -> Result<(), i32> {
+    ) -> Result<(), RealmError> {
         let Pending::Psci { mpidr } = self.pending else {
-            return Err(errno::EINVAL);
+            return Err(RealmError::Invalid);
         };
-        let t = target.ok_or(errno::EINVAL)?;
+        let t = target.ok_or(RealmError::Invalid)?;
         if mpidr != target_mpidr {
-            return Err(errno::EINVAL);
+            return Err(RealmError::Invalid);
         }
         // CAST: PSCI statuses are signed 32-bit values; the RMM takes them
         // sign-extended.
         let status = i64::from(status as i32) as u64;
         rmi.psci_complete(rec.pa(), t, status)
-            .map_err(|_| errno::EINVAL)?;
+            .map_err(|_| RealmError::Invalid)?;
         self.pending = Pending::None;
         Ok(())
     }

@@ -2,9 +2,9 @@
 
 //! Boot-time decision: may this host run realms?
 
-use crate::abi::v1_0::Features0;
+use crate::abi::Features0;
 use crate::abi::{negotiate, RmiVersion, VersionInfo};
-use crate::rmi::Rmi;
+use crate::logic::rmi::Rmi;
 
 /// What probing found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,9 +5,8 @@
 //! The kernel implements [`Tsm`] with `ecall`s; host tests with the
 //! executable TSM model.
 
-use crate::abi::rfc::Covh;
+pub use crate::abi::CallCounts;
 use crate::abi::{Gpa, Pa, PageType, SbiResult, TsmInfo, TvmCreateParams};
-use crate::counters::Counters;
 
 /// A TVM's guest ID as the TSM returned it.
 pub type Gid = u64;
@@ -15,7 +14,7 @@ pub type Gid = u64;
 /// The COVH functions the host calls, one method each.
 pub trait Tsm {
     /// `TSM_GET_INFO`.
-    fn get_info(&mut self) -> SbiResult<TsmInfo>;
+    fn get_info(&mut self) -> SbiResult<(TsmInfo, u64)>;
     /// `TSM_CONVERT_PAGES`: make `npages` pages at `pa` confidential (takes
     /// effect after a global fence).
     fn convert_pages(&mut self, pa: Pa, npages: u64) -> SbiResult;
@@ -75,41 +74,6 @@ pub trait Tsm {
     fn validate_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
     /// `TVM_REMOVE_PAGES`.
     fn remove_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
-}
-
-/// Calls per COVH function.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallCounts(Counters<{ Covh::ALL.len() }>);
-
-impl CallCounts {
-    /// Counts one call.
-    pub fn record(&mut self, f: Covh) {
-        // CAST: FIDs are 0..=20, the index of `f` in `Covh::ALL`.
-        self.0.record(f.fid() as usize);
-    }
-
-    /// Calls of `f`.
-    pub fn get(&self, f: Covh) -> u64 {
-        // CAST: as in `record`.
-        self.0.get(f.fid() as usize)
-    }
-
-    /// All calls.
-    pub fn total(&self) -> u64 {
-        self.0.total()
-    }
-
-    /// Difference `self - earlier`.
-    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
-        CallCounts(self.0.since(&earlier.0))
-    }
-
-    /// `(function, count)` for every function called.
-    pub fn iter(&self) -> impl Iterator<Item = (Covh, u64)> + '_ {
-        self.0
-            .nonzero()
-            .filter_map(|(i, n)| Covh::ALL.get(i).map(|f| (*f, n)))
-    }
 }
 
 /// One global fence: initiate, then the local part.  The kernel runs the

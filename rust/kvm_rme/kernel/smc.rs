@@ -4,19 +4,22 @@
 //!
 //! Arguments go in x1..x6 and results come back in x0..x4 (SMCCC 1.2,
 //! SMC64).  Structures the RMM reads (realm and REC parameters, `rec_run`)
-//! are staged in pages this module owns, so callers never need physical
-//! addresses of their own buffers.
+//! are staged in a granule this module owns, so callers never need
+//! physical addresses of their own buffers.  The structures are encoded by
+//! the logic (`RealmCreate::params`, `RecCreate::params`) and copied here
+//! whole: staging cannot fail, and nothing but the RMM's answer becomes an
+//! [`RmiError`].
 
-use core::mem::{offset_of, size_of};
+use core::mem::size_of;
 
 use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
-use kernel::page::Page;
+use kernel::bindings;
 use kernel::prelude::*;
 
-use crate::abi::v1_0::{Command, RealmParams, RecEnter, RecExit, RecParams, RecRun, RttEntry};
-use crate::abi::v1_0::{Ripas, RttEntryState};
+use crate::abi::{Command, RealmParams, RecParams, RecRun, RttEntry};
+use crate::abi::GRANULE_SIZE;
 use crate::abi::{Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo};
-use crate::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
+use crate::logic::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
 
 /// Whether this CPU implements FEAT_RME (`ID_AA64PFR0_EL1.RME != 0`).
 pub(crate) fn feat_rme() -> bool {
@@ -71,33 +74,67 @@ extern "C" {
     fn kvm_rme_trace_rmi_error(fid: u32, status: u64, arg0: u64, arg1: u64);
 }
 
-/// Writes `v` at byte offset `off` of `page`.
-fn put<T: Copy>(page: &Page, off: usize, v: T) -> Result {
-    // SAFETY: `v` is a live `T` on the stack, readable for `size_of::<T>()`
-    // bytes; `write_raw` checks that the range fits in the page.
-    unsafe { page.write_raw((&v as *const T).cast::<u8>(), off, size_of::<T>()) }
+/// The staging granule: the parameter structure or `rec_run` of the call
+/// in flight.  Every field is integers and byte arrays only, so any bit
+/// pattern is a valid value of each.
+#[repr(C, align(4096))]
+union Stage {
+    realm: RealmParams,
+    rec: RecParams,
+    run: RecRun,
 }
 
+const _: () = {
+    assert!(size_of::<Stage>() == GRANULE_SIZE as usize);
+    assert!(size_of::<RealmParams>() == GRANULE_SIZE as usize);
+    assert!(size_of::<RecParams>() == GRANULE_SIZE as usize);
+    assert!(size_of::<RecRun>() == GRANULE_SIZE as usize);
+};
+
 /// The RMI through SMCs, with per-command call counters.
+///
+/// # Invariants
+///
+/// `stage_pa` is the physical address of `*stage`, a granule-aligned,
+/// physically contiguous kmalloc allocation.
 pub(crate) struct SmcRmi {
-    /// Staging page for parameter structures and `rec_run`.
-    stage: Page,
+    /// Staging granule for parameter structures and `rec_run`.
+    stage: KBox<Stage>,
+    /// Its physical address, as the RMM takes it.
+    stage_pa: u64,
     /// Calls issued through this instance.
     pub(crate) counts: CallCounts,
 }
 
 impl SmcRmi {
-    /// A conduit with its own staging page.
+    /// A conduit with its own staging granule.
     pub(crate) fn new() -> Result<SmcRmi> {
+        let stage = KBox::<Stage>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+        // SAFETY: the memory is zeroed, and zero is a valid value of every
+        // field of `Stage` (integers and byte arrays only).
+        let stage = unsafe { stage.assume_init() };
+        // SAFETY: `stage` is live kmalloc memory, which is in the linear
+        // map, where `virt_to_phys()` is defined.
+        let stage_pa = unsafe { bindings::virt_to_phys(core::ptr::from_ref(&*stage).cast_mut().cast()) };
+        // INVARIANT: `Stage` is 4 KiB with 4 KiB alignment, so kmalloc
+        // returns one naturally aligned, physically contiguous granule, and
+        // `stage_pa` is its address.
         Ok(SmcRmi {
-            stage: Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?,
+            stage,
+            stage_pa,
             counts: CallCounts::default(),
         })
     }
 
     fn call(&mut self, cmd: Command, args: [u64; 6]) -> (RmiResult, [u64; 5]) {
         self.counts.record(cmd);
+        // The RMM reads and writes the staging granule by its physical
+        // address, which the compiler cannot see: let the pointer escape,
+        // so that writes before the call are done and reads after it are
+        // not taken from before.
+        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
         let r = smc(cmd, args);
+        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
         let status = RmiError::decode(r[0]);
         if status.is_err() {
             // SAFETY: a plain C function of the glue (patch 0005); it
@@ -108,22 +145,8 @@ impl SmcRmi {
     }
 
     fn stage_pa(&self) -> u64 {
-        self.stage.phys_addr()
+        self.stage_pa
     }
-
-    /// Zeroes the staging page (a parameter structure is 4 KiB and any
-    /// byte left from an earlier call would be read by the RMM).
-    fn clear_stage(&self) -> RmiResult {
-        // SAFETY: offset 0, length PAGE_SIZE is within the page.
-        unsafe { self.stage.fill_zero_raw(0, kernel::page::PAGE_SIZE) }
-            .map_err(|_| RmiError::input())
-    }
-}
-
-fn stage_err(_: Error) -> RmiError {
-    // The staging page is ours and in range; a failure here is a bug, so
-    // report it as an input error rather than issuing the call.
-    RmiError::input()
 }
 
 impl Rmi for SmcRmi {
@@ -175,36 +198,8 @@ impl Rmi for SmcRmi {
     }
 
     fn realm_create(&mut self, rd: Pa, p: &RealmCreate) -> RmiResult {
-        self.clear_stage()?;
-        let pg = &self.stage;
-        (|| -> Result {
-            put(pg, offset_of!(RealmParams, flags), p.flags)?;
-            put(pg, offset_of!(RealmParams, s2sz), u64::from(p.s2sz))?;
-            put(pg, offset_of!(RealmParams, sve_vl), u64::from(p.sve_vl))?;
-            put(pg, offset_of!(RealmParams, num_bps), u64::from(p.num_bps))?;
-            put(pg, offset_of!(RealmParams, num_wps), u64::from(p.num_wps))?;
-            put(
-                pg,
-                offset_of!(RealmParams, pmu_num_ctrs),
-                u64::from(p.pmu_num_ctrs),
-            )?;
-            // CAST: fieldless `repr(u8)` enum to its discriminant.
-            put(pg, offset_of!(RealmParams, hash_algo), p.hash_algo as u8)?;
-            put(pg, offset_of!(RealmParams, rpv), p.rpv)?;
-            put(pg, offset_of!(RealmParams, vmid), p.vmid)?;
-            put(pg, offset_of!(RealmParams, rtt_base), p.rtt_base.0)?;
-            put(
-                pg,
-                offset_of!(RealmParams, rtt_level_start),
-                i64::from(p.rtt_level_start),
-            )?;
-            put(
-                pg,
-                offset_of!(RealmParams, rtt_num_start),
-                u32::from(p.rtt_num_start),
-            )
-        })()
-        .map_err(stage_err)?;
+        // The whole granule: no byte of an earlier call is left for the RMM.
+        self.stage.realm = p.params();
         let params = self.stage_pa();
         self.call(Command::RealmCreate, [rd.0, params, 0, 0, 0, 0])
             .0
@@ -215,27 +210,7 @@ impl Rmi for SmcRmi {
     }
 
     fn rec_create(&mut self, rd: Pa, rec: Pa, p: &RecCreate) -> RmiResult {
-        self.clear_stage()?;
-        let pg = &self.stage;
-        (|| -> Result {
-            let flags = if p.runnable {
-                crate::abi::v1_0::REC_PARAMS_FLAG_RUNNABLE
-            } else {
-                0
-            };
-            put(pg, offset_of!(RecParams, flags), flags)?;
-            put(pg, offset_of!(RecParams, mpidr), p.mpidr)?;
-            put(pg, offset_of!(RecParams, pc), p.pc)?;
-            put(pg, offset_of!(RecParams, gprs), p.gprs)?;
-            let n = p.num_aux.min(p.aux.len());
-            // CAST: n <= 16.
-            put(pg, offset_of!(RecParams, num_aux), n as u64)?;
-            for (i, a) in p.aux.iter().take(n).enumerate() {
-                put(pg, offset_of!(RecParams, aux) + 8 * i, a.0)?;
-            }
-            Ok(())
-        })()
-        .map_err(stage_err)?;
+        self.stage.rec = p.params();
         let params = self.stage_pa();
         self.call(Command::RecCreate, [rd.0, rec.0, params, 0, 0, 0])
             .0
@@ -246,28 +221,12 @@ impl Rmi for SmcRmi {
     }
 
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult {
-        // SAFETY: `run.enter` is a live `repr(C)` struct without implicit
-        // padding, readable for its size; `write_raw` bounds-checks.
-        unsafe {
-            self.stage.write_raw(
-                (&run.enter as *const RecEnter).cast::<u8>(),
-                0,
-                size_of::<RecEnter>(),
-            )
-        }
-        .map_err(stage_err)?;
+        self.stage.run.enter = run.enter;
         let page = self.stage_pa();
         let (s, _) = self.call(Command::RecEnter, [rec.0, page, 0, 0, 0, 0]);
-        // SAFETY: `run.exit` is writable for its size and every bit pattern
+        // SAFETY: `run` is the field last written, and every bit pattern
         // is a valid `RecExit` (integers and byte arrays only).
-        unsafe {
-            self.stage.read_raw(
-                (&mut run.exit as *mut RecExit).cast::<u8>(),
-                size_of::<RecEnter>(),
-                size_of::<RecExit>(),
-            )
-        }
-        .map_err(stage_err)?;
+        run.exit = unsafe { self.stage.run.exit };
         s
     }
 
@@ -300,17 +259,7 @@ impl Rmi for SmcRmi {
             Command::RttReadEntry,
             [rd.0, ipa.0, u64::from(level), 0, 0, 0],
         );
-        s?;
-        let state = RttEntryState::from_u64(r[2]).ok_or(RmiError::input())?;
-        // CAST: RIPAS is r[4][7:0].
-        let ripas = Ripas::from_u8((r[4] & 0xff) as u8).ok_or(RmiError::input())?;
-        // CAST: the level is 0..=3.
-        Ok(RttEntry {
-            level: (r[1] & 0xff) as u8,
-            state,
-            desc: r[3],
-            ripas,
-        })
+        s.map(|()| RttEntry::decode([r[1], r[2], r[3], r[4]]))
     }
 
     fn rtt_unmap_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa> {

@@ -3,18 +3,18 @@
 //! REC exits decoded into what the host must do, and the entry side that
 //! reports the host's answer back to the RMM.
 
-use crate::abi::v1_0::{
+use crate::abi::{
     enter_flags, exit_reason, RecEnter, RecExit, Ripas, GICV3_HCR_HOST_MASK, REC_GIC_NUM_LRS,
 };
 use crate::abi::{Ipa, GRANULE_SIZE};
-use crate::realm::Geometry;
+use crate::logic::realm::Geometry;
 
 /// `ESR_ELx.EC` values the host handles.
 mod ec {
-    pub const WFX: u64 = 0x01;
-    pub const SYS64: u64 = 0x18;
-    pub const IABT_LOW: u64 = 0x20;
-    pub const DABT_LOW: u64 = 0x24;
+    pub(super) const WFX: u64 = 0x01;
+    pub(super) const SYS64: u64 = 0x18;
+    pub(super) const IABT_LOW: u64 = 0x20;
+    pub(super) const DABT_LOW: u64 = 0x24;
 }
 
 /// PSCI function IDs whose first argument is a target MPIDR.
@@ -310,7 +310,7 @@ pub fn trap_wfx(enter: &mut RecEnter, wfi: bool, wfe: bool) {
 /// registers (see [`Features0::gic_lrs`]); unused LRs are cleared.
 /// Returns how many of `lrs` were loaded.
 ///
-/// [`Features0::gic_lrs`]: crate::abi::v1_0::Features0::gic_lrs
+/// [`Features0::gic_lrs`]: crate::abi::Features0::gic_lrs
 pub fn load_gic(enter: &mut RecEnter, hcr: u64, lrs: &[u64], num_lrs: usize) -> usize {
     let n = lrs.len().min(num_lrs).min(REC_GIC_NUM_LRS);
     enter.gicv3_hcr = hcr & GICV3_HCR_HOST_MASK;

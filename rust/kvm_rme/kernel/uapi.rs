@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Kernel side of the realm-VM uAPI: the `extern "C"` entry points the
-//! arm64 KVM hooks call (patch 0004), on top of [`crate::vm::RealmVm`].
+//! arm64 KVM hooks call (patch 0004), on top of [`crate::logic::vm::RealmVm`].
 //!
 //! Locking: the per-VM state is created by the first `KVM_ENABLE_CAP`
 //! (under `kvm->lock`) and published in `kvm->arch.rme`; from then on every
@@ -28,13 +28,13 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 use kernel::uaccess::{UserPtr, UserSlice};
 
-use crate::abi::v1_0::{Features0, RecRun, REC_GIC_NUM_LRS};
+use crate::abi::{Features0, RecRun, REC_GIC_NUM_LRS};
 use crate::abi::{Ipa, Pa, GRANULE_SIZE};
-use crate::granule::{GranuleAlloc, Undelegated};
-use crate::realm::Rec;
-use crate::run::{GuestMemory, Step, UserExit, VcpuRun, EXIT_CLASSES};
-use crate::smc::SmcRmi;
-use crate::vm::{self, cmd, RealmVm, CONFIG_SIZE, RANGE_SIZE};
+use crate::logic::granule::{GranuleAlloc, Undelegated};
+use crate::logic::realm::{RealmError, Rec};
+use crate::logic::run::{GuestMemory, Step, UserExit, VcpuRun, EXIT_CLASSES};
+use crate::glue::smc::SmcRmi;
+use crate::logic::vm::{self, cmd, RealmVm, CONFIG_SIZE, RANGE_SIZE};
 
 extern "C" {
     // arch/arm64/kvm/rme_glue.c (patch 0005).  Pages are `struct page *`.
@@ -133,7 +133,7 @@ impl KernelAlloc {
     fn give_back(&mut self, pa: Pa) {
         match self.pages.iter().position(|p| p.pa() == pa.0) {
             Some(i) => drop(self.pages.remove(i)),
-            None => warn_limited!("page {:#x} returned but never lent: leaked\n", pa.0),
+            None => kernel::pr_warn_ratelimited!("page {:#x} returned but never lent: leaked\n", pa.0),
         }
     }
 
@@ -166,15 +166,15 @@ fn lookup(
     f: unsafe extern "C" fn(*mut c_void, u64, *mut *mut c_void) -> c_int,
     kvm: *mut c_void,
     ipa: Ipa,
-) -> Result<NonNull<bindings::page>, i32> {
+) -> Result<NonNull<bindings::page>, RealmError> {
     let mut page = core::ptr::null_mut();
     // SAFETY: `kvm` is the VM this state belongs to, alive while it is;
     // `page` is a valid out-pointer.
     let r = unsafe { f(kvm, ipa.0 / GRANULE_SIZE, &mut page) };
     if r < 0 {
-        return Err(-r);
+        return Err(RealmError::Kernel(-r));
     }
-    NonNull::new(page.cast::<bindings::page>()).ok_or(crate::errno::EFAULT)
+    NonNull::new(page.cast::<bindings::page>()).ok_or(RealmError::Fault)
 }
 
 /// Removes the entry for `key` from a list of (key, page) and returns its
@@ -200,26 +200,26 @@ unsafe fn track(
     key: Option<u64>,
     page: NonNull<bindings::page>,
     drop_ref: unsafe extern "C" fn(*mut c_void),
-) -> Result<u64, i32> {
+) -> Result<u64, RealmError> {
     // SAFETY: `page` is valid (contract).
     let pa = unsafe { bindings::page_to_phys(page.as_ptr()) };
     if list.push((key.unwrap_or(pa), page), GFP_KERNEL).is_err() {
         // SAFETY: by the function's contract.
         unsafe { drop_ref(page.as_ptr().cast()) };
-        return Err(crate::errno::ENOMEM);
+        return Err(RealmError::NoMemory);
     }
     Ok(pa)
 }
 
 impl GuestMemory for KernelAlloc {
-    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, i32> {
+    fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, RealmError> {
         let page = lookup(kvm_rme_gmem_page, self.kvm, ipa)?;
         // The reference from kvm_gmem_get_pfn moves into the entry.
-        let pa = self.keep(Lent::Gmem(page)).ok_or(crate::errno::ENOMEM)?;
-        Undelegated::from_host_page(pa).ok_or(crate::errno::EINVAL)
+        let pa = self.keep(Lent::Gmem(page)).ok_or(RealmError::NoMemory)?;
+        Undelegated::from_host_page(pa).ok_or(RealmError::Invalid)
     }
 
-    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, i32> {
+    fn source_page(&mut self, ipa: Ipa) -> Result<Pa, RealmError> {
         let page = lookup(kvm_rme_user_page, self.kvm, ipa)?;
         // SAFETY: `kvm_rme_put_page` drops the reference `lookup` took.
         let pa = unsafe { track(&mut self.sources, None, page, kvm_rme_put_page) }?;
@@ -233,7 +233,7 @@ impl GuestMemory for KernelAlloc {
         }
     }
 
-    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, i32> {
+    fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, RealmError> {
         let page = lookup(kvm_rme_pin_shared, self.kvm, gpa)?;
         // SAFETY: `kvm_rme_unpin_shared` drops the pin `lookup` took.
         let pa = unsafe { track(&mut self.shared, Some(gpa.0), page, kvm_rme_unpin_shared) }?;
@@ -313,7 +313,7 @@ impl GranuleAlloc for KernelAlloc {
             // Give back the part of the run already kept.
             if let Some(b) = base {
                 for i in 0..count as u64 {
-                    self.give_back(b.add_granules(i));
+                    self.give_back(b.add_pages(i));
                 }
             }
             None
@@ -378,7 +378,7 @@ unsafe fn vm_state<'a>(
     kvm: *mut c_void,
     slot: *mut *mut c_void,
     ipa_bits: u8,
-) -> Result<&'a Mutex<State>, i32> {
+) -> Result<&'a Mutex<State>, RealmError> {
     // SAFETY: by the function's contract.
     let p = unsafe { slot_ptr(slot) };
     let cur = p.load(Ordering::Acquire);
@@ -387,7 +387,7 @@ unsafe fn vm_state<'a>(
         return Ok(unsafe { &*cur.cast::<Mutex<State>>() });
     }
     let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
-    let rmi = SmcRmi::new().map_err(|_| crate::errno::ENOMEM)?;
+    let rmi = SmcRmi::new().map_err(|_| RealmError::NoMemory)?;
     let new = State {
         vm: RealmVm::new(ipa_bits, f),
         rmi,
@@ -400,7 +400,7 @@ unsafe fn vm_state<'a>(
         vcpus: KVec::new(),
         vcpu_rmi_calls: 0,
     };
-    let b = KBox::pin_init(new_mutex!(new), GFP_KERNEL).map_err(|_| crate::errno::ENOMEM)?;
+    let b = KBox::pin_init(new_mutex!(new), GFP_KERNEL).map_err(|_| RealmError::NoMemory)?;
     // SAFETY: the mutex is never moved out of the box: the raw pointer is
     // only dereferenced in place and freed by `kvm_rme_vm_destroy`.
     let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(b) });
@@ -432,30 +432,38 @@ fn next_vmid() -> u16 {
 
 /// Whether realms can be created: `KVM_CHECK_EXTENSION(KVM_CAP_ARM_RME)`.
 #[no_mangle]
-pub extern "C" fn kvm_rme_supported() -> c_int {
+pub(crate) extern "C" fn kvm_rme_supported() -> c_int {
     c_int::from(READY.load(Ordering::Acquire))
 }
 
 /// Checks a `KVM_CREATE_VM` type with `KVM_VM_TYPE_ARM_REALM`: 0 or
 /// `-EINVAL` (realms disabled, bad IPA size, or protected + realm).
 #[no_mangle]
-pub extern "C" fn kvm_rme_check_vm_type(vm_type: c_ulong) -> c_int {
+pub(crate) extern "C" fn kvm_rme_check_vm_type(vm_type: c_ulong) -> c_int {
     let f = Features0::decode(FEATURES.load(Ordering::Relaxed));
     match vm::check_vm_type(u64::from(vm_type), READY.load(Ordering::Acquire), &f) {
         Ok(_) => 0,
-        Err(e) => -e,
+        Err(e) => -e.errno(),
     }
 }
 
-fn read_user<const N: usize>(uarg: u64) -> Result<[u8; N], i32> {
+/// `Ok` as 0, a failure as its negative errno, for the C hooks.
+fn errno_of(r: Result<(), RealmError>) -> c_int {
+    match r {
+        Ok(()) => 0,
+        Err(e) => -e.errno(),
+    }
+}
+
+fn read_user<const N: usize>(uarg: u64) -> Result<[u8; N], RealmError> {
     let mut buf = [0u8; N];
     // CAST: user addresses fit in usize on 64-bit.
     let mut r = UserSlice::new(UserPtr::from_addr(uarg as usize), N).reader();
-    r.read_slice(&mut buf).map_err(|_| crate::errno::EFAULT)?;
+    r.read_slice(&mut buf).map_err(|_| RealmError::Fault)?;
     Ok(buf)
 }
 
-fn enable_cap(st: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
+fn enable_cap(st: &mut State, sub: u64, uarg: u64) -> Result<(), RealmError> {
     match sub {
         cmd::CONFIG_REALM => st
             .vm
@@ -471,7 +479,7 @@ fn enable_cap(st: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
                 .populate(&mut st.rmi, &mut st.alloc, base, size, measure)
         }
         cmd::ACTIVATE_REALM => st.vm.activate(&mut st.rmi),
-        _ => Err(crate::errno::EINVAL),
+        _ => Err(RealmError::Invalid),
     }
 }
 
@@ -483,7 +491,7 @@ fn enable_cap(st: &mut State, sub: u64, uarg: u64) -> Result<(), i32> {
 /// `kvm` is a live realm VM and `state` points to its `kvm->arch.rme`,
 /// which only this module writes; the caller holds `kvm->lock`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_enable_cap(
+pub(crate) unsafe extern "C" fn kvm_rme_enable_cap(
     kvm: *mut c_void,
     state: *mut *mut c_void,
     ipa_bits: u8,
@@ -491,15 +499,12 @@ pub unsafe extern "C" fn kvm_rme_enable_cap(
     uarg: u64,
 ) -> c_int {
     if !READY.load(Ordering::Acquire) {
-        return -crate::errno::EINVAL;
+        return -RealmError::Invalid.errno();
     }
     // SAFETY: by the function's contract.
     let r = unsafe { vm_state(kvm, state, ipa_bits) }
         .and_then(|m| enable_cap(&mut m.lock(), sub, uarg));
-    match r {
-        Ok(()) => 0,
-        Err(e) => -e,
-    }
+    errno_of(r)
 }
 
 /// `KVM_ARM_VCPU_FINALIZE(KVM_ARM_VCPU_REC)` of vCPU `idx`: creates its REC.
@@ -510,7 +515,7 @@ pub unsafe extern "C" fn kvm_rme_enable_cap(
 /// `state` is `kvm->arch.rme` of a live realm VM; `gprs` points to 8
 /// readable `u64`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
+pub(crate) unsafe extern "C" fn kvm_rme_vcpu_finalize(
     state: *mut *mut c_void,
     idx: u32,
     mpidr: u64,
@@ -523,26 +528,26 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
     // SAFETY: `state` is valid (contract).
     let Some(m) = (unsafe { published(slot_ptr(state).load(Ordering::Acquire)) }) else {
         // No CREATE_REALM yet: a REC needs a realm.
-        return -crate::errno::EPERM;
+        return -RealmError::State.errno();
     };
     let mut guard = m.lock();
     let st = &mut *guard;
     if st.vcpus.iter().any(|v| v.idx == idx) {
-        return -crate::errno::EEXIST;
+        return -RealmError::Exists.errno();
     }
     // Everything that can fail for want of memory first, so a created REC
     // is never dropped.
     if st.vcpus.reserve(1, GFP_KERNEL).is_err() {
-        return -crate::errno::ENOMEM;
+        return -RealmError::NoMemory.errno();
     }
     let run = match KBox::<RecRun>::new_uninit(GFP_KERNEL | __GFP_ZERO) {
         // SAFETY: zeroed memory is a valid `RecRun` (integers and byte
         // arrays only), the state the RMM expects before a first entry.
         Ok(b) => unsafe { b.assume_init() },
-        Err(_) => return -crate::errno::ENOMEM,
+        Err(_) => return -RealmError::NoMemory.errno(),
     };
     let Ok(vcpu_rmi) = SmcRmi::new() else {
-        return -crate::errno::ENOMEM;
+        return -RealmError::NoMemory.errno();
     };
     match st
         .vm
@@ -552,7 +557,7 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
             let mut run = run;
             // A realm vCPU's WFI comes to the host, which sleeps it
             // without holding the realm (see `Step::Idle`).
-            crate::exit::trap_wfx(&mut run.enter, true, false);
+            crate::logic::exit::trap_wfx(&mut run.enter, true, false);
             let v = Vcpu {
                 idx,
                 rec,
@@ -564,11 +569,11 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
                 Err(e) => {
                     // Cannot happen after `reserve`; keep the REC consistent.
                     st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, e.0.rec);
-                    -crate::errno::ENOMEM
+                    -RealmError::NoMemory.errno()
                 }
             }
         }
-        Err(e) => -e,
+        Err(e) => -e.errno(),
     }
 }
 
@@ -578,7 +583,7 @@ pub unsafe extern "C" fn kvm_rme_vcpu_finalize(
 ///
 /// `state` is `kvm->arch.rme` of a VM being destroyed (no other users).
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_vcpu_destroy(state: *mut *mut c_void, idx: u32) {
+pub(crate) unsafe extern "C" fn kvm_rme_vcpu_destroy(state: *mut *mut c_void, idx: u32) {
     // SAFETY: by the function's contract.
     let Some(m) = (unsafe { published(slot_ptr(state).load(Ordering::Acquire)) }) else {
         return;
@@ -600,7 +605,7 @@ pub unsafe extern "C" fn kvm_rme_vcpu_destroy(state: *mut *mut c_void, idx: u32)
 /// `state` points to `kvm->arch.rme` of a VM being destroyed: nothing
 /// else uses it any more.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
+pub(crate) unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
     // SAFETY: by the function's contract.
     let raw = unsafe { slot_ptr(state) }.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if raw.is_null() {
@@ -616,12 +621,18 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
         while let Some(v) = st.vcpus.pop() {
             st.vm.rec_destroy(&mut st.rmi, &mut st.alloc, v.rec);
         }
-        let leaked = st.vm.destroy(&mut st.rmi, &mut st.alloc);
-        st.alloc.unpin_all_shared(leaked == 0);
-        (leaked, st.alloc.abandon())
+        let end = st.vm.destroy_counted(&mut st.rmi, &mut st.alloc);
+        if end.anomalies != 0 {
+            kernel::pr_warn_ratelimited!(
+                "the RMM gave back more than the host lent it ({} answers)\n",
+                end.anomalies
+            );
+        }
+        st.alloc.unpin_all_shared(end.leaked == 0);
+        (end.leaked, st.alloc.abandon())
     };
     if leaked != 0 || kept != 0 {
-        warn_limited!(
+        kernel::pr_warn_ratelimited!(
             "realm teardown leaked {} granules ({} pages kept from the allocator)\n",
             leaked,
             kept
@@ -638,7 +649,7 @@ pub unsafe extern "C" fn kvm_rme_vm_destroy(state: *mut *mut c_void) {
 /// `state` is the value of `kvm->arch.rme` of a live VM (possibly null);
 /// `out` points to 5 writable `u64`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
+pub(crate) unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
     let mut v = [0u64; 5];
     // SAFETY: by the function's contract.
     if let Some(m) = unsafe { published(state) } {
@@ -656,7 +667,7 @@ pub unsafe extern "C" fn kvm_rme_stats(state: *mut c_void, out: *mut u64) {
 /// `struct kvm_rme_io` (`asm/kvm_host.h`, patches 0005 and 0007): one run-loop step
 /// between [`kvm_rme_vcpu_enter`] and the glue that fills `struct kvm_run`.
 #[repr(C)]
-pub struct RunIo {
+pub(crate) struct RunIo {
     data: u64,
     addr: u64,
     size: u64,
@@ -766,7 +777,7 @@ impl RunIo {
 ///
 /// `state` is the value of `kvm->arch.rme` of a live realm VM.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_vcpu_resume(
+pub(crate) unsafe extern "C" fn kvm_rme_vcpu_resume(
     state: *mut c_void,
     idx: u32,
     mmio_data: u64,
@@ -783,12 +794,12 @@ pub unsafe extern "C" fn kvm_rme_vcpu_resume(
                 ..
             } = st;
             let (Some(v), Ok(realm)) = (vcpus.get_mut(i), vm.runnable()) else {
-                return -crate::errno::EPERM;
+                return -RealmError::State.errno();
             };
             // `KVM_RUN` of one vCPU is serialized (`vcpu->mutex`): the
             // context is home.
             let Some(ctx) = v.ctx.as_mut() else {
-                return -crate::errno::EBUSY;
+                return -RealmError::Busy.errno();
             };
             v.state.resume(
                 realm,
@@ -813,7 +824,7 @@ pub unsafe extern "C" fn kvm_rme_vcpu_resume(
 ///
 /// `state` is the value of `kvm->arch.rme` of a live realm VM.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_psci_complete(
+pub(crate) unsafe extern "C" fn kvm_rme_psci_complete(
     state: *mut c_void,
     idx: u32,
     target_mpidr: u64,
@@ -828,7 +839,7 @@ pub unsafe extern "C" fn kvm_rme_psci_complete(
                 .find(|o| o.rec.mpidr() == target_mpidr)
                 .map(|o| o.rec.pa());
             let Some(v) = vcpus.get_mut(i) else {
-                return -crate::errno::EPERM;
+                return -RealmError::State.errno();
             };
             match v
                 .state
@@ -836,12 +847,12 @@ pub unsafe extern "C" fn kvm_rme_psci_complete(
             {
                 Ok(()) => 0,
                 Err(e) => {
-                    warn_limited!(
+                    kernel::pr_warn_ratelimited!(
                         "realm vCPU {}: PSCI_COMPLETE for MPIDR {:#x} refused\n",
                         idx,
                         target_mpidr
                     );
-                    -e
+                    -e.errno()
                 }
             }
         })
@@ -862,12 +873,12 @@ unsafe fn with_vcpu(
 ) -> c_int {
     // SAFETY: by the function's contract.
     let Some(m) = (unsafe { published(state) }) else {
-        return -crate::errno::EPERM;
+        return -RealmError::State.errno();
     };
     let mut guard = m.lock();
     match guard.vcpus.iter().position(|v| v.idx == idx) {
         Some(i) => f(&mut guard, i),
-        None => -crate::errno::EPERM,
+        None => -RealmError::State.errno(),
     }
 }
 
@@ -881,26 +892,26 @@ unsafe fn with_vcpu(
 /// `state` is the value of `kvm->arch.rme` of a live realm VM; `io` points
 /// to a writable `struct kvm_rme_io`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *mut RunIo) -> c_int {
+pub(crate) unsafe extern "C" fn kvm_rme_vcpu_enter(state: *mut c_void, idx: u32, io: *mut RunIo) -> c_int {
     // SAFETY: by the function's contract.
     let io = unsafe { &mut *io };
     // SAFETY: by the function's contract.
     let Some(m) = (unsafe { published(state) }) else {
-        return -crate::errno::EPERM;
+        return -RealmError::State.errno();
     };
     let (mut ctx, rec) = match take_ctx(&mut m.lock(), idx, io) {
         Ok(c) => c,
-        Err(e) => return -e,
+        Err(e) => return -e.errno(),
     };
     // The REC runs without the realm's mutex: other vCPUs enter theirs,
     // fault in pages and change RIPAS meanwhile; the RMM orders them.
-    let entered = crate::rmi::Rmi::rec_enter(&mut ctx.rmi, rec, &mut ctx.run);
+    let entered = crate::logic::rmi::Rmi::rec_enter(&mut ctx.rmi, rec, &mut ctx.run);
     finish_vcpu(&mut m.lock(), idx, ctx, entered, io)
 }
 
 /// Before `REC_ENTER`: checks that vCPU `idx` may enter, loads the vgic's
 /// list registers, and takes its entry context out of the state.
-fn take_ctx(st: &mut State, idx: u32, io: &RunIo) -> Result<(EntryCtx, Pa), i32> {
+fn take_ctx(st: &mut State, idx: u32, io: &RunIo) -> Result<(EntryCtx, Pa), RealmError> {
     if let Err(e) = st.vm.runnable() {
         return Err(e);
     }
@@ -908,15 +919,15 @@ fn take_ctx(st: &mut State, idx: u32, io: &RunIo) -> Result<(EntryCtx, Pa), i32>
         .vcpus
         .iter_mut()
         .find(|v| v.idx == idx)
-        .ok_or(crate::errno::EPERM)?;
+        .ok_or(RealmError::State)?;
     v.state.begin()?;
-    let mut ctx = v.ctx.take().ok_or(crate::errno::EBUSY)?;
+    let mut ctx = v.ctx.take().ok_or(RealmError::Busy)?;
     // The interrupts the vgic put in its list registers.
     let lrs = Features0::decode(FEATURES.load(Ordering::Relaxed)).gic_lrs();
     // CAST: u32 to usize.
     let n = (io.gic_nr_lrs as usize).min(REC_GIC_NUM_LRS);
-    if crate::exit::load_gic(&mut ctx.run.enter, io.gic_hcr, &io.gic_lrs[..n], lrs) < n {
-        warn_limited!(
+    if crate::logic::exit::load_gic(&mut ctx.run.enter, io.gic_hcr, &io.gic_lrs[..n], lrs) < n {
+        kernel::pr_warn_ratelimited!(
             "vCPU {}: {} pending interrupts, {} list registers\n",
             idx,
             n,
@@ -946,12 +957,12 @@ fn finish_vcpu(
     } = st;
     let Some(i) = vcpus.iter().position(|v| v.idx == idx) else {
         // Cannot happen: vCPUs go away only with the VM.
-        return -crate::errno::EPERM;
+        return -RealmError::State.errno();
     };
     // This vCPU, and the others, among which PSCI targets are looked up.
     let (before, rest) = vcpus.split_at_mut(i);
     let Some((v, after)) = rest.split_first_mut() else {
-        return -crate::errno::EPERM;
+        return -RealmError::State.errno();
     };
     let r = match vm.runnable() {
         Ok(realm) => v.state.finish(
@@ -994,8 +1005,8 @@ fn finish_vcpu(
             RUN_USER
         }
         Err(e) => {
-            warn_limited!("realm vCPU {}: REC run failed: {}\n", idx, -e);
-            -e
+            kernel::pr_warn_ratelimited!("realm vCPU {}: REC run failed: {:?}\n", idx, e);
+            -e.errno()
         }
     }
 }
@@ -1008,7 +1019,7 @@ fn finish_vcpu(
 ///
 /// `state` is the value of `kvm->arch.rme` of a live realm VM.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_rme_unmap_range(state: *mut c_void, gpa: u64, size: u64) {
+pub(crate) unsafe extern "C" fn kvm_rme_unmap_range(state: *mut c_void, gpa: u64, size: u64) {
     // SAFETY: by the function's contract.
     let Some(m) = (unsafe { published(state) }) else {
         return;
@@ -1016,11 +1027,11 @@ pub unsafe extern "C" fn kvm_rme_unmap_range(state: *mut c_void, gpa: u64, size:
     let mut guard = m.lock();
     let State { vm, rmi, alloc, .. } = &mut *guard;
     if let Err(e) = vm.unmap_range(rmi, alloc, gpa, size) {
-        warn_limited!(
-            "unmapping {:#x}+{:#x} from the realm failed: {}\n",
+        kernel::pr_warn_ratelimited!(
+            "unmapping {:#x}+{:#x} from the realm failed: {:?}\n",
             gpa,
             size,
-            -e
+            e
         );
     }
 }

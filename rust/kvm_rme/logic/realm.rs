@@ -14,13 +14,13 @@
 //! Every loop that reacts to RMM answers is bounded, so a misbehaving RMM
 //! yields an error, never a livelock.
 
-use crate::abi::v1_0::{
+use crate::abi::{
     Command, HashAlgo, RttEntryState, DATA_FLAG_MEASURE, MAX_REC_AUX_GRANULES, MAX_START_RTTS,
 };
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, GRANULE_SIZE};
-use crate::errno;
-use crate::granule::{delegate, undelegate, Delegated, GranuleAlloc, Undelegated};
-use crate::rmi::{RealmCreate, RecCreate, Rmi};
+use crate::cvm_fw::{count, errno};
+use crate::logic::granule::{delegate, undelegate, Delegated, GranuleAlloc, Undelegated};
+use crate::logic::rmi::{RealmCreate, RecCreate, Rmi};
 
 /// Deepest RTT level (4 KiB pages).
 pub const RTT_PAGE_LEVEL: u8 = 3;
@@ -112,14 +112,24 @@ pub enum RealmError {
     Invalid,
     /// Not allowed in the realm's current state.
     State,
-    /// RECs still exist.
+    /// Busy: RECs still exist, the vCPU is in use, or no VMID the RMM
+    /// accepts was found.
     Busy,
-    /// The RMM answered in a way the specification does not allow.
+    /// The thing to create exists already (the realm, a vCPU's REC).
+    Exists,
+    /// A guest address no memslot backs the way the operation needs.
+    Fault,
+    /// A kernel service the host logic called (guest_memfd, page pinning)
+    /// failed with this errno (positive); it reaches userspace unchanged.
+    Kernel(i32),
+    /// The RMM answered in a way the specification does not allow, or a
+    /// count it drives would overflow or go negative.
     Protocol,
 }
 
 impl RealmError {
-    /// The errno for userspace.
+    /// The errno for userspace: the one place a realm failure becomes
+    /// one (the kernel shims negate it for C).
     pub const fn errno(self) -> i32 {
         match self {
             RealmError::Rmi { err, .. } => err.errno(),
@@ -127,6 +137,9 @@ impl RealmError {
             RealmError::Invalid => errno::EINVAL,
             RealmError::State => errno::EPERM,
             RealmError::Busy => errno::EBUSY,
+            RealmError::Exists => errno::EEXIST,
+            RealmError::Fault => errno::EFAULT,
+            RealmError::Kernel(e) => e,
             RealmError::Protocol => errno::EIO,
         }
     }
@@ -204,6 +217,10 @@ pub struct RealmStats {
     pub data_pages: u64,
     /// Granules whose undelegation failed, deliberately never freed.
     pub leaked: u64,
+    /// RMM answers that contradict the host's counts (it gave back more
+    /// than it was lent); the counts stop at zero.  Always 0 with an RMM
+    /// that follows the specification; the kernel warns otherwise.
+    pub anomalies: u64,
 }
 
 /// A REC: one realm vCPU's context, and its auxiliary granules.
@@ -286,7 +303,7 @@ impl Realm {
         let mut failed = None;
         for i in 0..n {
             // CAST: i < 16.
-            let page = Undelegated::from_host_page(base.add_granules(i as u64));
+            let page = Undelegated::from_host_page(base.add_pages(i as u64));
             let Some(page) = page else {
                 failed = Some(RealmError::Protocol);
                 break;
@@ -297,7 +314,7 @@ impl Realm {
             }
             match delegate(rmi, page) {
                 Ok(g) => {
-                    realm.stats.delegated += 1;
+                    count::add(&mut realm.stats.delegated, 1);
                     roots[i] = Some(g);
                 }
                 Err((page, e)) => {
@@ -395,7 +412,7 @@ impl Realm {
         let page = alloc.alloc().ok_or(RealmError::NoMemory)?;
         match delegate(rmi, page) {
             Ok(g) => {
-                self.stats.delegated += 1;
+                count::add(&mut self.stats.delegated, 1);
                 Ok(g)
             }
             Err((page, e)) => {
@@ -410,10 +427,10 @@ impl Realm {
 
     /// Undelegates `g` and frees it; leaks it (counted) if that fails.
     fn give_back<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A, g: Delegated) {
-        self.stats.delegated -= 1;
+        count::take_or_note(&mut self.stats.delegated, 1, &mut self.stats.anomalies);
         match undelegate(rmi, g) {
             Ok(page) => alloc.free(page),
-            Err((_leaked, _)) => self.stats.leaked += 1,
+            Err((_leaked, _)) => count::add(&mut self.stats.leaked, 1),
         }
     }
 
@@ -424,10 +441,10 @@ impl Realm {
         alloc: &mut A,
         g: Delegated,
     ) {
-        self.stats.delegated -= 1;
+        count::take_or_note(&mut self.stats.delegated, 1, &mut self.stats.anomalies);
         match undelegate(rmi, g) {
             Ok(page) => alloc.release_data(page),
-            Err((_leaked, _)) => self.stats.leaked += 1,
+            Err((_leaked, _)) => count::add(&mut self.stats.leaked, 1),
         }
     }
 
@@ -466,7 +483,7 @@ impl Realm {
             match rmi.rtt_create(self.rd, g.pa(), base, level) {
                 Ok(()) => {
                     let _ = g.hand_over();
-                    self.stats.rtt_pages += 1;
+                    count::add(&mut self.stats.rtt_pages, 1);
                     if level == self.geo.start_level + 1 {
                         self.mark_table(base.0, true);
                     }
@@ -699,14 +716,14 @@ impl Realm {
                 });
             }
         };
-        self.stats.delegated += 1;
+        count::add(&mut self.stats.delegated, 1);
         let pa = data.pa();
         match self.with_rtts(rmi, alloc, ipa, RTT_PAGE_LEVEL, cmd, |rmi, rd| {
             op(rmi, rd, pa)
         }) {
             Ok(()) => {
                 let _ = data.hand_over();
-                self.stats.data_pages += 1;
+                count::add(&mut self.stats.data_pages, 1);
                 Ok(())
             }
             Err(e) => {
@@ -733,8 +750,8 @@ impl Realm {
         let base = Ipa(align_down(ipa.0, level_size(level - 1)));
         match rmi.rtt_fold(self.rd, base, level) {
             Ok(pa) => {
-                self.stats.rtt_pages -= 1;
-                self.give_back(rmi, alloc, Delegated::returned_by_rmm(pa));
+                count::take_or_note(&mut self.stats.rtt_pages, 1, &mut self.stats.anomalies);
+                self.give_back(rmi, alloc, Delegated::returned_by_firmware(pa));
                 Ok(true)
             }
             Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
@@ -840,8 +857,8 @@ impl Realm {
             }
             match rmi.data_destroy(self.rd, Ipa(cur)) {
                 Ok(d) => {
-                    self.stats.data_pages -= 1;
-                    self.give_back_data(rmi, alloc, Delegated::returned_by_rmm(d.pa));
+                    count::take_or_note(&mut self.stats.data_pages, 1, &mut self.stats.anomalies);
+                    self.give_back_data(rmi, alloc, Delegated::returned_by_firmware(d.pa));
                     cur = d
                         .top
                         .0
@@ -853,6 +870,9 @@ impl Realm {
                     let entry = rmi
                         .rtt_read_entry(self.rd, Ipa(align_down(cur, level_size(level))), level)
                         .map_err(RealmError::rmi(Command::RttReadEntry))?;
+                    if let RttEntryState::Unknown(_) = entry.state {
+                        return Err(RealmError::Protocol);
+                    }
                     if entry.state == RttEntryState::Assigned && level >= 1 {
                         // A folded block: split it back into pages.
                         splits += 1;
@@ -949,7 +969,7 @@ impl Realm {
         for g in aux.into_iter().flatten() {
             let _ = g.hand_over();
         }
-        self.recs += 1;
+        self.recs = self.recs.saturating_add(1);
         Ok(Rec {
             pa: rec.hand_over(),
             aux: params.aux,
@@ -975,22 +995,31 @@ impl Realm {
                 },
             ));
         }
-        self.recs -= 1;
-        self.give_back(rmi, alloc, Delegated::returned_by_rmm(rec.pa));
+        self.take_rec();
+        self.give_back(rmi, alloc, Delegated::returned_by_firmware(rec.pa));
         for pa in rec.aux.iter().take(rec.num_aux) {
-            self.give_back(rmi, alloc, Delegated::returned_by_rmm(*pa));
+            self.give_back(rmi, alloc, Delegated::returned_by_firmware(*pa));
         }
         Ok(())
+    }
+
+    /// One REC fewer.  Every `Rec` value was counted when created, so the
+    /// count cannot be 0 here; if it were, it stays 0 and is an anomaly.
+    fn take_rec(&mut self) {
+        match self.recs.checked_sub(1) {
+            Some(n) => self.recs = n,
+            None => count::add(&mut self.stats.anomalies, 1),
+        }
     }
 
     /// Gives up on a REC the RMM will not destroy: its granules are leaked
     /// and counted.
     pub fn rec_leak(&mut self, rec: Rec) {
-        self.recs -= 1;
+        self.take_rec();
         // CAST: num_aux <= 16.
         let n = 1 + rec.num_aux as u64;
-        self.stats.delegated -= n;
-        self.stats.leaked += n;
+        count::take_or_note(&mut self.stats.delegated, n, &mut self.stats.anomalies);
+        count::add(&mut self.stats.leaked, n);
     }
 
     /// `REALM_ACTIVATE`.
@@ -1029,15 +1058,19 @@ impl Realm {
         rmi.realm_destroy(self.rd)
             .map_err(RealmError::rmi(Command::RealmDestroy))?;
         self.state = RealmState::Destroyed;
-        self.give_back(rmi, alloc, Delegated::returned_by_rmm(self.rd));
+        self.give_back(rmi, alloc, Delegated::returned_by_firmware(self.rd));
         for i in 0..u64::from(self.geo.num_start) {
             self.give_back(
                 rmi,
                 alloc,
-                Delegated::returned_by_rmm(self.roots.add_granules(i)),
+                Delegated::returned_by_firmware(self.roots.add_pages(i)),
             );
         }
-        self.stats.rtt_pages -= u64::from(self.geo.num_start);
+        count::take_or_note(
+            &mut self.stats.rtt_pages,
+            u64::from(self.geo.num_start),
+            &mut self.stats.anomalies,
+        );
         Ok(())
     }
 
@@ -1055,8 +1088,8 @@ impl Realm {
         for _ in 0..MAX_RETRIES {
             match rmi.rtt_destroy(self.rd, Ipa(base), level) {
                 (Ok(pa), top) => {
-                    self.stats.rtt_pages -= 1;
-                    self.give_back(rmi, alloc, Delegated::returned_by_rmm(pa));
+                    count::take_or_note(&mut self.stats.rtt_pages, 1, &mut self.stats.anomalies);
+                    self.give_back(rmi, alloc, Delegated::returned_by_firmware(pa));
                     return Ok(top.0);
                 }
                 (Err(e), top) if e.status == ErrorStatus::Rtt && e.index < level => {
@@ -1065,6 +1098,9 @@ impl Realm {
                         let entry = rmi
                             .rtt_read_entry(self.rd, Ipa(base), e.index)
                             .map_err(RealmError::rmi(Command::RttReadEntry))?;
+                        if let RttEntryState::Unknown(_) = entry.state {
+                            return Err(RealmError::Protocol);
+                        }
                         if entry.state == RttEntryState::Assigned {
                             // Split the block back into a (live) table,
                             // which the next round empties and destroys.
@@ -1105,7 +1141,7 @@ impl Realm {
     /// still holds is leaked on purpose and counted.  Returns the number.
     pub fn leak(&mut self) -> u64 {
         let n = self.stats.delegated;
-        self.stats.leaked += n;
+        count::add(&mut self.stats.leaked, n);
         self.stats.delegated = 0;
         self.state = RealmState::Destroyed;
         n

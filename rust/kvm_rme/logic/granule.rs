@@ -11,53 +11,19 @@
 //! an undelegation failed, and counts it.
 
 use crate::abi::{Pa, RmiError};
-use crate::rmi::Rmi;
+use crate::logic::rmi::Rmi;
 
-/// A granule-aligned host page in the normal world, owned by its holder.
-#[derive(Debug, PartialEq, Eq)]
-#[must_use]
-pub struct Undelegated(Pa);
-
-impl Undelegated {
-    /// Takes ownership of a host page.
-    ///
-    /// Returns `None` unless `pa` is granule aligned.  The caller gives up
-    /// the page: it must not be used elsewhere until handed back.
-    pub fn from_host_page(pa: Pa) -> Option<Undelegated> {
-        pa.is_aligned().then_some(Undelegated(pa))
-    }
-
-    /// Physical address.
-    pub fn pa(&self) -> Pa {
-        self.0
-    }
-}
+/// A granule-aligned host page in the normal world, owned by its holder
+/// (the RMM's `UNDELEGATED`).
+pub type Undelegated = crate::cvm_fw::page::HostPage;
 
 /// A granule the RMM owns (`DELEGATED`, or in use as RD, REC, RTT, DATA).
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "dropping a delegated granule leaks it"]
-pub struct Delegated(Pa);
-
-impl Delegated {
-    /// Physical address.
-    pub fn pa(&self) -> Pa {
-        self.0
-    }
-
-    /// Hands the granule to the RMM for use as RD, REC, RTT or DATA.
-    ///
-    /// The RMM gives it back, `DELEGATED`, from the matching destroy
-    /// command; the caller keeps only the address to find it again.
-    pub fn hand_over(self) -> Pa {
-        self.0
-    }
-
-    /// A granule the RMM handed back in the `DELEGATED` state (from
-    /// `DATA_DESTROY`, `RTT_DESTROY` or `RTT_FOLD`).
-    pub(crate) fn returned_by_rmm(pa: Pa) -> Delegated {
-        Delegated(pa)
-    }
-}
+///
+/// [`Delegated::hand_over`] gives it to the RMM for one of those uses;
+/// [`Delegated::returned_by_firmware`] takes it back, `DELEGATED`, from the
+/// matching destroy (`DATA_DESTROY`, `RTT_DESTROY`, `RTT_FOLD`,
+/// `REC_DESTROY`, `REALM_DESTROY`).
+pub type Delegated = crate::cvm_fw::page::FwPage;
 
 /// Where the realm logic gets and returns host pages.
 ///
@@ -81,16 +47,16 @@ pub fn delegate<R: Rmi>(
     rmi: &mut R,
     page: Undelegated,
 ) -> Result<Delegated, (Undelegated, RmiError)> {
-    match rmi.granule_delegate(page.0) {
-        Ok(()) => Ok(Delegated(page.0)),
+    match rmi.granule_delegate(page.pa()) {
+        Ok(()) => Ok(Delegated::transferred(page)),
         Err(e) => Err((page, e)),
     }
 }
 
 /// `GRANULE_UNDELEGATE`; on failure the granule stays delegated.
 pub fn undelegate<R: Rmi>(rmi: &mut R, g: Delegated) -> Result<Undelegated, (Delegated, RmiError)> {
-    match rmi.granule_undelegate(g.0) {
-        Ok(()) => Ok(Undelegated(g.0)),
+    match rmi.granule_undelegate(g.pa()) {
+        Ok(()) => Ok(g.reclaimed()),
         Err(e) => Err((g, e)),
     }
 }

@@ -11,10 +11,10 @@
 //! another one next time.
 
 use crate::abi::{Gpa, Pa, PageType, SbiError, PAGE_SIZE};
-use crate::exit::{self, Exit, Mmio, NaclShmem};
-use crate::pool::{BatchTable, PageAlloc};
-use crate::tsm::Tsm;
-use crate::tvm::{Result, Tvm, TvmError};
+use crate::logic::exit::{self, Exit, Mmio, NaclShmem};
+use crate::logic::pool::{BatchTable, PageAlloc};
+use crate::logic::tsm::Tsm;
+use crate::logic::tvm::{Result, Tvm, TvmError};
 
 /// SRST `reset_type` of a shutdown.
 const SRST_SHUTDOWN: u64 = 0;
@@ -22,8 +22,8 @@ const SRST_SHUTDOWN: u64 = 0;
 /// The VMM's pages behind shared GPAs.
 pub trait SharedMem {
     /// Pins the VMM page backing `gpa` (its memslot) and returns its
-    /// physical address; an errno if there is none.
-    fn shared_page(&mut self, gpa: Gpa) -> core::result::Result<Pa, i32>;
+    /// physical address; an error if there is none.
+    fn shared_page(&mut self, gpa: Gpa) -> core::result::Result<Pa, TvmError>;
     /// Unpins the page pinned for `gpa`, if any.
     fn release_shared(&mut self, gpa: Gpa);
 }

@@ -6,13 +6,13 @@
 //! the executable RMM model.  Realm logic is written against the trait, so
 //! everything above the SMC is tested on the host.
 
-use crate::abi::v1_0::{Command, HashAlgo, RealmParams, RecParams, RecRun, RttEntry};
-use crate::abi::v1_0::{MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
+pub use crate::abi::CallCounts;
+use crate::abi::{HashAlgo, RealmParams, RecParams, RecRun, RttEntry};
 use crate::abi::{Ipa, Pa, RmiResult, RmiVersion, VersionInfo};
-use crate::counters::Counters;
+use crate::abi::{MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
 
-/// What `REALM_CREATE` is given; [`RealmCreate::write`] fills the 4 KiB
-/// [`RealmParams`] granule the real RMM reads.
+/// What `REALM_CREATE` is given; [`RealmCreate::params`] encodes the
+/// 4 KiB [`RealmParams`] granule the real RMM reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RealmCreate {
     /// `RealmParams::flags` (LPA2, SVE, PMU).
@@ -42,8 +42,9 @@ pub struct RealmCreate {
 }
 
 impl RealmCreate {
-    /// Writes the parameters into a zeroed parameter granule.
-    pub fn write(&self, p: &mut RealmParams) {
+    /// The parameter granule, encoded once here for every conduit.
+    pub fn params(&self) -> RealmParams {
+        let mut p = RealmParams::default();
         p.flags = self.flags;
         p.s2sz = u64::from(self.s2sz);
         p.sve_vl = u64::from(self.sve_vl);
@@ -57,10 +58,11 @@ impl RealmCreate {
         p.rtt_base = self.rtt_base.0;
         p.rtt_level_start = i64::from(self.rtt_level_start);
         p.rtt_num_start = u32::from(self.rtt_num_start);
+        p
     }
 }
 
-/// What `REC_CREATE` is given; [`RecCreate::write`] fills [`RecParams`].
+/// What `REC_CREATE` is given; [`RecCreate::params`] encodes [`RecParams`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecCreate {
     /// Whether the REC may run at once (the boot vCPU).
@@ -78,8 +80,9 @@ pub struct RecCreate {
 }
 
 impl RecCreate {
-    /// Writes the parameters into a zeroed parameter granule.
-    pub fn write(&self, p: &mut RecParams) {
+    /// The parameter granule, encoded once here for every conduit.
+    pub fn params(&self) -> RecParams {
+        let mut p = RecParams::default();
         p.flags = if self.runnable {
             REC_PARAMS_FLAG_RUNNABLE
         } else {
@@ -94,6 +97,7 @@ impl RecCreate {
         for (dst, src) in p.aux.iter_mut().zip(self.aux.iter().take(n)) {
             *dst = src.0;
         }
+        p
     }
 }
 
@@ -172,37 +176,4 @@ pub trait Rmi {
     fn rtt_init_ripas(&mut self, rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
     /// `RMI_RTT_SET_RIPAS`; returns how far it got.
     fn rtt_set_ripas(&mut self, rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
-}
-
-/// Calls per RMI command.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CallCounts(Counters<{ Command::ALL.len() }>);
-
-impl CallCounts {
-    /// Counts one call of `cmd`.
-    pub fn record(&mut self, cmd: Command) {
-        self.0.record(cmd.index());
-    }
-
-    /// Calls of `cmd` so far.
-    pub fn get(&self, cmd: Command) -> u64 {
-        self.0.get(cmd.index())
-    }
-
-    /// All calls so far.
-    pub fn total(&self) -> u64 {
-        self.0.total()
-    }
-
-    /// Per-command difference `self - earlier`.
-    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
-        CallCounts(self.0.since(&earlier.0))
-    }
-
-    /// `(command, count)` for every command called at least once.
-    pub fn iter(&self) -> impl Iterator<Item = (Command, u64)> + '_ {
-        self.0
-            .nonzero()
-            .filter_map(|(i, n)| Command::ALL.get(i).map(|c| (*c, n)))
-    }
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Kernel side of TVMs: the `extern "C"` entry points the riscv KVM hooks
-//! call (patch 0006), on top of [`crate::tvm::Tvm`] and
-//! [`crate::run::VcpuRun`].
+//! call (patch 0006), on top of [`crate::logic::tvm::Tvm`] and
+//! [`crate::logic::run::VcpuRun`].
 //!
 //! Locking: a TVM's state is created by `KVM_CREATE_VM` and published in
 //! `kvm->arch.cove`; every entry point takes the state's own mutex, the
@@ -23,12 +23,11 @@ use kernel::prelude::*;
 use kernel::sync::Mutex;
 
 use crate::abi::{nacl, Gpa, Pa, PAGE_SIZE};
-use crate::errno;
-use crate::exit::NaclShmem;
-use crate::pool::{Batch, BatchTable, PageAlloc, Plain, Pool};
-use crate::run::{SharedMem, Step, UserExit, VcpuRun};
-use crate::sbi_tsm::SbiTsm;
-use crate::tvm::{self, Tvm, TvmError, TvmState};
+use crate::logic::exit::NaclShmem;
+use crate::logic::pool::{Batch, BatchTable, PageAlloc, Plain, Pool};
+use crate::logic::run::{SharedMem, Step, UserExit, VcpuRun};
+use crate::glue::sbi_tsm::SbiTsm;
+use crate::logic::tvm::{self, Tvm, TvmError, TvmState};
 
 extern "C" {
     // arch/riscv/kvm/cove_glue.c (patch 0006).
@@ -101,24 +100,24 @@ struct Pinned {
 }
 
 impl SharedMem for Pinned {
-    fn shared_page(&mut self, gpa: Gpa) -> core::result::Result<Pa, i32> {
+    fn shared_page(&mut self, gpa: Gpa) -> core::result::Result<Pa, TvmError> {
         if self.pages.iter().any(|&(g, _)| g == gpa.0) {
-            return Err(errno::EINVAL);
+            return Err(TvmError::Invalid);
         }
         self.pages
             .reserve(1, GFP_KERNEL)
-            .map_err(|_| errno::ENOMEM)?;
+            .map_err(|_| TvmError::NoMemory)?;
         let mut pa = 0u64;
         // SAFETY: `kvm` is the live VM of this state; `pa` is writable.
         let r = unsafe { kvm_cove_pin_shared(self.kvm, gpa.0, &mut pa) };
         if r != 0 {
-            return Err(-r);
+            return Err(TvmError::Kernel(-r));
         }
         // Cannot fail: reserved above.
         if self.pages.push((gpa.0, pa), GFP_KERNEL).is_err() {
             // SAFETY: pinned just above and not recorded.
             unsafe { kvm_cove_unpin_shared(pa) };
-            return Err(errno::ENOMEM);
+            return Err(TvmError::NoMemory);
         }
         Ok(Pa(pa))
     }
@@ -227,7 +226,7 @@ unsafe fn with_state(state: *mut c_void, f: impl FnOnce(&mut State) -> c_int) ->
     // SAFETY: by the function's contract.
     match unsafe { published(state) } {
         Some(m) => f(&mut m.lock()),
-        None => -errno::EINVAL,
+        None => -TvmError::Invalid.errno(),
     }
 }
 
@@ -240,9 +239,9 @@ unsafe fn with_state(state: *mut c_void, f: impl FnOnce(&mut State) -> c_int) ->
 /// `kvm` is the VM being created and `slot` its `kvm->arch.cove`, which
 /// nothing else uses yet.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_void) -> c_int {
+pub(crate) unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_void) -> c_int {
     let Ok(mut tsm) = SbiTsm::new() else {
-        return -errno::ENOMEM;
+        return -TvmError::NoMemory.errno();
     };
     let info = match tvm::check_tsm(&mut tsm) {
         Ok(i) => i,
@@ -254,7 +253,7 @@ pub unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_vo
         Ok(t) => t,
         Err((e, stats)) => {
             if stats.leaked != 0 {
-                warn_limited!(
+                kernel::pr_warn_ratelimited!(
                     "TVM creation failed; {} pages left with the TSM\n",
                     stats.leaked
                 );
@@ -285,8 +284,8 @@ pub unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_vo
         // The state (and its TVM) was dropped with the failed allocation:
         // its pages stay with the TSM, which cannot be undone here.
         Err(_) => {
-            warn_limited!("TVM state allocation failed after CREATE_TVM\n");
-            -errno::ENOMEM
+            kernel::pr_warn_ratelimited!("TVM state allocation failed after CREATE_TVM\n");
+            -TvmError::NoMemory.errno()
         }
     }
 }
@@ -300,7 +299,7 @@ pub unsafe extern "C" fn kvm_cove_vm_init(kvm: *mut c_void, slot: *mut *mut c_vo
 /// `slot` is `kvm->arch.cove` of a VM being destroyed: nothing else uses
 /// it any more.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_vm_destroy(slot: *mut *mut c_void) {
+pub(crate) unsafe extern "C" fn kvm_cove_vm_destroy(slot: *mut *mut c_void) {
     // SAFETY: by the function's contract.
     let raw = unsafe { slot_ptr(slot) }.swap(core::ptr::null_mut(), Ordering::AcqRel);
     if raw.is_null() {
@@ -319,7 +318,7 @@ pub unsafe extern "C" fn kvm_cove_vm_destroy(slot: *mut *mut c_void) {
             }
         }
         Err(e) => {
-            warn_limited!(
+            kernel::pr_warn_ratelimited!(
                 "DESTROY_TVM failed ({:?}): its pages stay with the TSM\n",
                 e
             );
@@ -329,7 +328,7 @@ pub unsafe extern "C" fn kvm_cove_vm_destroy(slot: *mut *mut c_void) {
     }
     let leaked = st.tvm.pool_stats().leaked;
     if leaked != 0 {
-        warn_limited!("TVM teardown leaked {} confidential pages\n", leaked);
+        kernel::pr_warn_ratelimited!("TVM teardown leaked {} confidential pages\n", leaked);
     }
 }
 
@@ -342,7 +341,7 @@ pub unsafe extern "C" fn kvm_cove_vm_destroy(slot: *mut *mut c_void) {
 ///
 /// `state` is the value of `kvm->arch.cove` of a live VM.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_prepare_memslot(
+pub(crate) unsafe extern "C" fn kvm_cove_prepare_memslot(
     state: *mut c_void,
     change: u32,
     gpa: u64,
@@ -358,7 +357,7 @@ pub unsafe extern "C" fn kvm_cove_prepare_memslot(
                 Ok(()) => 0,
                 Err(e) => -e.errno(),
             },
-            mr::MOVE => -errno::EPERM,
+            mr::MOVE => -TvmError::State.errno(),
             mr::DELETE => 0,
             _ => 0,
         })
@@ -373,12 +372,12 @@ pub unsafe extern "C" fn kvm_cove_prepare_memslot(
 ///
 /// `state` is the value of `kvm->arch.cove` of a live VM.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_vcpu_create(state: *mut c_void, idx: u32) -> c_int {
+pub(crate) unsafe extern "C" fn kvm_cove_vcpu_create(state: *mut c_void, idx: u32) -> c_int {
     // SAFETY: by the function's contract.
     unsafe {
         with_state(state, |st| {
             if st.vcpus.reserve(1, GFP_KERNEL).is_err() {
-                return -errno::ENOMEM;
+                return -TvmError::NoMemory.errno();
             }
             let id = u64::from(idx);
             if let Err(e) = st.tvm.create_vcpu(&mut st.tsm, &mut st.alloc, id) {
@@ -387,7 +386,7 @@ pub unsafe extern "C" fn kvm_cove_vcpu_create(state: *mut c_void, idx: u32) -> c
             // Cannot fail: reserved above.
             match st.vcpus.push(VcpuRun::new(id), GFP_KERNEL) {
                 Ok(()) => 0,
-                Err(_) => -errno::ENOMEM,
+                Err(_) => -TvmError::NoMemory.errno(),
             }
         })
     }
@@ -404,7 +403,7 @@ pub unsafe extern "C" fn kvm_cove_vcpu_create(state: *mut c_void, idx: u32) -> c
 /// `state` is the value of `kvm->arch.cove` of a live VM; called from the
 /// VMM's process.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_measure_region(
+pub(crate) unsafe extern "C" fn kvm_cove_measure_region(
     state: *mut c_void,
     uaddr: u64,
     gpa: u64,
@@ -417,7 +416,7 @@ pub unsafe extern "C" fn kvm_cove_measure_region(
         || uaddr.checked_add(size).is_none()
         || gpa.checked_add(size).is_none()
     {
-        return -errno::EINVAL;
+        return -TvmError::Invalid.errno();
     }
     // SAFETY: by the function's contract.
     unsafe { with_state(state, |st| measure(st, uaddr, gpa, size)) }
@@ -426,10 +425,10 @@ pub unsafe extern "C" fn kvm_cove_measure_region(
 /// [`kvm_cove_measure_region`] on a checked range, under the mutex.
 fn measure(st: &mut State, uaddr: u64, gpa: u64, size: u64) -> c_int {
     if st.tvm.state() != TvmState::Initializing {
-        return -errno::EPERM;
+        return -TvmError::State.errno();
     }
     if !st.tvm.is_confidential(Gpa(gpa)) || !st.tvm.is_confidential(Gpa(gpa + size - 1)) {
-        return -errno::EINVAL;
+        return -TvmError::Invalid.errno();
     }
     let mut off = 0;
     while off < size {
@@ -453,7 +452,7 @@ fn measure(st: &mut State, uaddr: u64, gpa: u64, size: u64) -> c_int {
         }
         off += PAGE_SIZE;
         if off % (256 * PAGE_SIZE) == 0 && kernel::current!().signal_pending() {
-            return -errno::EINTR;
+            return -TvmError::Interrupted.errno();
         }
     }
     0
@@ -461,7 +460,7 @@ fn measure(st: &mut State, uaddr: u64, gpa: u64, size: u64) -> c_int {
 
 /// `struct kvm_cove_io` (`asm/kvm_cove.h`).
 #[repr(C)]
-pub struct RunIo {
+pub(crate) struct RunIo {
     sepc: u64,
     a1: u64,
     kind: u32,
@@ -548,7 +547,7 @@ fn vcpu_index(vcpus: &KVec<VcpuRun>, idx: u32) -> Option<usize> {
 /// `state` is the value of `kvm->arch.cove` of a live VM; `sbi_ret` is
 /// null or points to two readable `unsigned long`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_vcpu_resume(
+pub(crate) unsafe extern "C" fn kvm_cove_vcpu_resume(
     state: *mut c_void,
     idx: u32,
     mmio_data: u64,
@@ -569,7 +568,7 @@ pub unsafe extern "C" fn kvm_cove_vcpu_resume(
                 }
                 0
             }
-            None => -errno::EINVAL,
+            None => -TvmError::Invalid.errno(),
         })
     }
 }
@@ -584,7 +583,7 @@ pub unsafe extern "C" fn kvm_cove_vcpu_resume(
 /// `state` is the value of `kvm->arch.cove` of a live VM; `io` points to
 /// a writable `struct kvm_cove_io`.
 #[no_mangle]
-pub unsafe extern "C" fn kvm_cove_vcpu_enter(
+pub(crate) unsafe extern "C" fn kvm_cove_vcpu_enter(
     state: *mut c_void,
     idx: u32,
     io: *mut RunIo,
@@ -604,17 +603,17 @@ fn enter_vcpu(st: &mut State, idx: u32, io: &mut RunIo) -> c_int {
         vcpus,
     } = st;
     let Some(v) = vcpu_index(vcpus, idx).and_then(|i| vcpus.get_mut(i)) else {
-        return -errno::EINVAL;
+        return -TvmError::Invalid.errno();
     };
     if tvm.state() == TvmState::Initializing {
         if let Err(e) = tvm.finalize(tsm, io.sepc, io.a1) {
-            warn_limited!("FINALIZE_TVM failed: {:?}\n", e);
+            kernel::pr_warn_ratelimited!("FINALIZE_TVM failed: {:?}\n", e);
             return -e.errno();
         }
     }
     let exit = {
         let Some(mut nacl) = CpuNacl::get() else {
-            return -errno::ENODEV;
+            return -TvmError::NoDevice.errno();
         };
         v.enter(tvm, tsm, &mut nacl)
         // `nacl` dropped: preemption is enabled again.
@@ -628,11 +627,8 @@ fn enter_vcpu(st: &mut State, idx: u32, io: &mut RunIo) -> c_int {
             RUN_USER
         }
         Err(e) => {
-            warn_limited!("TVM vCPU {}: run failed: {:?}\n", idx, e);
-            match e {
-                TvmError::Tsm(_) => -errno::EFAULT,
-                e => -e.errno(),
-            }
+            kernel::pr_warn_ratelimited!("TVM vCPU {}: run failed: {:?}\n", idx, e);
+            -e.in_run().errno()
         }
     }
 }

@@ -7,13 +7,12 @@
 //! The kernel copies the argument bytes from userspace and calls in with
 //! its RMI conduit and page allocator; host tests call in with the model.
 
-use crate::abi::v1_0::{Features0, HashAlgo};
 use crate::abi::{ErrorStatus, Ipa, GRANULE_SIZE};
-use crate::errno;
-use crate::granule::GranuleAlloc;
-use crate::realm::{Geometry, Realm, RealmConfig, RealmError, RealmState, Rec};
-use crate::rmi::Rmi;
-use crate::run::GuestMemory;
+use crate::abi::{Features0, HashAlgo};
+use crate::logic::granule::GranuleAlloc;
+use crate::logic::realm::{Geometry, Realm, RealmConfig, RealmError, RealmState, RealmStats, Rec};
+use crate::logic::rmi::Rmi;
+use crate::logic::run::GuestMemory;
 
 /// `KVM_CAP_ARM_RME`.
 pub const KVM_CAP_ARM_RME: u32 = 300;
@@ -69,7 +68,7 @@ pub enum ConfigItem {
 }
 
 /// Parses `struct arm_rme_config`.  Unknown `cfg` or algorithm: `EINVAL`.
-pub fn parse_config(b: &[u8; CONFIG_SIZE]) -> Result<ConfigItem, i32> {
+pub fn parse_config(b: &[u8; CONFIG_SIZE]) -> Result<ConfigItem, RealmError> {
     match le_u32(b, 0) {
         CONFIG_RPV => {
             let mut rpv = [0u8; 64];
@@ -79,17 +78,17 @@ pub fn parse_config(b: &[u8; CONFIG_SIZE]) -> Result<ConfigItem, i32> {
         CONFIG_HASH_ALGO => match le_u32(b, 4) {
             0 => Ok(ConfigItem::Hash(HashAlgo::Sha256)),
             1 => Ok(ConfigItem::Hash(HashAlgo::Sha512)),
-            _ => Err(errno::EINVAL),
+            _ => Err(RealmError::Invalid),
         },
-        _ => Err(errno::EINVAL),
+        _ => Err(RealmError::Invalid),
     }
 }
 
 /// Parses `struct arm_rme_init_ripas {u64 base, size; u64 reserved[2]}`:
 /// non-zero reserved words are `EINVAL`.
-pub fn parse_init_ripas(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64), i32> {
+pub fn parse_init_ripas(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64), RealmError> {
     if le_u64(b, 16) != 0 || le_u64(b, 24) != 0 {
-        return Err(errno::EINVAL);
+        return Err(RealmError::Invalid);
     }
     Ok((le_u64(b, 0), le_u64(b, 8)))
 }
@@ -97,10 +96,10 @@ pub fn parse_init_ripas(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64), i32> {
 /// Parses `struct arm_rme_populate_realm {u64 base, size; u32 flags;
 /// u32 reserved[3]}`: unknown flags or non-zero reserved words are
 /// `EINVAL`.  Returns the range and whether to measure it.
-pub fn parse_populate(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64, bool), i32> {
+pub fn parse_populate(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64, bool), RealmError> {
     let flags = le_u32(b, 16);
     if flags & !POPULATE_MEASURE != 0 || le_u32(b, 20) != 0 || le_u64(b, 24) != 0 {
-        return Err(errno::EINVAL);
+        return Err(RealmError::Invalid);
     }
     Ok((le_u64(b, 0), le_u64(b, 8), flags & POPULATE_MEASURE != 0))
 }
@@ -109,9 +108,9 @@ pub fn parse_populate(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64, bool), i32> {
 /// enabled (`ready`), the IPA size must suit a realm (default 40 bits;
 /// 32..=48 and at most what the RMM supports), and the protected-VM bit
 /// must be clear.  Returns the realm's IPA size.
-pub fn check_vm_type(vm_type: u64, ready: bool, features: &Features0) -> Result<u8, i32> {
+pub fn check_vm_type(vm_type: u64, ready: bool, features: &Features0) -> Result<u8, RealmError> {
     if !ready || vm_type & KVM_VM_TYPE_ARM_REALM == 0 || vm_type & KVM_VM_TYPE_ARM_PROTECTED != 0 {
-        return Err(errno::EINVAL);
+        return Err(RealmError::Invalid);
     }
     // CAST: masked to 8 bits.
     let bits = match (vm_type & 0xff) as u8 {
@@ -119,7 +118,7 @@ pub fn check_vm_type(vm_type: u64, ready: bool, features: &Features0) -> Result<
         b => b,
     };
     if Geometry::new(bits).is_none() || bits > features.max_ipa_bits {
-        return Err(errno::EINVAL);
+        return Err(RealmError::Invalid);
     }
     Ok(bits)
 }
@@ -156,9 +155,9 @@ impl RealmVm {
 
     /// `CONFIG_REALM`: only before `CREATE_REALM` (else `EPERM`); an
     /// algorithm the RMM lacks is `EINVAL`.
-    pub fn config(&mut self, item: ConfigItem) -> Result<(), i32> {
+    pub fn config(&mut self, item: ConfigItem) -> Result<(), RealmError> {
         if self.realm.is_some() {
-            return Err(errno::EPERM);
+            return Err(RealmError::State);
         }
         match item {
             ConfigItem::Rpv(rpv) => self.cfg.rpv = rpv,
@@ -168,7 +167,7 @@ impl RealmVm {
                     HashAlgo::Sha512 => self.features.hash_sha512,
                 };
                 if !ok {
-                    return Err(errno::EINVAL);
+                    return Err(RealmError::Invalid);
                 }
                 self.cfg.hash_algo = h;
             }
@@ -183,11 +182,11 @@ impl RealmVm {
         rmi: &mut R,
         alloc: &mut A,
         next_vmid: &mut dyn FnMut() -> u16,
-    ) -> Result<(), i32> {
+    ) -> Result<(), RealmError> {
         if self.realm.is_some() {
-            return Err(errno::EEXIST);
+            return Err(RealmError::Exists);
         }
-        let mut last = errno::EBUSY;
+        let mut last = RealmError::Busy;
         for _ in 0..VMID_TRIES {
             self.cfg.vmid = next_vmid();
             match Realm::create(rmi, alloc, &self.cfg) {
@@ -196,16 +195,16 @@ impl RealmVm {
                     return Ok(());
                 }
                 Err((RealmError::Rmi { err, .. }, _)) if err.status == ErrorStatus::Input => {
-                    last = errno::EBUSY
+                    last = RealmError::Busy
                 }
-                Err((e, _)) => return Err(e.errno()),
+                Err((e, _)) => return Err(e),
             }
         }
         Err(last)
     }
 
-    fn created(&mut self) -> Result<&mut Realm, i32> {
-        self.realm.as_mut().ok_or(errno::EPERM)
+    fn created(&mut self) -> Result<&mut Realm, RealmError> {
+        self.realm.as_mut().ok_or(RealmError::State)
     }
 
     /// `INIT_RIPAS_REALM`: after `CREATE_REALM`, before `ACTIVATE_REALM`
@@ -217,18 +216,16 @@ impl RealmVm {
         alloc: &mut A,
         base: u64,
         size: u64,
-    ) -> Result<(), i32> {
+    ) -> Result<(), RealmError> {
         let realm = self.created()?;
         if realm.state() != RealmState::New {
-            return Err(errno::EPERM);
+            return Err(RealmError::State);
         }
-        let top = base.checked_add(size).ok_or(errno::EINVAL)?;
+        let top = base.checked_add(size).ok_or(RealmError::Invalid)?;
         if size == 0 || base % GRANULE_SIZE != 0 || size % GRANULE_SIZE != 0 {
-            return Err(errno::EINVAL);
+            return Err(RealmError::Invalid);
         }
-        realm
-            .init_ripas(rmi, alloc, Ipa(base), Ipa(top))
-            .map_err(RealmError::errno)
+        realm.init_ripas(rmi, alloc, Ipa(base), Ipa(top))
     }
 
     /// `POPULATE_REALM`: copies `[base, base + size)` from the memslot's
@@ -247,18 +244,18 @@ impl RealmVm {
         base: u64,
         size: u64,
         measure: bool,
-    ) -> Result<(), i32> {
+    ) -> Result<(), RealmError> {
         let realm = self.created()?;
         if realm.state() != RealmState::New {
-            return Err(errno::EPERM);
+            return Err(RealmError::State);
         }
-        let top = base.checked_add(size).ok_or(errno::EINVAL)?;
+        let top = base.checked_add(size).ok_or(RealmError::Invalid)?;
         if size == 0
             || base % GRANULE_SIZE != 0
             || size % GRANULE_SIZE != 0
             || top > realm.geometry().shared_bit()
         {
-            return Err(errno::EINVAL);
+            return Err(RealmError::Invalid);
         }
         let mut ipa = base;
         while ipa < top {
@@ -272,7 +269,7 @@ impl RealmVm {
             };
             let r = realm.populate(rmi, alloc, Ipa(ipa), dst, src, measure);
             alloc.release_source(src);
-            r.map_err(RealmError::errno)?;
+            r?;
             ipa += GRANULE_SIZE;
         }
         Ok(())
@@ -280,11 +277,11 @@ impl RealmVm {
 
     /// The realm and RECs for running a vCPU: `EPERM` unless the realm
     /// was activated (or has powered off, which entering reports).
-    pub fn runnable(&mut self) -> Result<&mut Realm, i32> {
+    pub fn runnable(&mut self) -> Result<&mut Realm, RealmError> {
         let realm = self.created()?;
         match realm.state() {
             RealmState::Active | RealmState::SystemOff => Ok(realm),
-            _ => Err(errno::EPERM),
+            _ => Err(RealmError::State),
         }
     }
 
@@ -298,7 +295,7 @@ impl RealmVm {
         alloc: &mut A,
         gpa: u64,
         size: u64,
-    ) -> Result<(), i32> {
+    ) -> Result<(), RealmError> {
         let Some(realm) = self.realm.as_mut() else {
             return Ok(());
         };
@@ -309,23 +306,19 @@ impl RealmVm {
             return Ok(());
         }
         if start % GRANULE_SIZE != 0 || end % GRANULE_SIZE != 0 {
-            return Err(errno::EINVAL);
+            return Err(RealmError::Invalid);
         }
         while let Some(g) = alloc.shared_in(Ipa(start), Ipa(end)) {
             // A page that cannot be unmapped stays pinned until teardown.
-            realm
-                .unmap_shared(rmi, Ipa(g.0 | top))
-                .map_err(RealmError::errno)?;
+            realm.unmap_shared(rmi, Ipa(g.0 | top))?;
             alloc.release_shared(g);
         }
-        realm
-            .unmap_private(rmi, alloc, Ipa(start), Ipa(end))
-            .map_err(RealmError::errno)
+        realm.unmap_private(rmi, alloc, Ipa(start), Ipa(end))
     }
 
     /// `ACTIVATE_REALM`: once, after `CREATE_REALM` (`EPERM` otherwise).
-    pub fn activate<R: Rmi>(&mut self, rmi: &mut R) -> Result<(), i32> {
-        self.created()?.activate(rmi).map_err(RealmError::errno)
+    pub fn activate<R: Rmi>(&mut self, rmi: &mut R) -> Result<(), RealmError> {
+        self.created()?.activate(rmi)
     }
 
     /// `KVM_ARM_VCPU_FINALIZE(KVM_ARM_VCPU_REC)`: creates the vCPU's REC
@@ -340,11 +333,9 @@ impl RealmVm {
         pc: u64,
         gprs: [u64; 8],
         runnable: bool,
-    ) -> Result<Rec, i32> {
+    ) -> Result<Rec, RealmError> {
         let realm = self.created()?;
-        realm
-            .rec_create(rmi, alloc, mpidr, pc, gprs, runnable)
-            .map_err(RealmError::errno)
+        realm.rec_create(rmi, alloc, mpidr, pc, gprs, runnable)
     }
 
     /// Destroys a REC (vCPU destruction); retries, then leaks it, counted.
@@ -365,15 +356,26 @@ impl RealmVm {
     /// Tears the realm down (VM destruction); retries transient failures,
     /// then gives up and leaks what is left.  Returns the granules leaked.
     pub fn destroy<R: Rmi, A: GranuleAlloc>(&mut self, rmi: &mut R, alloc: &mut A) -> u64 {
+        self.destroy_counted(rmi, alloc).leaked
+    }
+
+    /// [`RealmVm::destroy`], returning the realm's final counts (all zero
+    /// before `CREATE_REALM`): what was leaked, and any RMM answers that
+    /// contradicted the host's counts.
+    pub fn destroy_counted<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+    ) -> RealmStats {
         let Some(mut realm) = self.realm.take() else {
-            return 0;
+            return RealmStats::default();
         };
         for _ in 0..3 {
             if realm.destroy(rmi, alloc).is_ok() {
-                return realm.stats().leaked;
+                return realm.stats();
             }
         }
         realm.leak();
-        realm.stats().leaked
+        realm.stats()
     }
 }

@@ -3,22 +3,41 @@
 //! COVH over `ecall`: the kernel's implementation of [`Tsm`].
 //!
 //! Structures the TSM reads or writes (`tsm_info`, TVM create
-//! parameters) are staged in a page this module owns.
+//! parameters) are staged in a page this module owns, written and read as
+//! typed values: staging cannot fail, and nothing but the TSM's answer
+//! becomes an [`SbiError`].
 
 use core::mem::size_of;
 
 use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
-use kernel::page::Page;
+use kernel::bindings;
 use kernel::prelude::*;
 
-use crate::abi::rfc::Covh;
+use crate::abi::Covh;
 use crate::abi::{Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TvmCreateParams, EXT_COVH};
-use crate::sbi;
-use crate::tsm::{CallCounts, Gid, Tsm};
+use crate::abi::PAGE_SIZE;
+use crate::glue::sbi;
+use crate::logic::tsm::{CallCounts, Gid, Tsm};
+
+/// The staging page: the structure of the call in flight.  Both fields
+/// are integers only, so any bit pattern is a valid value of each.
+#[repr(C, align(4096))]
+union Stage {
+    info: TsmInfo,
+    create: TvmCreateParams,
+}
+
+const _: () = assert!(size_of::<Stage>() == PAGE_SIZE as usize);
 
 /// COVH through SBI calls, with per-function counters.
+///
+/// # Invariants
+///
+/// `stage_pa` is the physical address of `*stage`, a page-aligned,
+/// physically contiguous kmalloc allocation.
 pub(crate) struct SbiTsm {
-    stage: Page,
+    stage: KBox<Stage>,
+    stage_pa: u64,
     /// Calls issued through this instance.
     pub(crate) counts: CallCounts,
 }
@@ -26,46 +45,46 @@ pub(crate) struct SbiTsm {
 impl SbiTsm {
     /// A conduit with its own staging page.
     pub(crate) fn new() -> Result<SbiTsm> {
+        let stage = KBox::<Stage>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+        // SAFETY: the memory is zeroed, and zero is a valid value of every
+        // field of `Stage` (integers only).
+        let stage = unsafe { stage.assume_init() };
+        // SAFETY: `stage` is live kmalloc memory, which is in the linear
+        // map, where `virt_to_phys()` is defined.
+        let stage_pa =
+            unsafe { bindings::virt_to_phys(core::ptr::from_ref(&*stage).cast_mut().cast()) };
+        // INVARIANT: `Stage` is 4 KiB with 4 KiB alignment, so kmalloc
+        // returns one naturally aligned, physically contiguous page.
         Ok(SbiTsm {
-            stage: Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?,
+            stage,
+            stage_pa,
             counts: CallCounts::default(),
         })
     }
 
     fn call(&mut self, f: Covh, args: [u64; 6]) -> SbiResult<u64> {
         self.counts.record(f);
+        // The TSM reads and writes the staging page by its physical
+        // address, which the compiler cannot see: let the pointer escape.
+        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
         let r = sbi::ecall(EXT_COVH, f.fid(), args);
+        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
         SbiError::decode(r.error).map(|()| r.value)
     }
 }
 
-fn stage_err(_: Error) -> SbiError {
-    SbiError::Failed
-}
-
 impl Tsm for SbiTsm {
-    fn get_info(&mut self) -> SbiResult<TsmInfo> {
-        let pa = self.stage.phys_addr();
+    fn get_info(&mut self) -> SbiResult<(TsmInfo, u64)> {
+        self.stage.info = TsmInfo::default();
+        let pa = self.stage_pa;
         // CAST: size_of::<TsmInfo>() is 32.
         let n = self.call(
             Covh::TsmGetInfo,
             [pa, size_of::<TsmInfo>() as u64, 0, 0, 0, 0],
         )?;
-        if n < size_of::<TsmInfo>() as u64 {
-            return Err(SbiError::Failed);
-        }
-        let mut info = TsmInfo::default();
-        // SAFETY: `info` is a writable `TsmInfo`, all of whose bit patterns
-        // are valid (integers only); `read_raw` bounds-checks the page.
-        unsafe {
-            self.stage.read_raw(
-                (&mut info as *mut TsmInfo).cast::<u8>(),
-                0,
-                size_of::<TsmInfo>(),
-            )
-        }
-        .map_err(stage_err)?;
-        Ok(info)
+        // SAFETY: `info` is the field last written, and every bit pattern
+        // is a valid `TsmInfo` (integers only).
+        Ok((unsafe { self.stage.info }, n))
     }
 
     fn convert_pages(&mut self, pa: Pa, npages: u64) -> SbiResult {
@@ -87,22 +106,13 @@ impl Tsm for SbiTsm {
     fn local_fence(&mut self) -> SbiResult {
         self.counts.record(Covh::TsmLocalFence);
         // SAFETY: runs the fence ecall on each CPU; no pointers passed.
-        let e = unsafe { crate::uapi::kvm_cove_local_fence_all() };
+        let e = unsafe { crate::glue::uapi::kvm_cove_local_fence_all() };
         SbiError::decode(i64::from(e))
     }
 
     fn create_tvm(&mut self, p: &TvmCreateParams) -> SbiResult<Gid> {
-        // SAFETY: `p` is a live `repr(C)` struct of two u64 without padding,
-        // readable for its size; `write_raw` bounds-checks the page.
-        unsafe {
-            self.stage.write_raw(
-                (p as *const TvmCreateParams).cast::<u8>(),
-                0,
-                size_of::<TvmCreateParams>(),
-            )
-        }
-        .map_err(stage_err)?;
-        let pa = self.stage.phys_addr();
+        self.stage.create = *p;
+        let pa = self.stage_pa;
         // CAST: size_of::<TvmCreateParams>() is 16.
         self.call(
             Covh::CreateTvm,

@@ -1,0 +1,766 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An executable model of a CoVE TSM (COVH, RFC numbering), and a host
+//! page allocator that flags converted pages given back to it.
+//! Host-only (std).
+//!
+//! Pages are non-confidential, converted-pending-fence, converted, or
+//! assigned to a TVM; TVMs are initializing, runnable or gone.  The model
+//! checks the conditions the host must meet (16 KiB-aligned root, enough
+//! page-table pages, pages converted and fenced before use, invalidate +
+//! TVM fence before remove) and counts calls and global fences.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::format;
+use std::rc::Rc;
+use std::string::String;
+use std::vec::Vec;
+
+use crate::abi::{
+    nacl, Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE,
+};
+use crate::abi::{Covg, Covh};
+use crate::logic::exit::{NaclBuf, NaclShmem};
+use crate::logic::pool::{PageAlloc, Plain};
+use crate::logic::tsm::{CallCounts, Gid, Tsm};
+
+/// Page states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// Normal host memory.
+    NonConfidential,
+    /// Converted; usable after the next global fence.
+    PendingFence,
+    /// Confidential and unassigned (usable, or reclaimable).
+    Converted,
+    /// Used by TVM `gid`.
+    Assigned(Gid),
+}
+
+/// TVM states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelTvmState {
+    /// Before finalize.
+    Initializing,
+    /// After finalize.
+    Runnable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mapping {
+    Confidential(u64),
+    Shared(u64),
+    /// A confidential page invalidated; `true` once a TVM fence followed.
+    Invalidated(u64, bool),
+    /// A shared page invalidated; `true` once a TVM fence followed.
+    SharedInvalidated(u64, bool),
+}
+
+struct TvmM {
+    state: ModelTvmState,
+    regions: Vec<(u64, u64)>,
+    pgt_avail: u64,
+    tables: HashSet<(u32, u64)>,
+    mapped: BTreeMap<u64, Mapping>,
+    vcpus: HashSet<u64>,
+    fenced: bool,
+    /// Ranges of the regions the TVM shared (COVG `SHARE_MEMORY` exits).
+    shared: Vec<(u64, u64)>,
+}
+
+/// An exit the model reports from `TVM_VCPU_RUN`.
+#[derive(Clone, Debug, Default)]
+pub struct ScriptedExit {
+    /// Return value (0 = resumable).
+    pub ret: u64,
+    /// scause.
+    pub scause: u64,
+    /// stval.
+    pub stval: u64,
+    /// htval.
+    pub htval: u64,
+    /// htinst.
+    pub htinst: u64,
+    /// GPRs to set (index, value).
+    pub gprs: Vec<(usize, u64)>,
+}
+
+/// The TSM model.
+pub struct TsmModel {
+    pages: HashMap<u64, PageState>,
+    mem_base: u64,
+    mem_end: u64,
+    tvms: HashMap<Gid, TvmM>,
+    next_gid: Gid,
+    fence_initiated: bool,
+    /// What `TSM_GET_INFO` reports.
+    pub info: TsmInfo,
+    /// Calls per function.
+    pub counts: CallCounts,
+    /// Exits `TVM_VCPU_RUN` reports.
+    pub exits: VecDeque<ScriptedExit>,
+    /// The NACL shared memory.
+    pub nacl: NaclBuf,
+    /// x0..x31 in the NACL scratch area at the last `TVM_VCPU_RUN`: what
+    /// the host answered.
+    pub entry_gprs: [u64; 32],
+    /// Fail calls with this probability (per million).
+    pub inject_ppm: u32,
+    /// Calls failed by injection.
+    pub injected: u64,
+    rng: u64,
+}
+
+fn inval<T>() -> SbiResult<T> {
+    Err(SbiError::InvalidParam)
+}
+
+impl TsmModel {
+    /// A TSM over host memory `[base, base + size)`.
+    pub fn new(base: u64, size: u64) -> TsmModel {
+        TsmModel {
+            pages: HashMap::new(),
+            mem_base: base,
+            mem_end: base + size,
+            tvms: HashMap::new(),
+            next_gid: 1,
+            fence_initiated: false,
+            info: TsmInfo {
+                tstate: TsmState::Ready as u32,
+                version: 1,
+                tvm_pages_needed: 4,
+                tvm_max_vcpus: 8,
+                tvcpu_pages_needed: 2,
+            },
+            counts: CallCounts::default(),
+            exits: VecDeque::new(),
+            nacl: NaclBuf::default(),
+            entry_gprs: [0; 32],
+            inject_ppm: 0,
+            injected: 0,
+            rng: 0x2545_f491_4f6c_dd1d,
+        }
+    }
+
+    /// Seeds fault injection.
+    pub fn seed(&mut self, s: u64) {
+        self.rng = s | 1;
+    }
+
+    /// State of the page at `pa`.
+    pub fn page(&self, pa: Pa) -> PageState {
+        self.pages
+            .get(&pa.0)
+            .copied()
+            .unwrap_or(PageState::NonConfidential)
+    }
+
+    /// Pages not non-confidential.
+    pub fn confidential_pages(&self) -> u64 {
+        self.pages.len() as u64
+    }
+
+    /// Number of TVMs.
+    pub fn tvm_count(&self) -> usize {
+        self.tvms.len()
+    }
+
+    /// The mapping at `gpa` of TVM `gid`: `Some(true)` confidential,
+    /// `Some(false)` shared.
+    pub fn mapped(&self, gid: Gid, gpa: u64) -> Option<bool> {
+        self.tvms
+            .get(&gid)?
+            .mapped
+            .get(&(gpa & !(PAGE_SIZE - 1)))
+            .and_then(|m| match m {
+                Mapping::Confidential(_) => Some(true),
+                Mapping::Shared(_) => Some(false),
+                Mapping::Invalidated(..) | Mapping::SharedInvalidated(..) => None,
+            })
+    }
+
+    fn call(&mut self, f: Covh) -> SbiResult {
+        self.counts.record(f);
+        if self.inject_ppm == 0 || f == Covh::TsmGetInfo {
+            return Ok(());
+        }
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        if r % 1_000_000 < u64::from(self.inject_ppm) {
+            self.injected += 1;
+            return Err([SbiError::Failed, SbiError::Denied, SbiError::InvalidParam]
+                [(r >> 32) as usize % 3]);
+        }
+        Ok(())
+    }
+
+    fn range_ok(&self, pa: Pa, n: u64) -> bool {
+        pa.is_aligned() && n > 0 && pa.0 >= self.mem_base && pa.0 + n * PAGE_SIZE <= self.mem_end
+    }
+
+    fn all(&self, pa: Pa, n: u64, s: PageState) -> bool {
+        self.range_ok(pa, n) && (0..n).all(|i| self.page(pa.add_pages(i)) == s)
+    }
+
+    fn set(&mut self, pa: Pa, n: u64, s: PageState) {
+        for i in 0..n {
+            let p = pa.add_pages(i).0;
+            if s == PageState::NonConfidential {
+                self.pages.remove(&p);
+            } else {
+                self.pages.insert(p, s);
+            }
+        }
+    }
+
+    fn tvm(&mut self, gid: Gid) -> SbiResult<&mut TvmM> {
+        self.tvms.get_mut(&gid).ok_or(SbiError::InvalidParam)
+    }
+
+    /// Maps `npages` of type `ty` at `gpa` to `pa` after the checks common
+    /// to measured and zero pages.
+    fn map_conf(
+        &mut self,
+        gid: Gid,
+        pa: Pa,
+        ty: PageType,
+        npages: u64,
+        gpa: Gpa,
+        want: ModelTvmState,
+    ) -> SbiResult {
+        let pages_per = ty.size() / PAGE_SIZE;
+        let total = npages * pages_per;
+        if ty == PageType::Page512G || gpa.0 % ty.size() != 0 || pa.0 % ty.size() != 0 {
+            return inval();
+        }
+        if !self.all(pa, total, PageState::Converted) {
+            return Err(SbiError::InvalidAddress);
+        }
+        let t = self.tvm(gid)?;
+        if t.state != want {
+            return Err(SbiError::Denied);
+        }
+        let end = gpa.0 + total * PAGE_SIZE;
+        if !t.regions.iter().any(|&(b, l)| gpa.0 >= b && end <= b + l) {
+            return inval();
+        }
+        if t.mapped.range(gpa.0..end).next().is_some() {
+            return Err(SbiError::AlreadyAvailable);
+        }
+        if t.shared.iter().any(|&(b, l)| gpa.0 < b + l && b < end) {
+            // Shared by the TVM: only VMM pages go there.
+            return Err(SbiError::Denied);
+        }
+        // Page-table pages: a leaf table per 2 MiB (none for 2 MiB blocks),
+        // one per 1 GiB and per 512 GiB.
+        let mut need = HashSet::new();
+        let mut g = gpa.0;
+        while g < end {
+            if ty == PageType::Page4K {
+                need.insert((21u32, g >> 21));
+            }
+            need.insert((30, g >> 30));
+            need.insert((39, g >> 39));
+            g += ty.size();
+        }
+        let new: Vec<_> = need.into_iter().filter(|k| !t.tables.contains(k)).collect();
+        if new.len() as u64 > t.pgt_avail {
+            return Err(SbiError::Failed);
+        }
+        t.pgt_avail -= new.len() as u64;
+        t.tables.extend(new);
+        for i in 0..total {
+            t.mapped.insert(
+                gpa.0 + i * PAGE_SIZE,
+                Mapping::Confidential(pa.0 + i * PAGE_SIZE),
+            );
+        }
+        self.set(pa, total, PageState::Assigned(gid));
+        Ok(())
+    }
+}
+
+impl Tsm for TsmModel {
+    fn get_info(&mut self) -> SbiResult<(TsmInfo, u64)> {
+        self.call(Covh::TsmGetInfo)?;
+        // CAST: the structure is 32 bytes.
+        Ok((self.info, core::mem::size_of::<TsmInfo>() as u64))
+    }
+
+    fn convert_pages(&mut self, pa: Pa, n: u64) -> SbiResult {
+        self.call(Covh::TsmConvertPages)?;
+        if !self.all(pa, n, PageState::NonConfidential) {
+            return Err(SbiError::InvalidAddress);
+        }
+        self.set(pa, n, PageState::PendingFence);
+        Ok(())
+    }
+
+    fn reclaim_pages(&mut self, pa: Pa, n: u64) -> SbiResult {
+        self.call(Covh::TsmReclaimPages)?;
+        if !self.range_ok(pa, n) {
+            return Err(SbiError::InvalidAddress);
+        }
+        if !(0..n).all(|i| {
+            matches!(
+                self.page(pa.add_pages(i)),
+                PageState::Converted | PageState::PendingFence
+            )
+        }) {
+            return Err(SbiError::Denied);
+        }
+        self.set(pa, n, PageState::NonConfidential);
+        Ok(())
+    }
+
+    fn initiate_fence(&mut self) -> SbiResult {
+        self.call(Covh::TsmInitiateFence)?;
+        self.fence_initiated = true;
+        Ok(())
+    }
+
+    fn local_fence(&mut self) -> SbiResult {
+        self.call(Covh::TsmLocalFence)?;
+        if !self.fence_initiated {
+            return Err(SbiError::Denied);
+        }
+        self.fence_initiated = false;
+        for s in self.pages.values_mut() {
+            if *s == PageState::PendingFence {
+                *s = PageState::Converted;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_tvm(&mut self, p: &TvmCreateParams) -> SbiResult<Gid> {
+        self.call(Covh::CreateTvm)?;
+        let (pgd, state) = (Pa(p.tvm_page_directory_addr), Pa(p.tvm_state_addr));
+        if pgd.0 % (4 * PAGE_SIZE) != 0 {
+            return inval();
+        }
+        let ns = self.info.tvm_pages_needed.max(1);
+        if !self.all(pgd, 4, PageState::Converted) || !self.all(state, ns, PageState::Converted) {
+            return Err(SbiError::InvalidAddress);
+        }
+        if (state.0 < pgd.0 + 4 * PAGE_SIZE) && (pgd.0 < state.0 + ns * PAGE_SIZE) {
+            return inval();
+        }
+        let gid = self.next_gid;
+        self.next_gid += 1;
+        self.set(pgd, 4, PageState::Assigned(gid));
+        self.set(state, ns, PageState::Assigned(gid));
+        self.tvms.insert(
+            gid,
+            TvmM {
+                state: ModelTvmState::Initializing,
+                regions: Vec::new(),
+                pgt_avail: 0,
+                tables: HashSet::new(),
+                mapped: BTreeMap::new(),
+                vcpus: HashSet::new(),
+                fenced: false,
+                shared: Vec::new(),
+            },
+        );
+        Ok(gid)
+    }
+
+    fn finalize_tvm(&mut self, gid: Gid, _sepc: u64, _arg: u64) -> SbiResult {
+        self.call(Covh::FinalizeTvm)?;
+        let t = self.tvm(gid)?;
+        if t.state != ModelTvmState::Initializing || t.vcpus.is_empty() {
+            return Err(SbiError::Denied);
+        }
+        t.state = ModelTvmState::Runnable;
+        Ok(())
+    }
+
+    fn destroy_tvm(&mut self, gid: Gid) -> SbiResult {
+        self.call(Covh::DestroyTvm)?;
+        self.tvms.remove(&gid).ok_or(SbiError::InvalidParam)?;
+        for s in self.pages.values_mut() {
+            if *s == PageState::Assigned(gid) {
+                *s = PageState::Converted;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_memory_region(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
+        self.call(Covh::TvmAddMemoryRegion)?;
+        let t = self.tvm(gid)?;
+        if t.state != ModelTvmState::Initializing {
+            return Err(SbiError::Denied);
+        }
+        if gpa.0 % PAGE_SIZE != 0
+            || len == 0
+            || len % PAGE_SIZE != 0
+            || t.regions
+                .iter()
+                .any(|&(b, l)| gpa.0 < b + l && b < gpa.0 + len)
+        {
+            return inval();
+        }
+        t.regions.push((gpa.0, len));
+        Ok(())
+    }
+
+    fn add_pgt_pages(&mut self, gid: Gid, pa: Pa, n: u64) -> SbiResult {
+        self.call(Covh::TvmAddPgtPages)?;
+        if !self.all(pa, n, PageState::Converted) {
+            return Err(SbiError::InvalidAddress);
+        }
+        self.tvm(gid)?.pgt_avail += n;
+        self.set(pa, n, PageState::Assigned(gid));
+        Ok(())
+    }
+
+    fn add_measured_pages(
+        &mut self,
+        gid: Gid,
+        src: Pa,
+        dst: Pa,
+        ty: PageType,
+        n: u64,
+        gpa: Gpa,
+    ) -> SbiResult {
+        self.call(Covh::TvmAddMeasuredPages)?;
+        let pages = n * ty.size() / PAGE_SIZE;
+        if !self.all(src, pages, PageState::NonConfidential) {
+            return Err(SbiError::InvalidAddress);
+        }
+        self.map_conf(gid, dst, ty, n, gpa, ModelTvmState::Initializing)
+    }
+
+    fn add_zero_pages(&mut self, gid: Gid, pa: Pa, ty: PageType, n: u64, gpa: Gpa) -> SbiResult {
+        self.call(Covh::TvmAddZeroPages)?;
+        self.map_conf(gid, pa, ty, n, gpa, ModelTvmState::Runnable)
+    }
+
+    fn add_shared_pages(&mut self, gid: Gid, pa: Pa, ty: PageType, n: u64, gpa: Gpa) -> SbiResult {
+        self.call(Covh::TvmAddSharedPages)?;
+        let pages = n * ty.size() / PAGE_SIZE;
+        if ty != PageType::Page4K || !self.all(pa, pages, PageState::NonConfidential) {
+            return Err(SbiError::InvalidAddress);
+        }
+        let t = self.tvm(gid)?;
+        if t.state != ModelTvmState::Runnable {
+            return Err(SbiError::Denied);
+        }
+        let in_region = t.regions.iter().any(|&(b, l)| gpa.0 >= b && gpa.0 < b + l);
+        let shared = t.shared.iter().any(|&(b, l)| gpa.0 >= b && gpa.0 < b + l);
+        if gpa.0 % PAGE_SIZE != 0 || (in_region && !shared) {
+            return inval();
+        }
+        if t.mapped.contains_key(&gpa.0) {
+            return Err(SbiError::AlreadyAvailable);
+        }
+        t.mapped.insert(gpa.0, Mapping::Shared(pa.0));
+        Ok(())
+    }
+
+    fn create_vcpu(&mut self, gid: Gid, id: u64, state: Pa) -> SbiResult {
+        self.call(Covh::TvmCreateVcpu)?;
+        let n = self.info.tvcpu_pages_needed.max(1);
+        if !self.all(state, n, PageState::Converted) {
+            return Err(SbiError::InvalidAddress);
+        }
+        let max = self.info.tvm_max_vcpus;
+        let t = self.tvm(gid)?;
+        if t.state != ModelTvmState::Initializing {
+            return Err(SbiError::Denied);
+        }
+        if id >= max || t.vcpus.contains(&id) {
+            return inval();
+        }
+        t.vcpus.insert(id);
+        self.set(state, n, PageState::Assigned(gid));
+        Ok(())
+    }
+
+    fn vcpu_run(&mut self, gid: Gid, id: u64) -> SbiResult<u64> {
+        self.call(Covh::TvmVcpuRun)?;
+        let t = self.tvm(gid)?;
+        if t.state != ModelTvmState::Runnable {
+            return Err(SbiError::Denied);
+        }
+        if !t.vcpus.contains(&id) {
+            return inval();
+        }
+        let x = self.exits.pop_front().unwrap_or(ScriptedExit {
+            ret: 1,
+            ..Default::default()
+        });
+        let t = self.tvm(gid)?;
+        if x.ret == 0 && x.scause == crate::logic::exit::cause::VS_ECALL {
+            let reg = |i: usize| x.gprs.iter().rev().find(|g| g.0 == i).map_or(0, |g| g.1);
+            if reg(17) == crate::abi::EXT_COVG {
+                let (gpa, len) = (reg(10), reg(11));
+                match Covg::from_fid(reg(16)) {
+                    // The TSM marks the range shared before exiting.
+                    Some(Covg::ShareMemory) => t.shared.push((gpa, len)),
+                    Some(Covg::UnshareMemory) => {
+                        let mut rest = Vec::new();
+                        for &(b, l) in &t.shared {
+                            let e = b + l;
+                            if gpa + len <= b || e <= gpa {
+                                rest.push((b, l));
+                                continue;
+                            }
+                            if b < gpa {
+                                rest.push((b, gpa - b));
+                            }
+                            if gpa + len < e {
+                                rest.push((gpa + len, e - gpa - len));
+                            }
+                        }
+                        t.shared = rest;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (i, g) in self.entry_gprs.iter_mut().enumerate() {
+            *g = self.nacl.gpr(i);
+        }
+        self.nacl = NaclBuf::default();
+        self.nacl.set_csr(nacl::CSR_SCAUSE, x.scause);
+        self.nacl.set_csr(nacl::CSR_STVAL, x.stval);
+        self.nacl.set_csr(nacl::CSR_HTVAL, x.htval);
+        self.nacl.set_csr(nacl::CSR_HTINST, x.htinst);
+        for (i, v) in x.gprs {
+            self.nacl.set_gpr(i, v);
+        }
+        Ok(x.ret)
+    }
+
+    fn tvm_fence(&mut self, gid: Gid) -> SbiResult {
+        self.call(Covh::TvmInitiateFence)?;
+        let t = self.tvm(gid)?;
+        t.fenced = true;
+        for m in t.mapped.values_mut() {
+            match *m {
+                Mapping::Invalidated(pa, false) => *m = Mapping::Invalidated(pa, true),
+                Mapping::SharedInvalidated(pa, false) => *m = Mapping::SharedInvalidated(pa, true),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn invalidate_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
+        self.call(Covh::TvmInvalidatePages)?;
+        let t = self.tvm(gid)?;
+        if gpa.0 % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+            return inval();
+        }
+        for (_, m) in t.mapped.range_mut(gpa.0..gpa.0 + len) {
+            match *m {
+                Mapping::Confidential(pa) => *m = Mapping::Invalidated(pa, false),
+                Mapping::Shared(pa) => *m = Mapping::SharedInvalidated(pa, false),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
+        self.call(Covh::TvmValidatePages)?;
+        let t = self.tvm(gid)?;
+        for (_, m) in t.mapped.range_mut(gpa.0..gpa.0 + len) {
+            match *m {
+                Mapping::Invalidated(pa, _) => *m = Mapping::Confidential(pa),
+                Mapping::SharedInvalidated(pa, _) => *m = Mapping::Shared(pa),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
+        self.call(Covh::TvmRemovePages)?;
+        let t = self.tvm(gid)?;
+        let keys: Vec<u64> = t
+            .mapped
+            .range(gpa.0..gpa.0 + len)
+            .map(|(k, _)| *k)
+            .collect();
+        if keys.iter().any(|k| {
+            matches!(
+                t.mapped[k],
+                Mapping::Confidential(_)
+                    | Mapping::Invalidated(_, false)
+                    | Mapping::Shared(_)
+                    | Mapping::SharedInvalidated(_, false)
+            )
+        }) {
+            return Err(SbiError::Denied);
+        }
+        let mut freed = Vec::new();
+        for k in keys {
+            match t.mapped.remove(&k) {
+                Some(Mapping::Invalidated(pa, true)) => freed.push(pa),
+                // A VMM page: unmapped, it stays the host's.
+                Some(Mapping::SharedInvalidated(_, true)) => {}
+                Some(other) => {
+                    t.mapped.insert(k, other);
+                }
+                None => {}
+            }
+        }
+        for pa in freed {
+            self.set(Pa(pa), 1, PageState::Converted);
+        }
+        Ok(())
+    }
+}
+
+/// Host memory: bump allocator (naturally aligned runs) with a free list,
+/// checking every page given back is non-confidential.
+pub struct HostMem {
+    next: u64,
+    end: u64,
+    free: Vec<u64>,
+    out: HashSet<u64>,
+    /// What went wrong.
+    pub violations: Vec<String>,
+}
+
+/// The TSM model and host memory, shared by the handles.
+pub struct Machine {
+    /// The TSM.
+    pub tsm: TsmModel,
+    /// Host memory.
+    pub host: HostMem,
+}
+
+/// Shared machine.
+pub type Shared = Rc<RefCell<Machine>>;
+/// [`Tsm`] handle.
+pub struct ModelTsm(pub Shared);
+/// [`PageAlloc`] handle.
+pub struct ModelAlloc(pub Shared);
+/// [`NaclShmem`] handle over the model's NACL area.
+pub struct ModelNacl(pub Shared);
+
+/// A machine with `size` bytes of host memory at 2 GiB.
+pub fn machine(size: u64) -> (ModelTsm, ModelAlloc, ModelNacl, Shared) {
+    let base = 0x8000_0000;
+    let m = Rc::new(RefCell::new(Machine {
+        tsm: TsmModel::new(base, size),
+        host: HostMem {
+            next: base,
+            end: base + size,
+            free: Vec::new(),
+            out: HashSet::new(),
+            violations: Vec::new(),
+        },
+    }));
+    (
+        ModelTsm(m.clone()),
+        ModelAlloc(m.clone()),
+        ModelNacl(m.clone()),
+        m,
+    )
+}
+
+impl HostMem {
+    /// Pages out of the allocator.
+    pub fn outstanding(&self) -> u64 {
+        self.out.len() as u64
+    }
+}
+
+impl PageAlloc for ModelAlloc {
+    fn alloc_contiguous(&mut self, count: u64) -> Option<Pa> {
+        let mut m = self.0.borrow_mut();
+        let h = &mut m.host;
+        if count == 1 {
+            if let Some(p) = h.free.pop() {
+                h.out.insert(p);
+                return Some(Pa(p));
+            }
+        }
+        // Naturally aligned to the largest power of two <= count pages.
+        let align = PAGE_SIZE << (63 - count.leading_zeros());
+        let pa = (h.next + align - 1) & !(align - 1);
+        if pa + count * PAGE_SIZE > h.end {
+            return None;
+        }
+        let mut gap = h.next;
+        while gap < pa {
+            h.free.push(gap);
+            gap += PAGE_SIZE;
+        }
+        h.next = pa + count * PAGE_SIZE;
+        for i in 0..count {
+            h.out.insert(pa + i * PAGE_SIZE);
+        }
+        Some(Pa(pa))
+    }
+
+    fn free(&mut self, page: Plain) {
+        let mut m = self.0.borrow_mut();
+        let st = m.tsm.page(page.pa());
+        let h = &mut m.host;
+        if st != PageState::NonConfidential {
+            h.violations
+                .push(format!("page {:#x} freed while {:?}", page.pa().0, st));
+            return;
+        }
+        if !h.out.remove(&page.pa().0) {
+            h.violations
+                .push(format!("page {:#x} freed twice", page.pa().0));
+            return;
+        }
+        h.free.push(page.pa().0);
+    }
+}
+
+impl NaclShmem for ModelNacl {
+    fn csr(&self, csr: u16) -> u64 {
+        self.0.borrow().tsm.nacl.csr(csr)
+    }
+    fn gpr(&self, i: usize) -> u64 {
+        self.0.borrow().tsm.nacl.gpr(i)
+    }
+    fn set_gpr(&mut self, i: usize, v: u64) {
+        self.0.borrow_mut().tsm.nacl.set_gpr(i, v)
+    }
+}
+
+macro_rules! forward {
+    ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
+        impl Tsm for ModelTsm {
+            $(fn $name(&mut self, $($a: $t),*) -> $r { self.0.borrow_mut().tsm.$name($($a),*) })*
+        }
+    };
+}
+
+forward! {
+    get_info() -> SbiResult<(TsmInfo, u64)>;
+    convert_pages(pa: Pa, npages: u64) -> SbiResult;
+    reclaim_pages(pa: Pa, npages: u64) -> SbiResult;
+    initiate_fence() -> SbiResult;
+    local_fence() -> SbiResult;
+    create_tvm(params: &TvmCreateParams) -> SbiResult<Gid>;
+    finalize_tvm(gid: Gid, entry_sepc: u64, entry_arg: u64) -> SbiResult;
+    destroy_tvm(gid: Gid) -> SbiResult;
+    add_memory_region(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
+    add_pgt_pages(gid: Gid, pa: Pa, npages: u64) -> SbiResult;
+    add_measured_pages(gid: Gid, src: Pa, dst: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
+    add_zero_pages(gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
+    add_shared_pages(gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
+    create_vcpu(gid: Gid, vcpu_id: u64, state: Pa) -> SbiResult;
+    vcpu_run(gid: Gid, vcpu_id: u64) -> SbiResult<u64>;
+    tvm_fence(gid: Gid) -> SbiResult;
+    invalidate_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
+    validate_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
+    remove_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
+}

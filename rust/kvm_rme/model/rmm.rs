@@ -1,0 +1,1270 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! An executable model of an RMM speaking RMI 1.0, and a host page
+//! allocator that checks what is handed back to it.  Host-only (std).
+//!
+//! The model keeps granule states, realms (NEW / ACTIVE / SYSTEM_OFF),
+//! RECs, and RTTs level by level with HIPAS and RIPAS per entry, and
+//! answers each command with the status and index the specification gives
+//! for the failure conditions it models.  It counts calls per command and
+//! can be told to fail calls at random ("fault injection"), without
+//! changing state, to exercise the host's error paths.
+//!
+//! [`Machine`] ties the model to a [`HostMem`] allocator: freeing a page
+//! that is not `UNDELEGATED` in the model is recorded as a violation at
+//! once.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+use std::string::String;
+use std::vec::Vec;
+use std::{format, vec};
+
+use crate::abi::{enter_flags, exit_reason, MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
+use crate::abi::{Command, Features0, RecExit, RecRun, Ripas, RttEntry, RttEntryState};
+use crate::abi::{
+    ErrorStatus, Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo, GRANULE_SIZE,
+};
+use crate::logic::granule::{GranuleAlloc, Undelegated};
+use crate::logic::realm::level_size;
+use crate::logic::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
+
+/// Granule states (RMM specification, "Granule state").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GranuleState {
+    /// Normal world.
+    Undelegated,
+    /// Delegated, unused.
+    Delegated,
+    /// Realm descriptor.
+    Rd,
+    /// Realm execution context.
+    Rec,
+    /// REC auxiliary granule.
+    RecAux,
+    /// Realm data.
+    Data,
+    /// Realm translation table.
+    Rtt,
+}
+
+/// Realm states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelRealmState {
+    /// Created, not activated.
+    New,
+    /// Activated.
+    Active,
+    /// The realm called SYSTEM_OFF.
+    SystemOff,
+}
+
+/// One RTT entry: HIPAS and RIPAS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Nothing mapped; RIPAS kept (protected IPAs only).
+    Unassigned(Ripas),
+    /// Protected data page/block at `pa`.
+    Assigned(Pa, Ripas),
+    /// Unprotected mapping with descriptor `desc`.
+    AssignedNs(u64),
+    /// Next-level table.
+    Table(Pa),
+}
+
+struct Rtt {
+    entries: Vec<Entry>,
+}
+
+struct RealmM {
+    state: ModelRealmState,
+    ipa_bits: u8,
+    start_level: u8,
+    num_start: u8,
+    rtt_base: Pa,
+    recs: u64,
+    rtts: u64,
+    data: u64,
+    vmid: u16,
+    measure: u64,
+}
+
+struct RecM {
+    rd: Pa,
+    aux: Vec<Pa>,
+    mpidr: u64,
+    runnable: bool,
+    pending_ripas: Option<(u64, u64, Ripas)>,
+    pending_psci: Option<u64>,
+    /// The PSCI function of `pending_psci`.
+    pending_psci_fn: u32,
+}
+
+/// An exit the model produces on `REC_ENTER`, scripted by a test.
+#[derive(Clone, Debug)]
+pub struct ScriptedExit {
+    /// `rec_exit.exit_reason`.
+    pub reason: u8,
+    /// ESR.
+    pub esr: u64,
+    /// FAR.
+    pub far: u64,
+    /// HPFAR.
+    pub hpfar: u64,
+    /// x0..x6.
+    pub gprs: [u64; 7],
+    /// RIPAS request (base, top, value).
+    pub ripas: (u64, u64, u8),
+    /// Host-call immediate.
+    pub imm: u16,
+}
+
+/// The RMM model's state.
+pub struct RmmModel {
+    granules: HashMap<u64, GranuleState>,
+    mem_base: u64,
+    mem_end: u64,
+    rtts: HashMap<u64, Rtt>,
+    realms: HashMap<u64, RealmM>,
+    recs: HashMap<u64, RecM>,
+    vmids: BTreeSet<u16>,
+    /// Calls per command.
+    pub counts: CallCounts,
+    /// What `RMI_FEATURES(0)` reports.
+    pub features: Features0,
+    /// What `RMI_VERSION` reports.
+    pub version: VersionInfo,
+    /// Auxiliary granules per REC.
+    pub aux_count: u64,
+    /// Exits `REC_ENTER` will report, in order.
+    /// `x0..x6` the host passed at each successful `REC_ENTER`.
+    pub entries: Vec<[u64; 7]>,
+    pub exits: VecDeque<ScriptedExit>,
+    /// Fail each call with this probability (per million), with a status
+    /// that carries no RTT-walk information (INPUT, REALM, REC, unknown).
+    pub inject_ppm: u32,
+    /// One-shot failures: the next call of the command fails with the error.
+    pub fail_next: Vec<(Command, RmiError)>,
+    /// Calls failed by injection.
+    pub injected: u64,
+    rng: u64,
+}
+
+/// What the RMM accepts in an unprotected descriptor from the host: the
+/// output address, MemAttr (bits 4:2, not the reserved FWB value 0b100)
+/// and S2AP (bits 7:6); nothing else.
+fn ns_desc_ok(desc: u64) -> bool {
+    let addr = ((1u64 << 48) - 1) & !0xfff;
+    let memattr = (desc >> 2) & 0b111;
+    desc & !(addr | (0b111 << 2) | (0b11 << 6)) == 0 && memattr != 0b100
+}
+
+fn err<T>(status: ErrorStatus, index: u8) -> RmiResult<T> {
+    Err(RmiError::new(status, index))
+}
+fn input<T>() -> RmiResult<T> {
+    err(ErrorStatus::Input, 0)
+}
+
+/// Result of an RTT walk: the table and entry index at the level reached.
+struct Walk {
+    level: u8,
+    table: Pa,
+    index: usize,
+}
+
+impl RmmModel {
+    /// A model with `[mem_base, mem_base + mem_size)` as delegable memory.
+    pub fn new(mem_base: u64, mem_size: u64) -> RmmModel {
+        RmmModel {
+            granules: HashMap::new(),
+            mem_base,
+            mem_end: mem_base + mem_size,
+            rtts: HashMap::new(),
+            realms: HashMap::new(),
+            recs: HashMap::new(),
+            vmids: BTreeSet::new(),
+            counts: CallCounts::default(),
+            features: Features0 {
+                max_ipa_bits: 48,
+                lpa2: false,
+                sve: false,
+                sve_vl: 0,
+                num_bps: 6,
+                num_wps: 4,
+                pmu: false,
+                pmu_num_ctrs: 0,
+                hash_sha256: true,
+                hash_sha512: true,
+                gicv3_num_lrs: 4,
+                max_recs_order: 8,
+            },
+            version: VersionInfo {
+                lower: RmiVersion::V1_0,
+                higher: RmiVersion::V1_0,
+            },
+            aux_count: 2,
+            entries: Vec::new(),
+            exits: VecDeque::new(),
+            inject_ppm: 0,
+            fail_next: Vec::new(),
+            injected: 0,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    /// Seeds the fault-injection generator.
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = seed | 1;
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// State of the granule at `pa`.
+    pub fn granule(&self, pa: Pa) -> GranuleState {
+        self.granules
+            .get(&pa.0)
+            .copied()
+            .unwrap_or(GranuleState::Undelegated)
+    }
+
+    /// Number of granules in `state`.
+    pub fn count_state(&self, state: GranuleState) -> u64 {
+        self.granules.values().filter(|s| **s == state).count() as u64
+    }
+
+    /// Number of granules not `UNDELEGATED`.
+    pub fn not_undelegated(&self) -> u64 {
+        self.granules.len() as u64
+    }
+
+    /// Number of realms that exist.
+    pub fn realm_count(&self) -> usize {
+        self.realms.len()
+    }
+
+    /// State of the realm with RD `rd`.
+    pub fn realm_state(&self, rd: Pa) -> Option<ModelRealmState> {
+        self.realms.get(&rd.0).map(|r| r.state)
+    }
+
+    /// The realm's running measurement (changes with each measured page).
+    pub fn measurement(&self, rd: Pa) -> Option<u64> {
+        self.realms.get(&rd.0).map(|r| r.measure)
+    }
+
+    /// The level-3 (or block) entry mapping protected `ipa`, if any.
+    pub fn leaf(&self, rd: Pa, ipa: u64) -> Option<Entry> {
+        let w = self.walk(rd, ipa, 3).ok()?;
+        self.rtts.get(&w.table.0).map(|t| t.entries[w.index])
+    }
+
+    fn set(&mut self, pa: Pa, s: GranuleState) {
+        if s == GranuleState::Undelegated {
+            self.granules.remove(&pa.0);
+        } else {
+            self.granules.insert(pa.0, s);
+        }
+    }
+
+    fn valid_pa(&self, pa: Pa) -> bool {
+        pa.is_aligned() && pa.0 >= self.mem_base && pa.0 < self.mem_end
+    }
+
+    fn is(&self, pa: Pa, s: GranuleState) -> bool {
+        self.valid_pa(pa) && self.granule(pa) == s
+    }
+
+    fn realm(&self, rd: Pa) -> RmiResult<&RealmM> {
+        if !self.is(rd, GranuleState::Rd) {
+            return input();
+        }
+        self.realms.get(&rd.0).ok_or(RmiError::input())
+    }
+
+    /// Walks from the start level towards `target`, stopping at the first
+    /// entry that is not a table.
+    fn walk(&self, rd: Pa, ipa: u64, target: u8) -> RmiResult<Walk> {
+        let r = self.realm(rd)?;
+        if ipa >= 1u64 << r.ipa_bits {
+            return input();
+        }
+        let s = r.start_level;
+        let idx = (ipa / level_size(s)) as usize;
+        let mut w = Walk {
+            level: s,
+            table: r.rtt_base.add_pages((idx / 512) as u64),
+            index: idx % 512,
+        };
+        while w.level < target {
+            let t = self.rtts.get(&w.table.0).ok_or(RmiError::input())?;
+            match t.entries[w.index] {
+                Entry::Table(next) => {
+                    let level = w.level + 1;
+                    w = Walk {
+                        level,
+                        table: next,
+                        index: ((ipa / level_size(level)) % 512) as usize,
+                    };
+                }
+                _ => break,
+            }
+        }
+        Ok(w)
+    }
+
+    /// The RTT at `level` whose parent entry covers `ipa` (aligned to the
+    /// parent's entry size), for commands that act on a whole table.
+    /// `level` must be at least `min_above_start` below the start level.
+    fn table_at(&self, rd: Pa, ipa: Ipa, level: u8, min_above_start: u8) -> RmiResult<(Walk, Pa)> {
+        let r = self.realm(rd)?;
+        if level < r.start_level + min_above_start
+            || level > 3
+            || ipa.0 % level_size(level - 1) != 0
+        {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, level)?;
+        if w.level < level {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        // The walk reached `level`: the parent entry is a table.
+        let parent = self.walk(rd, ipa.0, level - 1)?;
+        match self.entry(&parent) {
+            Entry::Table(table) => Ok((parent, table)),
+            _ => err(ErrorStatus::Rtt, level - 1),
+        }
+    }
+
+    fn entry(&self, w: &Walk) -> Entry {
+        self.rtts
+            .get(&w.table.0)
+            .map(|t| t.entries[w.index])
+            .unwrap_or(Entry::Unassigned(Ripas::Empty))
+    }
+
+    fn set_entry(&mut self, w: &Walk, e: Entry) {
+        if let Some(t) = self.rtts.get_mut(&w.table.0) {
+            t.entries[w.index] = e;
+        }
+    }
+
+    fn protected(&self, rd: Pa, ipa: u64) -> bool {
+        self.realms
+            .get(&rd.0)
+            .map(|r| ipa < 1u64 << (r.ipa_bits - 1))
+            .unwrap_or(false)
+    }
+
+    /// The IPA of the first live entry at or after `ipa` in the table
+    /// the walk for `ipa` ends in, or the end of that table.
+    fn skip_non_live(&self, rd: Pa, ipa: Ipa) -> Ipa {
+        let Ok(w) = self.walk(rd, ipa.0, 3) else {
+            return ipa;
+        };
+        let size = level_size(w.level);
+        let table_base = ipa.0 - ipa.0 % (size * 512);
+        let Some(t) = self.rtts.get(&w.table.0) else {
+            return ipa;
+        };
+        let next = (w.index..512).find(|&i| !matches!(t.entries[i], Entry::Unassigned(_)));
+        Ipa(table_base + next.unwrap_or(512) as u64 * size)
+    }
+
+    fn live(entries: &[Entry]) -> bool {
+        entries.iter().any(|e| !matches!(e, Entry::Unassigned(_)))
+    }
+
+    fn inject(&mut self, cmd: Command) -> RmiResult {
+        self.counts.record(cmd);
+        if let Some(i) = self.fail_next.iter().position(|(c, _)| *c == cmd) {
+            self.injected += 1;
+            return Err(self.fail_next.remove(i).1);
+        }
+        if self.inject_ppm == 0 || cmd == Command::Version {
+            return Ok(());
+        }
+        if (self.next_rand() % 1_000_000) < u64::from(self.inject_ppm) {
+            self.injected += 1;
+            // ERROR_RTT is not injected: its index is walk information the
+            // host acts on (create a level, skip an empty range), so a
+            // fake one models an RMM that lies, not one that fails.
+            let st = match self.next_rand() % 4 {
+                0 => ErrorStatus::Input,
+                1 => ErrorStatus::Realm,
+                2 => ErrorStatus::Rec,
+                _ => ErrorStatus::Unknown(0x7f),
+            };
+            return err(st, (self.next_rand() % 4) as u8);
+        }
+        Ok(())
+    }
+}
+
+fn pa_of(desc: u64) -> u64 {
+    desc & 0x0000_ffff_ffff_f000
+}
+
+impl Rmi for RmmModel {
+    fn version(&mut self, requested: RmiVersion) -> VersionReply {
+        self.counts.record(Command::Version);
+        let ok = requested >= self.version.lower && requested <= self.version.higher;
+        VersionReply {
+            status: if ok { Ok(()) } else { input() },
+            info: self.version,
+        }
+    }
+
+    fn features(&mut self, index: u64) -> RmiResult<u64> {
+        self.inject(Command::Features)?;
+        Ok(if index == 0 {
+            self.features.encode()
+        } else {
+            0
+        })
+    }
+
+    fn granule_delegate(&mut self, pa: Pa) -> RmiResult {
+        self.inject(Command::GranuleDelegate)?;
+        if !self.is(pa, GranuleState::Undelegated) {
+            return input();
+        }
+        self.set(pa, GranuleState::Delegated);
+        Ok(())
+    }
+
+    fn granule_undelegate(&mut self, pa: Pa) -> RmiResult {
+        self.inject(Command::GranuleUndelegate)?;
+        if !self.is(pa, GranuleState::Delegated) {
+            return input();
+        }
+        self.set(pa, GranuleState::Undelegated);
+        Ok(())
+    }
+
+    fn data_create(&mut self, rd: Pa, data: Pa, ipa: Ipa, src: Pa, flags: u64) -> RmiResult {
+        self.inject(Command::DataCreate)?;
+        self.data_create_common(rd, data, ipa, Some((src, flags)))
+    }
+
+    fn data_create_unknown(&mut self, rd: Pa, data: Pa, ipa: Ipa) -> RmiResult {
+        self.inject(Command::DataCreateUnknown)?;
+        self.data_create_common(rd, data, ipa, None)
+    }
+
+    fn data_destroy(&mut self, rd: Pa, ipa: Ipa) -> RmiResult<Destroyed> {
+        self.inject(Command::DataDestroy)?;
+        if ipa.0 % GRANULE_SIZE != 0 || !self.protected(rd, ipa.0) {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, 3)?;
+        if w.level != 3 {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        let Entry::Assigned(pa, ripas) = self.entry(&w) else {
+            return err(ErrorStatus::Rtt, 3);
+        };
+        let new_ripas = if ripas == Ripas::Ram {
+            Ripas::Destroyed
+        } else {
+            ripas
+        };
+        self.set_entry(&w, Entry::Unassigned(new_ripas));
+        self.set(pa, GranuleState::Delegated);
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.data -= 1;
+        }
+        // Top: the next assigned entry in this table, or the table's end.
+        let table_base = ipa.0 - (w.index as u64) * GRANULE_SIZE;
+        let entries = &self.rtts[&w.table.0].entries;
+        let next = (w.index + 1..512)
+            .find(|&i| matches!(entries[i], Entry::Assigned(..)))
+            .unwrap_or(512);
+        Ok(Destroyed {
+            pa,
+            top: Ipa(table_base + next as u64 * GRANULE_SIZE),
+        })
+    }
+
+    fn realm_activate(&mut self, rd: Pa) -> RmiResult {
+        self.inject(Command::RealmActivate)?;
+        let r = self.realm(rd)?;
+        if r.state != ModelRealmState::New {
+            return err(ErrorStatus::Realm, 0);
+        }
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.state = ModelRealmState::Active;
+        }
+        Ok(())
+    }
+
+    fn realm_create(&mut self, rd: Pa, p: &RealmCreate) -> RmiResult {
+        self.inject(Command::RealmCreate)?;
+        // Read the granule the host encoded, as an RMM does, not the
+        // host's own structure.
+        let g = p.params();
+        if !self.is(rd, GranuleState::Delegated) {
+            return input();
+        }
+        let f = self.features;
+        let Ok(s2sz) = u8::try_from(g.s2sz) else {
+            return input();
+        };
+        if s2sz < 32 || s2sz > f.max_ipa_bits || s2sz > 48 {
+            return input();
+        }
+        let hash_ok = match g.hash_algo {
+            0 => f.hash_sha256,
+            1 => f.hash_sha512,
+            _ => false,
+        };
+        if !hash_ok || self.vmids.contains(&g.vmid) {
+            return input();
+        }
+        // At least one breakpoint and watchpoint, at most what FEATURES says.
+        let (bps, wps) = (g.num_bps, g.num_wps);
+        if bps == 0 || bps > u64::from(f.num_bps) || wps == 0 || wps > u64::from(f.num_wps) {
+            return input();
+        }
+        let Some(geo) = crate::logic::realm::Geometry::new(s2sz) else {
+            return input();
+        };
+        if g.rtt_level_start != i64::from(geo.start_level)
+            || g.rtt_num_start != u32::from(geo.num_start)
+        {
+            return input();
+        }
+        let rtt_base = Pa(g.rtt_base);
+        let n = u64::from(g.rtt_num_start);
+        if (0..n).any(|i| {
+            !self.is(rtt_base.add_pages(i), GranuleState::Delegated) || rtt_base.add_pages(i) == rd
+        }) {
+            return input();
+        }
+        for i in 0..n {
+            let pa = rtt_base.add_pages(i);
+            self.set(pa, GranuleState::Rtt);
+            self.rtts.insert(
+                pa.0,
+                Rtt {
+                    entries: vec![Entry::Unassigned(Ripas::Empty); 512],
+                },
+            );
+        }
+        self.set(rd, GranuleState::Rd);
+        self.vmids.insert(g.vmid);
+        self.realms.insert(
+            rd.0,
+            RealmM {
+                state: ModelRealmState::New,
+                ipa_bits: s2sz,
+                start_level: geo.start_level,
+                num_start: geo.num_start,
+                rtt_base,
+                recs: 0,
+                rtts: 0,
+                data: 0,
+                vmid: g.vmid,
+                measure: u64::from(g.vmid) ^ u64::from(g.rpv[0]),
+            },
+        );
+        Ok(())
+    }
+
+    fn realm_destroy(&mut self, rd: Pa) -> RmiResult {
+        self.inject(Command::RealmDestroy)?;
+        let r = self.realm(rd)?;
+        if r.recs != 0 || r.rtts != 0 || r.data != 0 {
+            return err(ErrorStatus::Realm, 0);
+        }
+        let (base, n, vmid) = (r.rtt_base, u64::from(r.num_start), r.vmid);
+        for i in 0..n {
+            let pa = base.add_pages(i);
+            if self
+                .rtts
+                .get(&pa.0)
+                .map(|t| Self::live(&t.entries))
+                .unwrap_or(false)
+            {
+                return err(ErrorStatus::Realm, 0);
+            }
+        }
+        for i in 0..n {
+            let pa = base.add_pages(i);
+            self.rtts.remove(&pa.0);
+            self.set(pa, GranuleState::Delegated);
+        }
+        self.vmids.remove(&vmid);
+        self.realms.remove(&rd.0);
+        self.set(rd, GranuleState::Delegated);
+        Ok(())
+    }
+
+    fn rec_create(&mut self, rd: Pa, rec: Pa, p: &RecCreate) -> RmiResult {
+        self.inject(Command::RecCreate)?;
+        // The granule the host encoded, as an RMM reads it.
+        let g = p.params();
+        let r = self.realm(rd)?;
+        if !self.is(rec, GranuleState::Delegated) {
+            return input();
+        }
+        if g.num_aux != self.aux_count || g.num_aux > MAX_REC_AUX_GRANULES as u64 {
+            return input();
+        }
+        // CAST: at most MAX_REC_AUX_GRANULES, checked above.
+        let aux: Vec<Pa> = g.aux[..g.num_aux as usize].iter().map(|a| Pa(*a)).collect();
+        let aux = &aux[..];
+        for (i, a) in aux.iter().enumerate() {
+            if !self.is(*a, GranuleState::Delegated) || *a == rec || aux[..i].contains(a) {
+                return input();
+            }
+        }
+        if r.state != ModelRealmState::New {
+            return err(ErrorStatus::Realm, 0);
+        }
+        if self.recs.values().any(|x| x.rd == rd && x.mpidr == g.mpidr) {
+            return input();
+        }
+        self.set(rec, GranuleState::Rec);
+        for a in aux {
+            self.set(*a, GranuleState::RecAux);
+        }
+        self.recs.insert(
+            rec.0,
+            RecM {
+                rd,
+                aux: aux.to_vec(),
+                mpidr: g.mpidr,
+                runnable: g.flags & REC_PARAMS_FLAG_RUNNABLE != 0,
+                pending_ripas: None,
+                pending_psci: None,
+                pending_psci_fn: 0,
+            },
+        );
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.recs += 1;
+        }
+        Ok(())
+    }
+
+    fn rec_destroy(&mut self, rec: Pa) -> RmiResult {
+        self.inject(Command::RecDestroy)?;
+        if !self.is(rec, GranuleState::Rec) {
+            return input();
+        }
+        let Some(m) = self.recs.remove(&rec.0) else {
+            return input();
+        };
+        self.set(rec, GranuleState::Delegated);
+        for a in &m.aux {
+            self.set(*a, GranuleState::Delegated);
+        }
+        if let Some(r) = self.realms.get_mut(&m.rd.0) {
+            r.recs -= 1;
+        }
+        Ok(())
+    }
+
+    fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult {
+        self.inject(Command::RecEnter)?;
+        if !self.is(rec, GranuleState::Rec) {
+            return input();
+        }
+        let Some(m) = self.recs.get(&rec.0) else {
+            return input();
+        };
+        let rd = m.rd;
+        let state = self.realms.get(&rd.0).map(|r| r.state);
+        match state {
+            Some(ModelRealmState::New) => return err(ErrorStatus::Realm, 0),
+            Some(ModelRealmState::SystemOff) => return err(ErrorStatus::Realm, 1),
+            _ => {}
+        }
+        if !m.runnable || m.pending_psci.is_some() {
+            return err(ErrorStatus::Rec, 0);
+        }
+        // A pending RIPAS request is answered by this entry.
+        if let Some((base, top, ripas)) = self
+            .recs
+            .get_mut(&rec.0)
+            .and_then(|m| m.pending_ripas.take())
+        {
+            if run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT == 0 {
+                let _ = (base, top, ripas);
+            }
+        }
+        let mut gprs = [0u64; 7];
+        gprs.copy_from_slice(&run.enter.gprs[..7]);
+        self.entries.push(gprs);
+        let Some(x) = self.exits.pop_front() else {
+            // Nothing scripted: the realm powers off.
+            if let Some(r) = self.realms.get_mut(&rd.0) {
+                r.state = ModelRealmState::SystemOff;
+            }
+            run.exit = RecExit::default();
+            run.exit.exit_reason = exit_reason::PSCI;
+            run.exit.gprs[0] = u64::from(crate::logic::exit::psci::SYSTEM_OFF);
+            return Ok(());
+        };
+        run.exit = RecExit::default();
+        run.exit.exit_reason = x.reason;
+        run.exit.esr = x.esr;
+        run.exit.far = x.far;
+        run.exit.hpfar = x.hpfar;
+        run.exit.gprs[..7].copy_from_slice(&x.gprs);
+        run.exit.imm = x.imm;
+        if x.reason == exit_reason::PSCI {
+            // CPU_ON and AFFINITY_INFO wait for the host's PSCI_COMPLETE.
+            // CAST: PSCI function IDs are 32 bits.
+            let f = x.gprs[0] as u32;
+            if f == crate::logic::exit::psci::CPU_ON || f == crate::logic::exit::psci::AFFINITY_INFO
+            {
+                if let Some(m) = self.recs.get_mut(&rec.0) {
+                    m.pending_psci = Some(x.gprs[1]);
+                    m.pending_psci_fn = f;
+                }
+            }
+        }
+        if x.reason == exit_reason::RIPAS_CHANGE {
+            run.exit.ripas_base = x.ripas.0;
+            run.exit.ripas_top = x.ripas.1;
+            run.exit.ripas_value = x.ripas.2;
+            if let (Some(m), Some(v)) = (self.recs.get_mut(&rec.0), Ripas::from_u8(x.ripas.2)) {
+                m.pending_ripas = Some((x.ripas.0, x.ripas.1, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn rtt_create(&mut self, rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult {
+        self.inject(Command::RttCreate)?;
+        let r = self.realm(rd)?;
+        if level <= r.start_level || level > 3 || !self.is(rtt, GranuleState::Delegated) {
+            return input();
+        }
+        if ipa.0 % level_size(level - 1) != 0 {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, level - 1)?;
+        if w.level < level - 1 {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        let protected = self.protected(rd, ipa.0);
+        let entries = match self.entry(&w) {
+            Entry::Table(_) => return err(ErrorStatus::Rtt, level - 1),
+            Entry::Unassigned(ripas) => {
+                vec![Entry::Unassigned(if protected { ripas } else { Ripas::Empty }); 512]
+            }
+            Entry::Assigned(pa, ripas) => (0..512)
+                .map(|i| Entry::Assigned(Pa(pa.0 + i * level_size(level)), ripas))
+                .collect(),
+            Entry::AssignedNs(desc) => (0..512)
+                .map(|i| Entry::AssignedNs(desc + i * level_size(level)))
+                .collect(),
+        };
+        self.set_entry(&w, Entry::Table(rtt));
+        self.rtts.insert(rtt.0, Rtt { entries });
+        self.set(rtt, GranuleState::Rtt);
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.rtts += 1;
+        }
+        Ok(())
+    }
+
+    fn rtt_destroy(&mut self, rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa) {
+        if let Err(e) = self.inject(Command::RttDestroy) {
+            return (Err(e), ipa);
+        }
+        let (parent, table) = match self.table_at(rd, ipa, level, 1) {
+            Ok(t) => t,
+            Err(e) if e.status == ErrorStatus::Rtt && e.index < level => {
+                // No table: like the RMM, say where the next live entry
+                // of the table the walk ended in is.
+                let top = self.skip_non_live(rd, ipa);
+                return (Err(e), top);
+            }
+            Err(e) => return (Err(e), ipa),
+        };
+        if Self::live(&self.rtts[&table.0].entries) {
+            return (err(ErrorStatus::Rtt, level), ipa);
+        }
+        let protected = self.protected(rd, ipa.0);
+        self.set_entry(
+            &parent,
+            Entry::Unassigned(if protected {
+                Ripas::Destroyed
+            } else {
+                Ripas::Empty
+            }),
+        );
+        self.rtts.remove(&table.0);
+        self.set(table, GranuleState::Delegated);
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.rtts -= 1;
+        }
+        let top = self.skip_non_live(rd, ipa);
+        (Ok(table), top)
+    }
+
+    fn rtt_map_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult {
+        self.inject(Command::RttMapUnprotected)?;
+        self.realm(rd)?;
+        if level > 3
+            || ipa.0 % level_size(level) != 0
+            || self.protected(rd, ipa.0)
+            || pa_of(desc) % level_size(level) != 0
+            || !ns_desc_ok(desc)
+        {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, level)?;
+        if w.level < level {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        if !matches!(self.entry(&w), Entry::Unassigned(_)) {
+            return err(ErrorStatus::Rtt, level);
+        }
+        self.set_entry(&w, Entry::AssignedNs(desc));
+        Ok(())
+    }
+
+    fn rtt_read_entry(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<RttEntry> {
+        self.inject(Command::RttReadEntry)?;
+        if level > 3 || ipa.0 % level_size(level) != 0 {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, level)?;
+        let (state, desc, ripas) = match self.entry(&w) {
+            Entry::Unassigned(r) => (RttEntryState::Unassigned, 0, r),
+            Entry::Assigned(pa, r) => (RttEntryState::Assigned, pa.0, r),
+            Entry::AssignedNs(d) => (RttEntryState::Assigned, d, Ripas::Empty),
+            Entry::Table(pa) => (RttEntryState::Table, pa.0, Ripas::Empty),
+        };
+        // As an RMM answers: in registers, which the host decodes.
+        // CAST: fieldless `repr(u8)` enum to its discriminant.
+        Ok(RttEntry::decode([
+            u64::from(w.level),
+            state.encode(),
+            desc,
+            ripas as u64,
+        ]))
+    }
+
+    fn rtt_unmap_unprotected(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa> {
+        self.inject(Command::RttUnmapUnprotected)?;
+        self.realm(rd)?;
+        if level > 3 || ipa.0 % level_size(level) != 0 || self.protected(rd, ipa.0) {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, level)?;
+        if w.level < level {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        if !matches!(self.entry(&w), Entry::AssignedNs(_)) {
+            return err(ErrorStatus::Rtt, level);
+        }
+        self.set_entry(&w, Entry::Unassigned(Ripas::Empty));
+        Ok(Ipa(ipa.0 + level_size(level)))
+    }
+
+    fn psci_complete(&mut self, calling: Pa, target: Pa, status: u64) -> RmiResult {
+        self.inject(Command::PsciComplete)?;
+        if !self.is(calling, GranuleState::Rec) || !self.is(target, GranuleState::Rec) {
+            return input();
+        }
+        let (Some(c), Some(t)) = (self.recs.get(&calling.0), self.recs.get(&target.0)) else {
+            return input();
+        };
+        if c.rd != t.rd || c.pending_psci != Some(t.mpidr) {
+            return input();
+        }
+        // As TF-RMM: CPU_ON takes SUCCESS or DENIED, AFFINITY_INFO SUCCESS.
+        const DENIED: u64 = -3i64 as u64;
+        let ok = match c.pending_psci_fn {
+            crate::logic::exit::psci::AFFINITY_INFO => status == 0,
+            _ => status == 0 || status == DENIED,
+        };
+        if !ok {
+            return input();
+        }
+        if let Some(c) = self.recs.get_mut(&calling.0) {
+            c.pending_psci = None;
+        }
+        Ok(())
+    }
+
+    fn rtt_fold(&mut self, rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Pa> {
+        self.inject(Command::RttFold)?;
+        // A table folds into a block of its parent, which cannot be the
+        // start level's parent.
+        let (parent, table) = self.table_at(rd, ipa, level, 2)?;
+        let e = &self.rtts[&table.0].entries;
+        let folded = match e[0] {
+            Entry::Unassigned(r0) if e.iter().all(|x| *x == Entry::Unassigned(r0)) => {
+                Entry::Unassigned(r0)
+            }
+            Entry::Assigned(pa0, r0)
+                if pa0.0 % level_size(level - 1) == 0
+                    && e.iter().enumerate().all(|(i, x)| {
+                        *x == Entry::Assigned(Pa(pa0.0 + i as u64 * level_size(level)), r0)
+                    }) =>
+            {
+                Entry::Assigned(pa0, r0)
+            }
+            Entry::AssignedNs(d0)
+                if pa_of(d0) % level_size(level - 1) == 0
+                    && e.iter().enumerate().all(|(i, x)| {
+                        *x == Entry::AssignedNs(d0 + i as u64 * level_size(level))
+                    }) =>
+            {
+                Entry::AssignedNs(d0)
+            }
+            _ => return err(ErrorStatus::Rtt, level),
+        };
+        self.set_entry(&parent, folded);
+        self.rtts.remove(&table.0);
+        self.set(table, GranuleState::Delegated);
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.rtts -= 1;
+        }
+        Ok(table)
+    }
+
+    fn rec_aux_count(&mut self, rd: Pa) -> RmiResult<u64> {
+        self.inject(Command::RecAuxCount)?;
+        self.realm(rd)?;
+        Ok(self.aux_count)
+    }
+
+    fn rtt_init_ripas(&mut self, rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa> {
+        self.inject(Command::RttInitRipas)?;
+        let r = self.realm(rd)?;
+        if r.state != ModelRealmState::New {
+            return err(ErrorStatus::Realm, 0);
+        }
+        if base.0 % GRANULE_SIZE != 0
+            || top.0 % GRANULE_SIZE != 0
+            || base.0 >= top.0
+            || !self.protected(rd, top.0 - 1)
+        {
+            return input();
+        }
+        let w = self.walk(rd, base.0, 3)?;
+        let size = level_size(w.level);
+        let mut cur = base.0;
+        let mut index = w.index;
+        // Process entries of this table while they lie wholly in range.
+        while index < 512 && cur < top.0 {
+            let entry_base = cur - cur % size;
+            if entry_base != cur || cur + size > top.0 || w.level == 0 {
+                if cur == base.0 {
+                    return err(ErrorStatus::Rtt, w.level);
+                }
+                break;
+            }
+            let ww = Walk {
+                level: w.level,
+                table: w.table,
+                index,
+            };
+            match self.entry(&ww) {
+                Entry::Unassigned(_) => self.set_entry(&ww, Entry::Unassigned(Ripas::Ram)),
+                Entry::Table(_) => break,
+                _ => {
+                    if cur == base.0 {
+                        return err(ErrorStatus::Rtt, w.level);
+                    }
+                    break;
+                }
+            }
+            cur += size;
+            index += 1;
+        }
+        if cur == base.0 {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        Ok(Ipa(cur))
+    }
+
+    fn rtt_set_ripas(&mut self, rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa> {
+        self.inject(Command::RttSetRipas)?;
+        self.realm(rd)?;
+        if !self.is(rec, GranuleState::Rec) {
+            return input();
+        }
+        let Some((pb, pt, ripas)) = self.recs.get(&rec.0).and_then(|m| m.pending_ripas) else {
+            return input();
+        };
+        if base.0 != pb || top.0 > pt || base.0 >= top.0 {
+            return input();
+        }
+        let w = self.walk(rd, base.0, 3)?;
+        if w.level != 3 {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        let e = match self.entry(&w) {
+            Entry::Unassigned(_) => Entry::Unassigned(ripas),
+            Entry::Assigned(pa, _) => Entry::Assigned(pa, ripas),
+            _ => return err(ErrorStatus::Rtt, 3),
+        };
+        self.set_entry(&w, e);
+        let next = base.0 + GRANULE_SIZE;
+        if let Some(m) = self.recs.get_mut(&rec.0) {
+            m.pending_ripas = if next < pt {
+                Some((next, pt, ripas))
+            } else {
+                None
+            };
+        }
+        Ok(Ipa(next))
+    }
+}
+
+impl RmmModel {
+    fn data_create_common(
+        &mut self,
+        rd: Pa,
+        data: Pa,
+        ipa: Ipa,
+        src: Option<(Pa, u64)>,
+    ) -> RmiResult {
+        let r = self.realm(rd)?;
+        if src.is_some() && r.state != ModelRealmState::New {
+            return err(ErrorStatus::Realm, 0);
+        }
+        if !self.is(data, GranuleState::Delegated)
+            || ipa.0 % GRANULE_SIZE != 0
+            || !self.protected(rd, ipa.0)
+        {
+            return input();
+        }
+        if let Some((src, flags)) = src {
+            if !self.is(src, GranuleState::Undelegated) || flags > 1 {
+                return input();
+            }
+        }
+        let w = self.walk(rd, ipa.0, 3)?;
+        if w.level != 3 {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        let ripas = match self.entry(&w) {
+            Entry::Unassigned(r) => r,
+            _ => return err(ErrorStatus::Rtt, 3),
+        };
+        let new_ripas = if src.is_some() { Ripas::Ram } else { ripas };
+        self.set_entry(&w, Entry::Assigned(data, new_ripas));
+        self.set(data, GranuleState::Data);
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.data += 1;
+            if let Some((src, flags)) = src {
+                if flags & 1 != 0 {
+                    r.measure = r.measure.rotate_left(7) ^ ipa.0 ^ src.0.wrapping_mul(31);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks a pending PSCI request on `rec` targeting `mpidr` (tests).
+    pub fn set_pending_psci(&mut self, rec: Pa, mpidr: u64) {
+        if let Some(m) = self.recs.get_mut(&rec.0) {
+            m.pending_psci = Some(mpidr);
+            m.pending_psci_fn = crate::logic::exit::psci::CPU_ON;
+        }
+    }
+}
+
+/// Host memory: a bump allocator with a LIFO free list (so freed pages are
+/// reused quickly), that checks every page given back is `UNDELEGATED`.
+pub struct HostMem {
+    next: u64,
+    end: u64,
+    free: Vec<u64>,
+    allocated: BTreeMap<u64, bool>,
+    /// Pages in the hands of the logic: allocated (`false`) or data pages
+    /// lent by the VMM (`true`).
+    pub violations: Vec<String>,
+    /// Pages handed out and not yet returned.
+    pub outstanding: u64,
+}
+
+impl HostMem {
+    fn new(base: u64, size: u64) -> HostMem {
+        HostMem {
+            next: base,
+            end: base + size,
+            free: Vec::new(),
+            allocated: BTreeMap::new(),
+            violations: Vec::new(),
+            outstanding: 0,
+        }
+    }
+}
+
+/// The model RMM and host memory, shared by the two trait handles.
+pub struct Machine {
+    /// The RMM model.
+    pub rmm: RmmModel,
+    /// Host memory.
+    pub host: HostMem,
+}
+
+/// Shared handle; [`ModelRmi`] and [`ModelAlloc`] borrow it per call.
+pub type Shared = Rc<RefCell<Machine>>;
+
+/// A machine with `size` bytes of host memory at 2 GiB.
+pub fn machine(size: u64) -> (ModelRmi, ModelAlloc, Shared) {
+    let base = 0x8000_0000;
+    let m = Rc::new(RefCell::new(Machine {
+        rmm: RmmModel::new(base, size),
+        host: HostMem::new(base, size),
+    }));
+    (ModelRmi(m.clone()), ModelAlloc(m.clone()), m)
+}
+
+/// [`Rmi`] on the shared machine.
+pub struct ModelRmi(pub Shared);
+/// [`GranuleAlloc`] on the shared machine.
+pub struct ModelAlloc(pub Shared);
+
+impl ModelAlloc {
+    /// A data page lent by the VMM (counted as outstanding until released).
+    pub fn data_page(&mut self) -> Option<Undelegated> {
+        let pa = self.take(1)?;
+        self.0.borrow_mut().host.allocated.insert(pa, true);
+        Undelegated::from_host_page(Pa(pa))
+    }
+
+    /// `count` contiguous data pages lent by the VMM, the first aligned to
+    /// `align` bytes (a huge folio).
+    pub fn data_run(&mut self, count: usize, align: u64) -> Option<Pa> {
+        let mut m = self.0.borrow_mut();
+        let h = &mut m.host;
+        let pa = (h.next + align - 1) & !(align - 1);
+        let end = pa + count as u64 * GRANULE_SIZE;
+        if end > h.end {
+            return None;
+        }
+        // The skipped gap goes to the free list.
+        let mut gap = h.next;
+        while gap < pa {
+            h.free.push(gap);
+            gap += GRANULE_SIZE;
+        }
+        h.next = end;
+        for i in 0..count as u64 {
+            h.allocated.insert(pa + i * GRANULE_SIZE, true);
+        }
+        h.outstanding += count as u64;
+        Some(Pa(pa))
+    }
+
+    fn take(&mut self, n: usize) -> Option<u64> {
+        let mut m = self.0.borrow_mut();
+        let h = &mut m.host;
+        let pa = if n == 1 && !h.free.is_empty() {
+            h.free.pop()?
+        } else {
+            let pa = h.next;
+            if pa + n as u64 * GRANULE_SIZE > h.end {
+                return None;
+            }
+            h.next += n as u64 * GRANULE_SIZE;
+            pa
+        };
+        for i in 0..n as u64 {
+            h.allocated.insert(pa + i * GRANULE_SIZE, false);
+        }
+        h.outstanding += n as u64;
+        Some(pa)
+    }
+
+    fn give(&mut self, pa: Pa, data: bool) {
+        let mut m = self.0.borrow_mut();
+        let st = m.rmm.granule(pa);
+        let h = &mut m.host;
+        if st != GranuleState::Undelegated {
+            h.violations.push(format!(
+                "page {:#x} returned to the host in state {:?}",
+                pa.0, st
+            ));
+            return;
+        }
+        match h.allocated.remove(&pa.0) {
+            Some(was_data) if was_data == data => {}
+            Some(_) => h
+                .violations
+                .push(format!("page {:#x} returned through the wrong path", pa.0)),
+            None => {
+                h.violations.push(format!(
+                    "page {:#x} returned twice or never allocated",
+                    pa.0
+                ));
+                return;
+            }
+        }
+        h.outstanding -= 1;
+        h.free.push(pa.0);
+    }
+}
+
+impl GranuleAlloc for ModelAlloc {
+    fn alloc(&mut self) -> Option<Undelegated> {
+        Undelegated::from_host_page(Pa(self.take(1)?))
+    }
+
+    fn alloc_contiguous(&mut self, count: usize) -> Option<Pa> {
+        self.take(count).map(Pa)
+    }
+
+    fn free(&mut self, page: Undelegated) {
+        self.give(page.pa(), false);
+    }
+
+    fn release_data(&mut self, page: Undelegated) {
+        self.give(page.pa(), true);
+    }
+}
+
+macro_rules! forward {
+    ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
+        impl Rmi for ModelRmi {
+            $(fn $name(&mut self, $($a: $t),*) -> $r { self.0.borrow_mut().rmm.$name($($a),*) })*
+        }
+    };
+}
+
+forward! {
+    version(requested: RmiVersion) -> VersionReply;
+    features(index: u64) -> RmiResult<u64>;
+    granule_delegate(pa: Pa) -> RmiResult;
+    granule_undelegate(pa: Pa) -> RmiResult;
+    data_create(rd: Pa, data: Pa, ipa: Ipa, src: Pa, flags: u64) -> RmiResult;
+    data_create_unknown(rd: Pa, data: Pa, ipa: Ipa) -> RmiResult;
+    data_destroy(rd: Pa, ipa: Ipa) -> RmiResult<Destroyed>;
+    realm_activate(rd: Pa) -> RmiResult;
+    realm_create(rd: Pa, params: &RealmCreate) -> RmiResult;
+    realm_destroy(rd: Pa) -> RmiResult;
+    rec_create(rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult;
+    rec_destroy(rec: Pa) -> RmiResult;
+    rec_enter(rec: Pa, run: &mut RecRun) -> RmiResult;
+    rtt_create(rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult;
+    rtt_destroy(rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa);
+    rtt_map_unprotected(rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult;
+    rtt_read_entry(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<RttEntry>;
+    rtt_unmap_unprotected(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa>;
+    psci_complete(calling_rec: Pa, target_rec: Pa, status: u64) -> RmiResult;
+    rtt_fold(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Pa>;
+    rec_aux_count(rd: Pa) -> RmiResult<u64>;
+    rtt_init_ripas(rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
+    rtt_set_ripas(rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
+}
