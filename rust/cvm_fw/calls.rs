@@ -10,8 +10,8 @@
 
 /// Declares a firmware function table.
 ///
-/// ```ignore
-/// call_table! {
+/// ```
+/// cvm_fw::call_table! {
 ///     /// The functions.
 ///     pub enum Fn: u32, counted by FnCounts {
 ///         /// `FOO(x)`.
@@ -20,6 +20,10 @@
 ///         Bar = 0x11,
 ///     }
 /// }
+///
+/// let mut counts = FnCounts::default();
+/// counts.record(Fn::Bar);
+/// assert_eq!((Fn::from_number(0x11), counts.get(Fn::Bar)), (Some(Fn::Bar), 1));
 /// ```
 ///
 /// gives `Fn` with `Fn::ALL`, `number()`, `index()` (position in `ALL`)

@@ -14,7 +14,9 @@
 //! - [`calls`]: the [`call_table!`] macro, one enum and one counter type
 //!   per firmware interface;
 //! - [`count`]: counts the firmware's answers drive, never wrapping;
-//! - [`errno`]: the errno values the backends' logic reports.
+//! - [`errno`]: the errno values the backends' logic reports;
+//! - `testing` (host build, feature `testing`): the models' fault
+//!   injection and the property tests' proptest runner.
 //!
 //! The kernel cannot link a module-local library crate, so each backend
 //! compiles this file as its module `cvm_fw` (`#[path]`); `cargo test`
@@ -34,3 +36,5 @@ pub mod calls;
 pub mod count;
 pub mod errno;
 pub mod page;
+#[cfg(feature = "testing")]
+pub mod testing;

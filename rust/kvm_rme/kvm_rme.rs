@@ -165,6 +165,7 @@ mod rmm_tests {
     #[test]
     fn rmi_version_answers() -> Result {
         if !feat_rme() || !at_el2() {
+            kernel::kunit::mark_skipped(c"no FEAT_RME at EL2: no RMM to call");
             return Ok(());
         }
         let mut rmi = SmcRmi::new()?;
@@ -182,6 +183,7 @@ mod rmm_tests {
     #[test]
     fn granule_delegation_round_trip() -> Result {
         if !feat_rme() || !at_el2() {
+            kernel::kunit::mark_skipped(c"no FEAT_RME at EL2: no RMM to call");
             return Ok(());
         }
         const N: usize = 16;

@@ -21,6 +21,7 @@ use crate::abi::{
     nacl, Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE,
 };
 use crate::abi::{Covg, Covh};
+use crate::cvm_fw::testing::XorShift;
 use crate::logic::exit::{NaclBuf, NaclShmem};
 use crate::logic::pool::{PageAlloc, Plain};
 use crate::logic::tsm::{CallCounts, Gid, Tsm};
@@ -109,7 +110,7 @@ pub struct TsmModel {
     pub inject_ppm: u32,
     /// Calls failed by injection.
     pub injected: u64,
-    rng: u64,
+    rng: XorShift,
 }
 
 fn inval<T>() -> SbiResult<T> {
@@ -139,13 +140,13 @@ impl TsmModel {
             entry_gprs: [0; 32],
             inject_ppm: 0,
             injected: 0,
-            rng: 0x2545_f491_4f6c_dd1d,
+            rng: XorShift::new(0x2545_f491_4f6c_dd1d),
         }
     }
 
     /// Seeds fault injection.
     pub fn seed(&mut self, s: u64) {
-        self.rng = s | 1;
+        self.rng = XorShift::new(s);
     }
 
     /// State of the page at `pa`.
@@ -185,12 +186,7 @@ impl TsmModel {
         if self.inject_ppm == 0 || f == Covh::TsmGetInfo {
             return Ok(());
         }
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let r = self.rng.next_u64();
         if r % 1_000_000 < u64::from(self.inject_ppm) {
             self.injected += 1;
             return Err([SbiError::Failed, SbiError::Denied, SbiError::InvalidParam]

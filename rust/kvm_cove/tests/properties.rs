@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use kvm_cove::abi::Covg;
 use kvm_cove::abi::{Gpa, Pa, EXT_COVG};
+use kvm_cove::cvm_fw::testing::{run_property, Tape};
 use kvm_cove::logic::exit::{cause, Exit};
 use kvm_cove::logic::pool::{PageAlloc, Plain};
 use kvm_cove::logic::run::{SharedMem, Step, VcpuRun};
@@ -40,18 +41,6 @@ thread_local! {
     static RUN_STEPS: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
-    }
-}
-
 const RAM: u64 = 0x8000_0000;
 
 thread_local! {
@@ -79,10 +68,9 @@ fn check(m: &Shared, tvm: &Option<Tvm>, leaked: u64, held: u64, step: u64) {
     );
 }
 
-fn sequence(seed: u64, steps: u64) -> (u64, u64) {
-    let mut rng = Rng(seed | 1);
+fn sequence(rng: &mut Tape<'_>, steps: u64) -> (u64, u64) {
     let (mut t, mut a, mut n, m): (ModelTsm, ModelAlloc, ModelNacl, Shared) = machine(256 << 20);
-    m.borrow_mut().tsm.seed(seed);
+    m.borrow_mut().tsm.seed(rng.next_u64());
     m.borrow_mut().tsm.inject_ppm = [0, 5_000, 50_000][rng.below(3) as usize];
     let batch = [1, 16, 512][rng.below(3) as usize];
     let mut tvm: Option<Tvm> = None;
@@ -276,16 +264,21 @@ fn random_tvm_sequences_keep_invariants() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
-    let (mut steps, mut leaked, mut injected, mut seed) = (0, 0, 0, 0x0dd_ba11_u64);
-    while steps < total {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let (l, i) = sequence(seed, 500);
-        steps += 500;
-        leaked += l;
-        injected += i;
-    }
+    let per = 500;
+    let cases = u32::try_from(total.div_ceil(per)).unwrap_or(u32::MAX);
+    let sums = std::cell::Cell::new((0u64, 0u64, 0u64));
+    // About 4 decisions per step, plus the set-up's.
+    run_property(
+        cases,
+        4 * per as usize + 8,
+        "proptest-regressions/properties.txt",
+        |tape| {
+            let (l, i) = sequence(tape, per);
+            let (s, sl, si) = sums.get();
+            sums.set((s + per, sl + l, si + i));
+        },
+    );
+    let (steps, leaked, injected) = sums.get();
     let maps = OK_MAPS.with(|c| c.get());
     let (runs, entered) = RUN_STEPS.with(|c| c.get());
     let shared = SHARED_MAPS.with(|c| c.get());

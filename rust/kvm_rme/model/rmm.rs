@@ -26,6 +26,7 @@ use crate::abi::{Command, Features0, RecExit, RecRun, Ripas, RttEntry, RttEntryS
 use crate::abi::{
     ErrorStatus, Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo, GRANULE_SIZE,
 };
+use crate::cvm_fw::testing::XorShift;
 use crate::logic::granule::{GranuleAlloc, Undelegated};
 use crate::logic::realm::level_size;
 use crate::logic::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
@@ -148,7 +149,7 @@ pub struct RmmModel {
     pub fail_next: Vec<(Command, RmiError)>,
     /// Calls failed by injection.
     pub injected: u64,
-    rng: u64,
+    rng: XorShift,
 }
 
 /// What the RMM accepts in an unprotected descriptor from the host: the
@@ -210,23 +211,17 @@ impl RmmModel {
             inject_ppm: 0,
             fail_next: Vec::new(),
             injected: 0,
-            rng: 0x9e37_79b9_7f4a_7c15,
+            rng: XorShift::new(0x9e37_79b9_7f4a_7c15),
         }
     }
 
     /// Seeds the fault-injection generator.
     pub fn seed(&mut self, seed: u64) {
-        self.rng = seed | 1;
+        self.rng = XorShift::new(seed);
     }
 
     fn next_rand(&mut self) -> u64 {
-        // xorshift64*
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        self.rng.next_u64()
     }
 
     /// State of the granule at `pa`.

@@ -16,23 +16,38 @@
 mod common;
 
 use kvm_rme::abi::{Ipa, Pa};
+use kvm_rme::cvm_fw::testing::{run_property, Tape};
 use kvm_rme::logic::granule::{GranuleAlloc, Undelegated};
 use kvm_rme::logic::realm::{Realm, RealmConfig, RealmState, Rec};
 use kvm_rme::logic::rmi::Rmi;
 use kvm_rme::model::{machine, Entry, GranuleState, ModelAlloc, ModelRmi, Shared};
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+/// What the sequences did, summed over all cases: the coverage guards
+/// check that the interesting paths ran, not only that nothing broke.
+#[derive(Default, Debug, Clone, Copy)]
+struct Coverage {
+    steps: u64,
+    leaked: u64,
+    injected: u64,
+    created: u64,
+    populated: u64,
+    mapped: u64,
+    folded: u64,
+    recs: u64,
+    activated: u64,
+}
+
+impl Coverage {
+    fn add(&mut self, o: Coverage) {
+        self.steps += o.steps;
+        self.leaked += o.leaked;
+        self.injected += o.injected;
+        self.created += o.created;
+        self.populated += o.populated;
+        self.mapped += o.mapped;
+        self.folded += o.folded;
+        self.recs += o.recs;
+        self.activated += o.activated;
     }
 }
 
@@ -58,6 +73,29 @@ struct World {
 }
 
 impl World {
+    /// A world with no realm yet, holding one source page.
+    fn new(rmi: ModelRmi, alloc: ModelAlloc, m: Shared, ipa_bits: u8) -> World {
+        let mut w = World {
+            rmi,
+            alloc,
+            m,
+            realm: None,
+            recs: Vec::new(),
+            next_mpidr: 0,
+            leaked: 0,
+            abandoned: false,
+            stale: (0, 0),
+            held: Vec::new(),
+            src: None,
+            ipa_bits,
+            vmid: 1,
+        };
+        let s = w.alloc.alloc().expect("src page");
+        w.src = Some(s.pa());
+        w.held.push(s);
+        w
+    }
+
     fn check(&self, step: u64, what: &str) {
         let m = self.m.borrow();
         assert!(
@@ -145,34 +183,20 @@ impl World {
     }
 }
 
-fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
-    let mut rng = Rng(seed | 1);
+fn run_sequence(rng: &mut Tape<'_>, steps: u64) -> Coverage {
+    let mut cov = Coverage {
+        steps,
+        ..Coverage::default()
+    };
     let (rmi, alloc, m) = machine(512 << 20);
     let ipa_bits = [33u8, 36, 40, 44][rng.below(4) as usize];
     {
         let mut mm = m.borrow_mut();
-        mm.rmm.seed(seed ^ 0x5151);
+        mm.rmm.seed(rng.next_u64());
         mm.rmm.inject_ppm = [0, 1_000, 20_000, 100_000][rng.below(4) as usize];
         mm.rmm.aux_count = rng.below(4);
     }
-    let mut w = World {
-        rmi,
-        alloc,
-        m,
-        realm: None,
-        recs: Vec::new(),
-        next_mpidr: 0,
-        leaked: 0,
-        abandoned: false,
-        stale: (0, 0),
-        held: Vec::new(),
-        src: None,
-        ipa_bits,
-        vmid: 1,
-    };
-    let s = w.alloc.alloc().expect("src page");
-    w.src = Some(s.pa());
-    w.held.push(s);
+    let mut w = World::new(rmi, alloc, m, ipa_bits);
     for step in 0..steps {
         let op = rng.below(16);
         let shared_bit = w.shared_bit();
@@ -196,6 +220,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                         Some(kvm_rme::model::ModelRealmState::New)
                     );
                     w.realm = Some(r);
+                    cov.created += 1;
                 }
                 Err((_, stats)) => w.leaked += stats.leaked,
             }
@@ -225,6 +250,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                         matches!(w.leaf(page_ipa), Some(Entry::Assigned(..))),
                         "populate Ok without data"
                     );
+                    cov.populated += 1;
                 }
             }
             3 | 4 => {
@@ -240,6 +266,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                         matches!(w.leaf(page_ipa), Some(Entry::Assigned(..))),
                         "map Ok without data"
                     );
+                    cov.mapped += 1;
                 }
             }
             5 => {
@@ -264,6 +291,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                             matches!(e, Some(Entry::Assigned(pa, _)) if pa == run),
                             "fold Ok but no block: {e:?}"
                         );
+                        cov.folded += 1;
                     }
                 }
             }
@@ -326,6 +354,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                 ) {
                     assert_eq!(w.m.borrow().rmm.granule(rec.pa()), GranuleState::Rec);
                     w.recs.push(rec);
+                    cov.recs += 1;
                 }
             }
             12 => {
@@ -347,6 +376,7 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
                         w.m.borrow().rmm.realm_state(realm.rd()),
                         Some(kvm_rme::model::ModelRealmState::Active)
                     );
+                    cov.activated += 1;
                 }
             }
             _ => {
@@ -371,7 +401,9 @@ fn run_sequence(seed: u64, steps: u64) -> (u64, u64, u64) {
         m.rmm.not_undelegated(),
         "only leaked granules remain out"
     );
-    (steps, w.leaked, m.rmm.injected)
+    cov.leaked = w.leaked;
+    cov.injected = m.rmm.injected;
+    cov
 }
 
 #[test]
@@ -381,32 +413,83 @@ fn random_sequences_keep_invariants() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(120_000);
     let per = 400;
-    let mut steps = 0;
-    let mut leaked = 0;
-    let mut injected = 0;
-    let mut seed = 0x1234_5678_9abc_def1u64;
-    while steps < total {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let (s, l, i) = run_sequence(seed, per);
-        steps += s;
-        leaked += l;
-        injected += i;
-    }
-    println!("property steps: {steps}, injected RMI failures: {injected}, counted leaks: {leaked}");
-    assert!(steps >= total);
-    assert!(injected > 0, "fault injection never fired");
+    let cases = u32::try_from(total.div_ceil(per)).unwrap_or(u32::MAX);
+    let sum = std::cell::Cell::new(Coverage::default());
+    // About 3 decisions per step, plus the set-up's.
+    run_property(
+        cases,
+        3 * per as usize + 8,
+        "proptest-regressions/properties.txt",
+        |tape| {
+            let mut c = sum.get();
+            c.add(run_sequence(tape, per));
+            sum.set(c);
+        },
+    );
+    let c = sum.get();
+    println!(
+        "property steps: {}, injected RMI failures: {}, counted leaks: {}, realms: {}, \
+         populated: {}, mapped: {}, folded: {}, RECs: {}, activations: {}",
+        c.steps,
+        c.injected,
+        c.leaked,
+        c.created,
+        c.populated,
+        c.mapped,
+        c.folded,
+        c.recs,
+        c.activated
+    );
+    // Coverage: each path ran often enough to mean something.
+    assert!(c.injected > 0, "fault injection never fired");
+    assert!(
+        c.leaked > 0,
+        "no injected failure ever ended in a counted leak"
+    );
+    assert!(c.created >= u64::from(cases), "realms rarely created");
+    assert!(c.populated > c.steps / 100, "populate rarely succeeds");
+    assert!(
+        c.mapped > c.steps / 100,
+        "fault-time mapping rarely succeeds"
+    );
+    assert!(c.folded > 0, "no block was ever folded");
+    assert!(c.recs > c.steps / 100, "RECs rarely created");
+    assert!(c.activated > 0, "no realm was ever activated");
 }
 
+/// The checker the property test runs after every step must be able to
+/// fail: each broken state below is one a buggy host would leave.
 #[test]
-fn property_checker_catches_a_bad_free() {
-    // The invariant must be able to fail: free a delegated page by hand.
-    let (mut rmi, mut alloc, m) = machine(16 << 20);
-    let page = alloc.alloc().unwrap();
-    let pa = page.pa();
-    rmi.granule_delegate(pa).unwrap();
-    alloc.free(page);
-    assert_eq!(m.borrow().host.violations.len(), 1);
+fn the_checker_catches_broken_states() {
+    let fails = |what: &str, break_it: &dyn Fn(&mut World)| {
+        let (rmi, alloc, m) = machine(16 << 20);
+        let mut w = World::new(rmi, alloc, m, 40);
+        w.check(0, "intact");
+        break_it(&mut w);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.check(1, what)));
+        assert!(r.is_err(), "the checker missed: {what}");
+    };
+    // A delegated page freed to the host allocator.
+    fails("delegated page freed", &|w| {
+        let page = w.alloc.alloc().unwrap();
+        w.rmi.granule_delegate(page.pa()).unwrap();
+        w.alloc.free(page);
+    });
+    // A granule delegated that no realm or leak count accounts for.
+    fails("unaccounted delegation", &|w| {
+        let page = w.alloc.alloc().unwrap();
+        w.rmi.granule_delegate(page.pa()).unwrap();
+        w.held.push(page);
+    });
+    // A page taken from the allocator and dropped on the floor.
+    fails("lost page", &|w| {
+        let _ = w.alloc.alloc().unwrap();
+    });
+    // A realm whose RTT count disagrees with the RMM's.
+    fails("RTT count", &|w| {
+        let realm = Realm::create(&mut w.rmi, &mut w.alloc, &RealmConfig::new(40, 9)).unwrap();
+        w.realm = Some(realm);
+        w.stale.0 += 1;
+    });
     let _ = common::small;
 }
