@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Minimal KVM userspace API and a kselftest-style TAP harness for the
-//! confidential-VM host selftests.
-//!
-//! Only what the tests use is wrapped.  Ioctl numbers follow the generic
-//! `_IOC` encoding that both arm64 and riscv64 use.
+//! KVM selftests for the confidential-VM host backends: the KVM plumbing
+//! (on rust-vmm's kvm-ioctls and kvm-bindings), the realm and CoVE uAPI
+//! they lack, a kselftest-style TAP harness, and the tests, one module per
+//! area under `tests/`.
 
 pub mod kvm;
 pub mod tap;
+pub mod tests;
+
+#[cfg(target_arch = "riscv64")]
+pub mod cove;
+#[cfg(target_arch = "aarch64")]
+pub mod rme;

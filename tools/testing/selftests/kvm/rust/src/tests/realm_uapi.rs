@@ -1,0 +1,477 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The realm uAPI: the capability, realm VM types, the lifecycle
+//! sub-commands, RECs, the realm stats, and what the VMM is handed
+//! (PSCI calls it completes with KVM_ARM_VCPU_RMM_PSCI_COMPLETE, host
+//! calls).
+
+use super::open_kvm;
+use super::realm::{
+    finalize_rec, hypercall_exit, init_ripas, init_vcpu, mmio_at, realm_vm, realm_with, NO_REALMS,
+    POWER_OFF, PSCI_AFFINITY_INFO, PSCI_CPU_ON, REC, REG_PC,
+};
+use super::realm_payloads::{hc_payload, smp_payload};
+use crate::check;
+use crate::kvm;
+use crate::rme::{
+    ArmRmeConfig, ArmRmeInitRipas, ArmRmePopulateRealm, RmeCmd,
+    KVM_ARM_RME_POPULATE_FLAGS_MEASURE as MEASURE, KVM_CAP_ARM_RME, KVM_CAP_ARM_RME_CONFIG_REALM,
+    KVM_CAP_ARM_RME_MEASUREMENT_ALGO_SHA256 as SHA256,
+    KVM_CAP_ARM_RME_MEASUREMENT_ALGO_SHA512 as SHA512, KVM_VM_TYPE_ARM_PROTECTED,
+    KVM_VM_TYPE_ARM_REALM,
+};
+use crate::tap::{Outcome, TestResult};
+use kvm_bindings::KVM_ARM_VCPU_HAS_EL2;
+
+/// KVM_CHECK_EXTENSION(KVM_CAP_ARM_RME) answers.
+pub fn rme_cap() -> TestResult {
+    let kvm = open_kvm()?;
+    let v = kvm
+        .check_extension(KVM_CAP_ARM_RME)
+        .map_err(|e| format!("errno {e}"))?;
+    if v == 0 {
+        return Ok(Outcome::Skip(
+            "KVM_CAP_ARM_RME is 0: realms are not offered by this kernel".into(),
+        ));
+    }
+    check!(v == 1, "KVM_CAP_ARM_RME = {v}, want 0 or 1");
+    Ok(Outcome::Pass)
+}
+
+/// Without realm support, a realm VM type is refused with EINVAL.
+pub fn realm_type_refused_without_cap() -> TestResult {
+    let kvm = open_kvm()?;
+    let cap = kvm
+        .check_extension(KVM_CAP_ARM_RME)
+        .map_err(|e| format!("errno {e}"))?;
+    if cap != 0 {
+        return Ok(Outcome::Skip(
+            "realm support is offered; covered by the realm tests".into(),
+        ));
+    }
+    match kvm.create_vm(KVM_VM_TYPE_ARM_REALM) {
+        Ok(_) => {
+            Err("KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM) succeeded without KVM_CAP_ARM_RME".into())
+        }
+        Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
+        Err(e) => Err(format!(
+            "KVM_CREATE_VM(KVM_VM_TYPE_ARM_REALM): errno {e}, want EINVAL"
+        )),
+    }
+}
+
+/// Realm VM types the RMM cannot back are refused.
+pub fn realm_type_checks() -> TestResult {
+    let kvm = open_kvm()?;
+    let cap = kvm
+        .check_extension(KVM_CAP_ARM_RME)
+        .map_err(|e| format!("errno {e}"))?;
+    if cap == 0 {
+        return Ok(Outcome::Skip(
+            "KVM_CAP_ARM_RME is 0: covered by realm_type_refused_without_cap".into(),
+        ));
+    }
+    for (t, what) in [
+        (52u64, "52-bit IPA needs LPA2"),
+        (20, "20-bit IPA"),
+        (KVM_VM_TYPE_ARM_PROTECTED, "protected and realm"),
+    ] {
+        match kvm.create_vm(KVM_VM_TYPE_ARM_REALM | t) {
+            Ok(_) => return Err(format!("realm VM with {what} was created")),
+            Err(e) if e == libc::EINVAL => {}
+            Err(e) => return Err(format!("{what}: errno {e}, want EINVAL")),
+        }
+    }
+    Ok(Outcome::Pass)
+}
+
+/// One `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)` call of [`realm_lifecycle`].
+enum Call<'a> {
+    /// A sub-command the uAPI knows, with its typed argument.
+    Cmd(RmeCmd<'a>),
+    /// `args[0]`, `args[1]` as given.
+    Raw(u64, u64),
+}
+
+/// A realm VM through the uAPI sub-commands, good and bad arguments,
+/// in and out of order (needs an RMM speaking RMI 1.0).
+pub fn realm_lifecycle() -> TestResult {
+    use Call::{Cmd, Raw};
+    use RmeCmd::{ActivateRealm, ConfigRealm, CreateRealm, InitRipasRealm, PopulateRealm};
+    let kvm = open_kvm()?;
+    let Some(vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    let (einval, eperm, eexist, efault) = (libc::EINVAL, libc::EPERM, libc::EEXIST, libc::EFAULT);
+    let mut rpv = [0u8; 64];
+    rpv[..4].copy_from_slice(&0x1234_5678u32.to_le_bytes());
+    let ripas = ArmRmeInitRipas::new;
+    let pop = ArmRmePopulateRealm::new;
+    let steps: &[(&str, Call<'_>, i32)] = &[
+        (
+            "INIT_RIPAS before CREATE",
+            Cmd(InitRipasRealm(&ripas(0, 0x1000))),
+            eperm,
+        ),
+        ("ACTIVATE before CREATE", Cmd(ActivateRealm), eperm),
+        (
+            "CONFIG unknown item",
+            Cmd(ConfigRealm(&ArmRmeConfig::item(7))),
+            einval,
+        ),
+        (
+            "CONFIG unknown hash",
+            Cmd(ConfigRealm(&ArmRmeConfig::hash_algo(9))),
+            einval,
+        ),
+        (
+            "CONFIG SHA-512",
+            Cmd(ConfigRealm(&ArmRmeConfig::hash_algo(SHA512))),
+            0,
+        ),
+        ("CONFIG RPV", Cmd(ConfigRealm(&ArmRmeConfig::rpv(rpv))), 0),
+        ("CREATE", Cmd(CreateRealm), 0),
+        ("CREATE again", Cmd(CreateRealm), eexist),
+        (
+            "CONFIG after CREATE",
+            Cmd(ConfigRealm(&ArmRmeConfig::hash_algo(SHA256))),
+            eperm,
+        ),
+        (
+            "INIT_RIPAS unaligned",
+            Cmd(InitRipasRealm(&ripas(0x4000_0800, 0x1000))),
+            einval,
+        ),
+        (
+            "INIT_RIPAS empty",
+            Cmd(InitRipasRealm(&ripas(0x4000_0000, 0))),
+            einval,
+        ),
+        (
+            "INIT_RIPAS reserved set",
+            Cmd(InitRipasRealm(&ArmRmeInitRipas {
+                base: 0x4000_0000,
+                size: 0x1000,
+                reserved: [0, 1],
+            })),
+            einval,
+        ),
+        (
+            "INIT_RIPAS shared half",
+            Cmd(InitRipasRealm(&ripas(1 << 39, 0x1000))),
+            einval,
+        ),
+        (
+            "INIT_RIPAS 1 GiB + 4 KiB",
+            Cmd(InitRipasRealm(&ripas(0x4000_0000, 0x4000_1000))),
+            0,
+        ),
+        (
+            "POPULATE without a guest_memfd memslot",
+            Cmd(PopulateRealm(&pop(0x4000_0000, 0x1000, 0))),
+            efault,
+        ),
+        (
+            "POPULATE unknown flag",
+            Cmd(PopulateRealm(&pop(0x4000_0000, 0x1000, 2))),
+            einval,
+        ),
+        (
+            "POPULATE unaligned",
+            Cmd(PopulateRealm(&pop(0x4000_0800, 0x1000, MEASURE))),
+            einval,
+        ),
+        ("unknown sub-command", Raw(9, 0), einval),
+        ("ACTIVATE", Cmd(ActivateRealm), 0),
+        ("ACTIVATE again", Cmd(ActivateRealm), eperm),
+        (
+            "INIT_RIPAS after ACTIVATE",
+            Cmd(InitRipasRealm(&ripas(0x4000_0000, 0x1000))),
+            eperm,
+        ),
+        // A pointer the kernel cannot read.
+        (
+            "CONFIG with a bad pointer",
+            Raw(KVM_CAP_ARM_RME_CONFIG_REALM, 8),
+            efault,
+        ),
+    ];
+    for (what, call, want) in steps {
+        let got = match call {
+            Cmd(cmd) => vm.rme(*cmd),
+            Raw(sub, arg) => vm.rme_raw(*sub, *arg),
+        };
+        check!(got == *want, "{what}: errno {got}, want {want}");
+    }
+    // A normal VM has no realm sub-commands.
+    let plain = kvm
+        .create_vm(0)
+        .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+    let got = plain.rme(CreateRealm);
+    check!(
+        got == einval,
+        "CREATE on a normal VM: errno {got}, want EINVAL"
+    );
+    // Closing the VM tears the realm down (a leak would warn in dmesg,
+    // which fails the boot).
+    drop(vm);
+    Ok(Outcome::Pass)
+}
+
+/// Realm vCPUs: feature 8 is KVM_ARM_VCPU_REC; finalizing creates the
+/// REC (in MPIDR order, before activation); closing destroys them
+/// before the realm (needs an RMM speaking RMI 1.0).
+pub fn realm_recs() -> TestResult {
+    let kvm = open_kvm()?;
+    let Some(vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    let v0 = vm.create_vcpu(0)?;
+    let v1 = vm.create_vcpu(1)?;
+    let v2 = vm.create_vcpu(2)?;
+    let v3 = vm.create_vcpu(3)?;
+    let r = init_vcpu(&vm, &v2, 0);
+    check!(
+        r == libc::EINVAL,
+        "realm vCPU without KVM_ARM_VCPU_REC: errno {r}, want EINVAL"
+    );
+    let r = init_vcpu(&vm, &v2, REC | (1 << KVM_ARM_VCPU_HAS_EL2));
+    check!(
+        r == libc::EINVAL,
+        "realm vCPU with HAS_EL2: errno {r}, want EINVAL"
+    );
+    let r = init_vcpu(&vm, &v0, REC);
+    check!(r == 0, "KVM_ARM_VCPU_INIT(REC) vCPU 0: errno {r}");
+    let r = finalize_rec(&v0);
+    check!(
+        r == libc::EPERM,
+        "FINALIZE(REC) before CREATE_REALM: errno {r}, want EPERM"
+    );
+    check!(vm.rme(RmeCmd::CreateRealm) == 0, "CREATE_REALM failed");
+    v0.set_one_reg(REG_PC, 0x8000_0000)?;
+    let r = finalize_rec(&v0);
+    check!(r == 0, "FINALIZE(REC) vCPU 0: errno {r}");
+    let r = finalize_rec(&v0);
+    check!(
+        r == libc::EEXIST,
+        "FINALIZE(REC) twice: errno {r}, want EEXIST"
+    );
+    // Secondary vCPUs start powered off.
+    let r = init_vcpu(&vm, &v1, REC | POWER_OFF);
+    check!(r == 0, "KVM_ARM_VCPU_INIT(REC|POWER_OFF) vCPU 1: errno {r}");
+    let r = finalize_rec(&v1);
+    check!(r == 0, "FINALIZE(REC) vCPU 1: errno {r}");
+    check!(vm.rme(RmeCmd::ActivateRealm) == 0, "ACTIVATE_REALM failed");
+    let r = init_vcpu(&vm, &v3, REC | POWER_OFF);
+    check!(r == 0, "KVM_ARM_VCPU_INIT(REC) vCPU 3: errno {r}");
+    let r = finalize_rec(&v3);
+    check!(
+        r == libc::EPERM,
+        "FINALIZE(REC) after ACTIVATE: errno {r}, want EPERM"
+    );
+    // Closing everything destroys the RECs, then the realm; a leak
+    // would warn and fail the boot.
+    drop((v0, v1, v2, v3));
+    drop(vm);
+    Ok(Outcome::Pass)
+}
+
+/// The realm counters in the VM's binary stats follow the realm: RD and
+/// start RTTs after CREATE, RTTs made by INIT_RIPAS, RECs, no leaks.
+pub fn realm_stats() -> TestResult {
+    let kvm = open_kvm()?;
+    let Some(vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    let get = |what: &str| -> Result<(u64, u64, u64, u64), String> {
+        let s = vm.stats()?;
+        let v = |n: &str| {
+            s.get(n)
+                .copied()
+                .ok_or_else(|| format!("{what}: no stat {n}"))
+        };
+        Ok((
+            v("realm_delegated_granules")?,
+            v("realm_rtt_pages")?,
+            v("realm_leaked_granules")?,
+            v("realm_rmi_calls")?,
+        ))
+    };
+    let (d, r, l, c) = get("before CREATE")?;
+    check!(
+        (d, r, l, c) == (0, 0, 0, 0),
+        "before CREATE: delegated {d}, RTTs {r}, leaked {l}, calls {c}"
+    );
+    check!(vm.rme(RmeCmd::CreateRealm) == 0, "CREATE_REALM failed");
+    // 40 bits: RD + two concatenated level-1 tables.
+    let (d, r, l, c0) = get("after CREATE")?;
+    check!(
+        (d, r, l) == (3, 2, 0),
+        "after CREATE: delegated {d}, RTTs {r}, leaked {l}; want 3, 2, 0"
+    );
+    check!(
+        c0 >= 4,
+        "after CREATE: {c0} RMI calls, want at least 3 delegations + REALM_CREATE"
+    );
+    // 1 GiB + 4 KiB: the GiB is one level-1 entry; the tail needs a
+    // level-2 and a level-3 table.
+    check!(
+        init_ripas(&vm, 0x4000_0000, 0x4000_1000) == 0,
+        "INIT_RIPAS failed"
+    );
+    let (d, r, l, c1) = get("after INIT_RIPAS")?;
+    check!(
+        (d, r, l) == (5, 4, 0),
+        "after INIT_RIPAS: delegated {d}, RTTs {r}, leaked {l}; want 5, 4, 0"
+    );
+    check!(c1 > c0, "RMI calls did not grow: {c0} -> {c1}");
+    let v0 = vm.create_vcpu(0)?;
+    check!(init_vcpu(&vm, &v0, REC) == 0, "vCPU init failed");
+    check!(finalize_rec(&v0) == 0, "FINALIZE(REC) failed");
+    let (d, r, l, _) = get("after FINALIZE")?;
+    check!(
+        d >= 6 && r == 4 && l == 0,
+        "after a REC: delegated {d} (want >= 6), RTTs {r}, leaked {l}"
+    );
+    Ok(Outcome::Pass)
+}
+
+/// KVM_ARM_VCPU_RMM_PSCI_COMPLETE is for realm vCPUs: EINVAL on a
+/// normal VM's vCPU (runs under TRP too).
+pub fn psci_complete_needs_a_realm() -> TestResult {
+    let kvm = open_kvm()?;
+    let vm = kvm
+        .create_vm(0)
+        .map_err(|e| format!("KVM_CREATE_VM: errno {e}"))?;
+    let v = vm.create_vcpu(0)?;
+    match v.psci_complete(0, 0, 0) {
+        Err(e) if e == libc::EINVAL => Ok(Outcome::Pass),
+        r => Err(format!(
+            "PSCI_COMPLETE on a normal vCPU: {r:?}, want EINVAL"
+        )),
+    }
+}
+
+/// The VMM takes PSCI CPU_ON and AFFINITY_INFO (its SMCCC filter
+/// forwards them): they exit as KVM_EXIT_HYPERCALL, KVM_RUN is refused
+/// until KVM_ARM_VCPU_RMM_PSCI_COMPLETE, whose bad arguments are
+/// refused with EINVAL; then the secondary starts as with in-kernel
+/// PSCI (needs an RMM speaking RMI 1.0).
+pub fn realm_psci_to_vmm() -> TestResult {
+    let kvm = open_kvm()?;
+    let Some(mut vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    let v = realm_with(&mut vm, smp_payload(), Some((PSCI_CPU_ON, 2)), 2)?;
+    let (v0, v1) = (&v[0], &v[1]);
+    let (nr, args, flags) = hypercall_exit(v0, "CPU_ON")?;
+    // The RMM passes the function ID and the target MPIDR only.
+    check!(
+        nr == u64::from(PSCI_CPU_ON) && args[0] == 1,
+        "CPU_ON exit: nr {nr:#x}, args {args:x?}; want CPU_ON(1, ...)"
+    );
+    check!(
+        flags & u64::from(kvm_bindings::KVM_HYPERCALL_EXIT_SMC) != 0,
+        "CPU_ON exit flags {flags:#x}: want KVM_HYPERCALL_EXIT_SMC"
+    );
+    let (e, _) = v0.run_raw();
+    check!(
+        e == libc::EINVAL,
+        "KVM_RUN before PSCI_COMPLETE: errno {e}, want EINVAL"
+    );
+    for (mpidr, status, pad, what) in [
+        (2, 0, 0, "an MPIDR the call did not name"),
+        (1, 0, 1, "non-zero padding"),
+        (1, 5, 0, "a status the RMM refuses"),
+    ] {
+        let r = v0.psci_complete(mpidr, status, pad);
+        check!(
+            r == Err(libc::EINVAL),
+            "PSCI_COMPLETE with {what}: {r:?}, want EINVAL"
+        );
+    }
+    let r = v1.psci_complete(1, 0, 0);
+    check!(
+        r == Err(libc::EINVAL),
+        "PSCI_COMPLETE on vCPU 1 (no call pending): {r:?}"
+    );
+    let r = v0.psci_complete(1, 0, 0);
+    check!(r == Ok(0), "PSCI_COMPLETE(1, SUCCESS): {r:?}");
+    let r = mmio_at(v0, "CPU_ON result", 0x100)?;
+    check!(r == 0, "PSCI CPU_ON returned {r:#x}, want SUCCESS");
+    let ctx = mmio_at(v1, "vCPU 1 context ID", 0x110)?;
+    check!(ctx == 0x77, "vCPU 1 context ID {ctx:#x}, want 0x77");
+    let (nr, args, _) = hypercall_exit(v0, "AFFINITY_INFO")?;
+    check!(
+        nr == u64::from(PSCI_AFFINITY_INFO) && args[0] == 1,
+        "AFFINITY_INFO exit: nr {nr:#x}, args {args:x?}"
+    );
+    let r = v0.psci_complete(1, -3, 0);
+    check!(
+        r == Err(libc::EINVAL),
+        "AFFINITY_INFO completed with DENIED: {r:?}, want EINVAL"
+    );
+    let r = v0.psci_complete(1, 0, 0);
+    check!(
+        r == Ok(0),
+        "PSCI_COMPLETE(1, SUCCESS) for AFFINITY_INFO: {r:?}"
+    );
+    let r = mmio_at(v0, "AFFINITY_INFO result", 0x108)?;
+    check!(r == 0, "PSCI AFFINITY_INFO(1) returned {r:#x}, want ON (0)");
+    // SYSTEM_OFF is not forwarded: the kernel's system event.
+    let (e, reason) = v0.run_raw();
+    check!(
+        e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+        "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+    );
+    let psci = v0.stats()?.get("rec_exit_psci").copied().unwrap_or(0);
+    check!(psci == 3, "vCPU 0: {psci} PSCI exits, want 3");
+    drop(v);
+    drop(vm);
+    Ok(Outcome::Pass)
+}
+
+/// RSI_HOST_CALL reaches the VMM that forwards its function ID, as
+/// KVM_EXIT_HYPERCALL (no SMC flag) whose `ret` the realm reads back
+/// as x0; without forwarding the kernel answers NOT_SUPPORTED (needs
+/// an RMM speaking RMI 1.0).
+pub fn realm_host_call_to_vmm() -> TestResult {
+    const SIP_FN: u32 = 0xC200_0001;
+    let kvm = open_kvm()?;
+    for forwarded in [true, false] {
+        let Some(mut vm) = realm_vm(&kvm)? else {
+            return Ok(Outcome::Skip(NO_REALMS.into()));
+        };
+        let v = realm_with(&mut vm, hc_payload(), forwarded.then_some((SIP_FN, 1)), 1)?;
+        let want = if forwarded {
+            let (nr, args, flags) = hypercall_exit(&v[0], "host call")?;
+            check!(
+                nr == u64::from(SIP_FN) && args[0] == 0x55 && flags == 0,
+                "host call exit: nr {nr:#x}, args {args:x?}, flags {flags:#x}"
+            );
+            v[0].set_hypercall_ret(0xabc);
+            0xabc
+        } else {
+            u64::MAX
+        };
+        let st = mmio_at(&v[0], "RSI_HOST_CALL status", 0)?;
+        check!(st == 0, "RSI_HOST_CALL status {st:#x}, want SUCCESS");
+        let x0 = mmio_at(&v[0], "host call x0", 8)?;
+        check!(
+            x0 == want,
+            "forwarded {forwarded}: x0 {x0:#x} after the call, want {want:#x}"
+        );
+        let (e, reason) = v[0].run_raw();
+        check!(
+            e == 0 && reason == kvm::KVM_EXIT_SYSTEM_EVENT,
+            "SYSTEM_OFF: KVM_RUN errno {e}, exit {reason}"
+        );
+        let hc = v[0]
+            .stats()?
+            .get("rec_exit_host_call")
+            .copied()
+            .unwrap_or(0);
+        check!(hc == 1, "{hc} host-call exits, want 1");
+    }
+    Ok(Outcome::Pass)
+}
