@@ -74,7 +74,7 @@ impl kernel::Module for KvmRme {
             Probe::Ready {
                 version, features, ..
             } => {
-                crate::glue::uapi::set_ready(Some(features));
+                crate::glue::vm::set_ready(features);
                 pr_info!(
                     "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
                     version.major,

@@ -75,32 +75,33 @@ impl Command {
         Command::from_number(fid.checked_sub(FID_BASE)?)
     }
 
-    /// The specification's name.
-    pub const fn name(self) -> &'static str {
+    /// The specification's name, as a C string for the
+    /// `kvm_rme:kvm_rme_rmi_error` tracepoint.
+    pub const fn name(self) -> &'static core::ffi::CStr {
         match self {
-            Command::Version => "VERSION",
-            Command::GranuleDelegate => "GRANULE_DELEGATE",
-            Command::GranuleUndelegate => "GRANULE_UNDELEGATE",
-            Command::DataCreate => "DATA_CREATE",
-            Command::DataCreateUnknown => "DATA_CREATE_UNKNOWN",
-            Command::DataDestroy => "DATA_DESTROY",
-            Command::RealmActivate => "REALM_ACTIVATE",
-            Command::RealmCreate => "REALM_CREATE",
-            Command::RealmDestroy => "REALM_DESTROY",
-            Command::RecCreate => "REC_CREATE",
-            Command::RecDestroy => "REC_DESTROY",
-            Command::RecEnter => "REC_ENTER",
-            Command::RttCreate => "RTT_CREATE",
-            Command::RttDestroy => "RTT_DESTROY",
-            Command::RttMapUnprotected => "RTT_MAP_UNPROTECTED",
-            Command::RttReadEntry => "RTT_READ_ENTRY",
-            Command::RttUnmapUnprotected => "RTT_UNMAP_UNPROTECTED",
-            Command::PsciComplete => "PSCI_COMPLETE",
-            Command::Features => "FEATURES",
-            Command::RttFold => "RTT_FOLD",
-            Command::RecAuxCount => "REC_AUX_COUNT",
-            Command::RttInitRipas => "RTT_INIT_RIPAS",
-            Command::RttSetRipas => "RTT_SET_RIPAS",
+            Command::Version => c"VERSION",
+            Command::GranuleDelegate => c"GRANULE_DELEGATE",
+            Command::GranuleUndelegate => c"GRANULE_UNDELEGATE",
+            Command::DataCreate => c"DATA_CREATE",
+            Command::DataCreateUnknown => c"DATA_CREATE_UNKNOWN",
+            Command::DataDestroy => c"DATA_DESTROY",
+            Command::RealmActivate => c"REALM_ACTIVATE",
+            Command::RealmCreate => c"REALM_CREATE",
+            Command::RealmDestroy => c"REALM_DESTROY",
+            Command::RecCreate => c"REC_CREATE",
+            Command::RecDestroy => c"REC_DESTROY",
+            Command::RecEnter => c"REC_ENTER",
+            Command::RttCreate => c"RTT_CREATE",
+            Command::RttDestroy => c"RTT_DESTROY",
+            Command::RttMapUnprotected => c"RTT_MAP_UNPROTECTED",
+            Command::RttReadEntry => c"RTT_READ_ENTRY",
+            Command::RttUnmapUnprotected => c"RTT_UNMAP_UNPROTECTED",
+            Command::PsciComplete => c"PSCI_COMPLETE",
+            Command::Features => c"FEATURES",
+            Command::RttFold => c"RTT_FOLD",
+            Command::RecAuxCount => c"REC_AUX_COUNT",
+            Command::RttInitRipas => c"RTT_INIT_RIPAS",
+            Command::RttSetRipas => c"RTT_SET_RIPAS",
         }
     }
 }

@@ -29,7 +29,7 @@ fn report(name: &str, d: &CallCounts) {
         total as f64 / PAGES as f64
     );
     for (c, n) in d.iter() {
-        println!("    {:<22} {n}", c.name());
+        println!("    {:<22} {n}", c.name().to_str().unwrap_or("?"));
     }
 }
 

@@ -69,9 +69,14 @@ fn smc(cmd: Command, args: [u64; 6]) -> [u64; 5] {
     [r0, r1, r2, r3, r4]
 }
 
-extern "C" {
-    // arch/arm64/kvm/rme_glue.c: the kvm_rme:kvm_rme_rmi_error tracepoint.
-    fn kvm_rme_trace_rmi_error(fid: u32, status: u64, arg0: u64, arg1: u64);
+kernel::tracepoint::declare_trace! {
+    /// The `kvm_rme:kvm_rme_rmi_error` tracepoint
+    /// (`include/trace/events/kvm_rme.h`, defined in `rme_glue.c`).
+    ///
+    /// # Safety
+    ///
+    /// `name` is a NUL-terminated string that lives across the call.
+    unsafe fn kvm_rme_rmi_error(name: *const core::ffi::c_char, status: u64, arg0: u64, arg1: u64);
 }
 
 /// The staging granule: the parameter structure or `rec_run` of the call
@@ -137,9 +142,9 @@ impl SmcRmi {
         core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
         let status = RmiError::decode(r[0]);
         if status.is_err() {
-            // SAFETY: a plain C function of the glue (patch 0005); it
-            // only records its arguments in the trace buffer.
-            unsafe { kvm_rme_trace_rmi_error(cmd.fid(), r[0], args[0], args[1]) };
+            // SAFETY: the name is a `'static` C string; the tracepoint
+            // only copies its arguments into the trace buffer.
+            unsafe { kvm_rme_rmi_error(cmd.name().as_ptr(), r[0], args[0], args[1]) };
         }
         (status, r)
     }

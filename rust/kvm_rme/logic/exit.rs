@@ -229,8 +229,11 @@ fn truncate(v: u64, size: u8) -> u64 {
     }
 }
 
-/// Timer state the RMM reports on every exit; the host mirrors it into
-/// its timer emulation to know when to kick the vCPU.
+/// Timer state the RMM reports on every exit: the realm's EL1 virtual
+/// and physical timers.  The host mirrors it into its timer emulation
+/// (which line is raised) and sleeps an idle vCPU until the earlier one
+/// is due.  Realms have no counter offset: both count the physical
+/// counter.  This is the one place the timer arithmetic lives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timers {
     /// `CNTV_CTL_EL0`.
@@ -243,6 +246,11 @@ pub struct Timers {
     pub cntp_cval: u64,
 }
 
+/// `CNTx_CTL_EL0.ENABLE`.
+const CTL_ENABLE: u64 = 1 << 0;
+/// `CNTx_CTL_EL0.IMASK`.
+const CTL_IMASK: u64 = 1 << 1;
+
 impl Timers {
     /// Reads the timers from an exit.
     pub fn from_exit(exit: &RecExit) -> Timers {
@@ -254,10 +262,58 @@ impl Timers {
         }
     }
 
-    /// Whether the virtual timer is enabled, unmasked and has fired at
-    /// counter value `now`.
+    /// Control words, virtual then physical.
+    pub fn ctl(&self) -> [u64; 2] {
+        [self.cntv_ctl, self.cntp_ctl]
+    }
+
+    /// Compare values, virtual then physical.
+    pub fn cval(&self) -> [u64; 2] {
+        [self.cntv_cval, self.cntp_cval]
+    }
+
+    /// Whether each timer (virtual, physical) is enabled, unmasked and
+    /// due at counter value `now`: its interrupt line is raised.
+    pub fn firing(&self, now: u64) -> [bool; 2] {
+        let fire =
+            |ctl: u64, cval: u64| ctl & (CTL_ENABLE | CTL_IMASK) == CTL_ENABLE && now >= cval;
+        [
+            fire(self.cntv_ctl, self.cntv_cval),
+            fire(self.cntp_ctl, self.cntp_cval),
+        ]
+    }
+
+    /// Whether the virtual timer fires at `now`.
     pub fn vtimer_pending(&self, now: u64) -> bool {
-        self.cntv_ctl & 0b11 == 0b01 && now >= self.cntv_cval
+        self.firing(now)[0]
+    }
+
+    /// Counter ticks from `now` until the earlier armed timer is due (0 if
+    /// one is due already); `None` if neither is armed.
+    pub fn ticks_to_next(&self, now: u64) -> Option<u64> {
+        self.ctl()
+            .iter()
+            .zip(self.cval())
+            .filter(|(ctl, _)| **ctl & (CTL_ENABLE | CTL_IMASK) == CTL_ENABLE)
+            .map(|(_, cval)| cval.saturating_sub(now))
+            .min()
+    }
+
+    /// How long an idle vCPU may sleep, in jiffies of a `hz` tick, for a
+    /// counter of `rate` Hz: until the earlier armed timer is due, rounded
+    /// up and at least 1, and at most a second (also without an armed
+    /// timer or a known rate, as the vgic still wakes it).
+    pub fn idle_jiffies(&self, now: u64, rate: u32, hz: u32) -> u64 {
+        let max = u64::from(hz.max(1));
+        match (self.ticks_to_next(now), rate) {
+            (Some(ticks), rate) if rate != 0 => {
+                // Counter ticks per jiffy (no 128-bit division in the
+                // kernel); at least 1.
+                let per = (u64::from(rate) / max).max(1);
+                (ticks / per).saturating_add(1).clamp(1, max)
+            }
+            _ => max,
+        }
     }
 }
 

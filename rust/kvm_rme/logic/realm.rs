@@ -119,6 +119,8 @@ pub enum RealmError {
     Exists,
     /// A guest address no memslot backs the way the operation needs.
     Fault,
+    /// Interrupted by a signal, or asked not to run (`immediate_exit`).
+    Interrupted,
     /// A kernel service the host logic called (guest_memfd, page pinning)
     /// failed with this errno (positive); it reaches userspace unchanged.
     Kernel(i32),
@@ -139,6 +141,7 @@ impl RealmError {
             RealmError::Busy => errno::EBUSY,
             RealmError::Exists => errno::EEXIST,
             RealmError::Fault => errno::EFAULT,
+            RealmError::Interrupted => errno::EINTR,
             RealmError::Kernel(e) => e,
             RealmError::Protocol => errno::EIO,
         }

@@ -46,6 +46,33 @@ pub const CONFIG_RPV: u32 = 0;
 /// `cfg` values.
 pub const CONFIG_HASH_ALGO: u32 = 1;
 
+/// `struct kvm_arm_rmm_psci_complete`, the argument of
+/// `KVM_ARM_VCPU_RMM_PSCI_COMPLETE`: `u64 target_mpidr; u32 psci_status;
+/// u32 padding[3];`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PsciComplete {
+    /// MPIDR of the vCPU the forwarded call named.
+    pub target_mpidr: u64,
+    /// The PSCI status the VMM answers with.
+    pub status: u32,
+}
+
+impl PsciComplete {
+    /// Size of the uAPI structure.
+    pub const SIZE: usize = 24;
+
+    /// Decodes the structure; non-zero padding is `EINVAL`.
+    pub fn parse(b: &[u8; Self::SIZE]) -> Result<PsciComplete, RealmError> {
+        if b[12..].iter().any(|&x| x != 0) {
+            return Err(RealmError::Invalid);
+        }
+        Ok(PsciComplete {
+            target_mpidr: le_u64(b, 0),
+            status: le_u32(b, 8),
+        })
+    }
+}
+
 fn le_u32(b: &[u8], off: usize) -> u32 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&b[off..off + 4]);
@@ -277,7 +304,7 @@ impl RealmVm {
 
     /// The realm and RECs for running a vCPU: `EPERM` unless the realm
     /// was activated (or has powered off, which entering reports).
-    pub fn runnable(&mut self) -> Result<&mut Realm, RealmError> {
+    pub fn active_realm(&mut self) -> Result<&mut Realm, RealmError> {
         let realm = self.created()?;
         match realm.state() {
             RealmState::Active | RealmState::SystemOff => Ok(realm),

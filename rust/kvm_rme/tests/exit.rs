@@ -247,3 +247,41 @@ fn timers_from_exit() {
     r.exit.cntv_ctl = 0b11; // masked
     assert!(!Timers::from_exit(&r.exit).vtimer_pending(2000));
 }
+
+#[test]
+fn timer_lines_and_idle_deadline() {
+    use kvm_rme::logic::exit::Timers;
+    let t = Timers {
+        cntv_ctl: 0b01,
+        cntv_cval: 1_000,
+        cntp_ctl: 0b11, // masked
+        cntp_cval: 10,
+    };
+    assert_eq!(t.firing(999), [false, false]);
+    assert_eq!(t.firing(1_000), [true, false], "a masked timer never fires");
+    assert_eq!(t.ticks_to_next(400), Some(600));
+    assert_eq!(t.ticks_to_next(5_000), Some(0), "overdue");
+    // 600 ticks of a 62.5 MHz counter at HZ=100: under a jiffy, so 1.
+    assert_eq!(t.idle_jiffies(400, 62_500_000, 100), 1);
+    // 1.5 s away: capped at a second.
+    assert_eq!(t.idle_jiffies(0, 1_000, 100).min(100), 100);
+    let later = Timers {
+        cntv_cval: 2_000_000,
+        ..t
+    };
+    // 2e6 ticks at 62.5 MHz = 32 ms = 3.2 jiffies at HZ=100: 4.
+    assert_eq!(later.idle_jiffies(0, 62_500_000, 100), 4);
+    let both = Timers {
+        cntp_ctl: 0b01,
+        cntp_cval: 50,
+        ..later
+    };
+    assert_eq!(both.ticks_to_next(0), Some(50), "the earlier of the two");
+    assert_eq!(both.firing(60), [false, true]);
+    let off = Timers::default();
+    assert_eq!(
+        (off.ticks_to_next(0), off.idle_jiffies(0, 62_500_000, 250)),
+        (None, 250)
+    );
+    assert_eq!(later.idle_jiffies(0, 0, 100), 100, "no known rate");
+}

@@ -450,7 +450,7 @@ fn populate_from_guest_memory() {
         Err(errno::EPERM),
         "after ACTIVATE_REALM"
     );
-    assert!(vm.runnable().is_ok());
+    assert!(vm.active_realm().is_ok());
     assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
     assert_clean(&m);
 }
@@ -524,7 +524,7 @@ fn shared_memory_faults_map_the_vmm_page() {
     let mut v = VcpuRun::new();
     let mut steps = Vec::new();
     for _ in 0..3 {
-        let realm = vm.runnable().unwrap();
+        let realm = vm.active_realm().unwrap();
         steps.push(
             v.enter(realm, &mut rmi, &mut alloc, &rec, &mut run, &mut |_| None)
                 .unwrap(),

@@ -233,6 +233,7 @@ fn errnos_of_typed_errors() {
         (RealmError::Busy, errno::EBUSY),
         (RealmError::Exists, errno::EEXIST),
         (RealmError::Fault, errno::EFAULT),
+        (RealmError::Interrupted, errno::EINTR),
         (RealmError::Kernel(errno::EAGAIN), errno::EAGAIN),
         (RealmError::Protocol, errno::EIO),
         (
@@ -252,5 +253,25 @@ fn errnos_of_typed_errors() {
     ];
     for (e, want) in cases {
         assert_eq!(e.errno(), want, "{e:?}");
+    }
+}
+
+#[test]
+fn psci_complete_argument() {
+    use kvm_rme::logic::vm::PsciComplete;
+    let mut b = [0u8; PsciComplete::SIZE];
+    b[..8].copy_from_slice(&0x8000_0101u64.to_le_bytes());
+    b[8..12].copy_from_slice(&(-3i32 as u32).to_le_bytes());
+    assert_eq!(
+        PsciComplete::parse(&b),
+        Ok(PsciComplete {
+            target_mpidr: 0x8000_0101,
+            status: -3i32 as u32
+        })
+    );
+    for i in 12..PsciComplete::SIZE {
+        let mut p = b;
+        p[i] = 1;
+        assert_eq!(PsciComplete::parse(&p), Err(EINVAL), "padding byte {i}");
     }
 }
