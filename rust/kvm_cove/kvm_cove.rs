@@ -33,7 +33,6 @@ pub mod logic;
 use abi::{EXT_COVH, EXT_NACL};
 
 /// `KVM_VM_TYPE_RISCV_COVE` (arch/riscv/include/uapi/asm/kvm.h, patch 0003).
-const VM_TYPE_COVE: core::ffi::c_ulong = 1 << 9;
 
 /// Set once at boot when a ready TSM answered.
 static TSM_READY: AtomicBool = AtomicBool::new(false);
@@ -80,21 +79,9 @@ impl kernel::Module for KvmCove {
     }
 }
 
-/// Checks a `KVM_CREATE_VM` type for riscv (called from `kvm_arch_init_vm`
-/// by patch 0003).
-///
-/// Returns 0 for a normal VM or a TVM with a ready TSM, `-EINVAL` for
-/// unknown type bits and `-EPERM` for a TVM when TVMs are disabled (no
-/// ready TSM), as the CoVE RFC documents.
-#[no_mangle]
-pub extern "C" fn kvm_cove_check_vm_type(vm_type: core::ffi::c_ulong) -> core::ffi::c_int {
-    if vm_type & !VM_TYPE_COVE != 0 {
-        return -cvm_fw::errno::EINVAL;
-    }
-    if vm_type & VM_TYPE_COVE != 0 && !TSM_READY.load(Ordering::Acquire) {
-        return -cvm_fw::errno::EPERM;
-    }
-    0
+/// Whether a ready TSM answered at boot: TVMs can be created.
+pub(crate) fn tsm_ready() -> bool {
+    TSM_READY.load(Ordering::Acquire)
 }
 
 #[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
@@ -166,7 +153,7 @@ mod abi_tests {
 #[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
 #[kunit_tests(kvm_cove_vm_type)]
 mod vm_type_tests {
-    use super::kvm_cove_check_vm_type;
+    use crate::glue::hooks::kvm_cove_check_vm_type;
     use crate::abi::{EXT_COVH, EXT_NACL};
     use crate::cvm_fw::errno;
     use crate::glue::sbi;

@@ -8,6 +8,7 @@
 //! becomes an [`SbiError`].
 
 use core::mem::size_of;
+use core::sync::atomic::{AtomicI64, Ordering};
 
 use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
 use kernel::bindings;
@@ -73,6 +74,22 @@ impl SbiTsm {
     }
 }
 
+/// One CPU's `TSM_LOCAL_FENCE`, called on every CPU by
+/// `on_each_cpu_cond_mask()`; a failure is stored in the `AtomicI64`
+/// `info` points to.
+///
+/// # Safety
+///
+/// `info` points to an `AtomicI64` that lives across the call.
+unsafe extern "C" fn local_fence_on_this_cpu(info: *mut core::ffi::c_void) {
+    let r = sbi::ecall(EXT_COVH, Covh::TsmLocalFence.fid(), [0; 6]);
+    if r.error != 0 {
+        // SAFETY: a live `AtomicI64` (this function's contract).
+        let failed = unsafe { &*info.cast::<AtomicI64>() };
+        failed.store(r.error, Ordering::Relaxed);
+    }
+}
+
 impl Tsm for SbiTsm {
     fn get_info(&mut self) -> SbiResult<(TsmInfo, u64)> {
         self.stage.info = TsmInfo::default();
@@ -105,9 +122,21 @@ impl Tsm for SbiTsm {
     /// fence after `TSM_INITIATE_FENCE` requires.
     fn local_fence(&mut self) -> SbiResult {
         self.counts.record(Covh::TsmLocalFence);
-        // SAFETY: runs the fence ecall on each CPU; no pointers passed.
-        let e = unsafe { crate::glue::uapi::kvm_cove_local_fence_all() };
-        SbiError::decode(i64::from(e))
+        let failed = AtomicI64::new(0);
+        // SAFETY: `local_fence_on_this_cpu` matches `smp_call_func_t` and
+        // only touches the `AtomicI64` it is given, which lives until
+        // `on_each_cpu_cond_mask` returns (`wait` is true); the online
+        // mask is the kernel's, valid at all times.
+        unsafe {
+            bindings::on_each_cpu_cond_mask(
+                None,
+                Some(local_fence_on_this_cpu),
+                core::ptr::from_ref(&failed).cast_mut().cast(),
+                true,
+                &raw const bindings::__cpu_online_mask,
+            )
+        };
+        SbiError::decode(failed.load(Ordering::Relaxed))
     }
 
     fn create_tvm(&mut self, p: &TvmCreateParams) -> SbiResult<Gid> {

@@ -134,6 +134,49 @@ pub fn check_tsm<T: Tsm>(tsm: &mut T) -> Result<TsmInfo> {
     Ok(info)
 }
 
+/// `struct kvm_riscv_cove_measure_region`, the argument of
+/// `KVM_RISCV_COVE_MEASURE_REGION`: `u64 userspace_addr; u64 gpa; u64
+/// size;`, checked: page aligned, non-empty, not wrapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MeasureRegion {
+    /// The VMM's copy.
+    pub uaddr: u64,
+    /// Where it goes in the TVM.
+    pub gpa: u64,
+    /// Bytes.
+    pub size: u64,
+}
+
+impl MeasureRegion {
+    /// Size of the uAPI structure.
+    pub const SIZE: usize = 24;
+
+    /// Decodes and checks the structure (`EINVAL`).
+    pub fn parse(b: &[u8; Self::SIZE]) -> Result<MeasureRegion> {
+        let w = |i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[8 * i..8 * i + 8]);
+            u64::from_le_bytes(x)
+        };
+        let r = MeasureRegion {
+            uaddr: w(0),
+            gpa: w(1),
+            size: w(2),
+        };
+        let aligned = |v: u64| v % PAGE_SIZE == 0;
+        if !aligned(r.uaddr)
+            || !aligned(r.gpa)
+            || !aligned(r.size)
+            || r.size == 0
+            || r.uaddr.checked_add(r.size).is_none()
+            || r.gpa.checked_add(r.size).is_none()
+        {
+            return Err(TvmError::Invalid);
+        }
+        Ok(r)
+    }
+}
+
 /// Page-table pages the TSM needs to map `len` bytes at `gpa` with 4 KiB
 /// pages in Sv48x4: one leaf table per 2 MiB, one per 1 GiB above it, one
 /// per 512 GiB.

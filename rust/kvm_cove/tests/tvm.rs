@@ -280,3 +280,37 @@ fn no_tsm_means_no_tvm() {
     }
     let _: Option<ModelNacl> = None;
 }
+
+#[test]
+fn measure_region_argument() {
+    use kvm_cove::logic::tvm::MeasureRegion;
+    let enc = |u: u64, g: u64, n: u64| {
+        let mut b = [0u8; MeasureRegion::SIZE];
+        b[..8].copy_from_slice(&u.to_le_bytes());
+        b[8..16].copy_from_slice(&g.to_le_bytes());
+        b[16..].copy_from_slice(&n.to_le_bytes());
+        b
+    };
+    assert_eq!(
+        MeasureRegion::parse(&enc(0x7000_0000, 0x8000_0000, 0x2000)),
+        Ok(MeasureRegion {
+            uaddr: 0x7000_0000,
+            gpa: 0x8000_0000,
+            size: 0x2000
+        })
+    );
+    for (u, g, n) in [
+        (0x7000_0001, 0x8000_0000, 0x1000),
+        (0x7000_0000, 0x8000_0800, 0x1000),
+        (0x7000_0000, 0x8000_0000, 0x1800),
+        (0x7000_0000, 0x8000_0000, 0),
+        (u64::MAX - 0xfff, 0x8000_0000, 0x2000),
+        (0x7000_0000, u64::MAX - 0xfff, 0x2000),
+    ] {
+        assert_eq!(
+            MeasureRegion::parse(&enc(u, g, n)),
+            Err(TvmError::Invalid),
+            "{u:#x} {g:#x} {n:#x}"
+        );
+    }
+}

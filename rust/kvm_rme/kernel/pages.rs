@@ -53,7 +53,7 @@ impl Drop for Lent {
             Lent::Split(p) => unsafe { bindings::__free_pages(p.as_ptr(), 0) },
             // SAFETY: drops the reference this entry holds (invariant),
             // once: the entry goes with it.
-            Lent::Gmem(p) => unsafe { bindings::kvm_rme_put_page(p.as_ptr()) },
+            Lent::Gmem(p) => unsafe { bindings::put_page(p.as_ptr()) },
         }
     }
 }
@@ -182,7 +182,7 @@ enum Release {
 unsafe fn release(how: Release, page: NonNull<bindings::page>) {
     match how {
         // SAFETY: the caller's reference (contract of this function).
-        Release::Put => unsafe { bindings::kvm_rme_put_page(page.as_ptr()) },
+        Release::Put => unsafe { bindings::put_page(page.as_ptr()) },
         // SAFETY: the caller's pin (contract of this function).
         Release::Unpin => unsafe { bindings::unpin_user_page(page.as_ptr()) },
     }

@@ -424,6 +424,10 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
         vcpu.stat().mmio_exit_user += 1;
     }
     let run = vcpu.run();
+    // SAFETY: the exit union holds integers and arrays of them only: all
+    // zeroes is a valid value of it, which the fields below fill in.
+    run.__bindgen_anon_1 = unsafe { core::mem::zeroed() };
+    let x = &mut run.__bindgen_anon_1;
     match u {
         UserExit::Mmio {
             addr,
@@ -432,66 +436,47 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
             data,
         } => {
             run.exit_reason = bindings::KVM_EXIT_MMIO;
-            let mut m = bindings::kvm_run__bindgen_ty_1__bindgen_ty_6 {
-                phys_addr: addr,
-                len: u32::from(len),
-                is_write: u8::from(write),
-                ..Default::default()
-            };
+            x.mmio.phys_addr = addr;
+            x.mmio.len = u32::from(len);
+            x.mmio.is_write = u8::from(write);
             if write {
-                m.data = data.to_le_bytes();
+                x.mmio.data = data.to_le_bytes();
             }
-            run.__bindgen_anon_1.mmio = m;
             0
         }
         UserExit::SystemEvent { reset } => {
             run.exit_reason = bindings::KVM_EXIT_SYSTEM_EVENT;
-            // SAFETY: a C structure of integers and a union of integer
-            // arrays: all zeroes is a valid value (`ndata` 0, no data).
-            let mut e: bindings::kvm_run__bindgen_ty_1__bindgen_ty_19 = unsafe { core::mem::zeroed() };
-            e.type_ = if reset {
+            x.system_event.type_ = if reset {
                 bindings::KVM_SYSTEM_EVENT_RESET
             } else {
                 bindings::KVM_SYSTEM_EVENT_SHUTDOWN
             };
-            run.__bindgen_anon_1.system_event = e;
             0
         }
         UserExit::MemoryFault { gpa, size, private } => {
             // As `kvm_prepare_memory_fault_exit()`.
             run.exit_reason = bindings::KVM_EXIT_MEMORY_FAULT;
-            run.__bindgen_anon_1.memory_fault = bindings::kvm_run__bindgen_ty_1__bindgen_ty_27 {
-                flags: if private {
-                    u64::from(bindings::KVM_MEMORY_EXIT_FLAG_PRIVATE)
-                } else {
-                    0
-                },
-                gpa,
-                size,
-            };
+            if private {
+                x.memory_fault.flags = u64::from(bindings::KVM_MEMORY_EXIT_FLAG_PRIVATE);
+            }
+            (x.memory_fault.gpa, x.memory_fault.size) = (gpa, size);
             -RealmError::Fault.errno()
         }
         UserExit::Hypercall { nr, args, smc } => {
             run.exit_reason = bindings::KVM_EXIT_HYPERCALL;
-            // SAFETY: integers and a union of integers: all zeroes is valid.
-            let mut h: bindings::kvm_run__bindgen_ty_1__bindgen_ty_8 = unsafe { core::mem::zeroed() };
-            h.nr = nr;
-            h.args = args;
+            (x.hypercall.nr, x.hypercall.args) = (nr, args);
             if smc {
-                h.__bindgen_anon_1.flags = u64::from(bindings::KVM_HYPERCALL_EXIT_SMC);
+                x.hypercall.__bindgen_anon_1.flags = u64::from(bindings::KVM_HYPERCALL_EXIT_SMC);
             }
-            run.__bindgen_anon_1.hypercall = h;
             0
         }
         UserExit::Internal { reason, esr } => {
             run.exit_reason = bindings::KVM_EXIT_INTERNAL_ERROR;
-            // SAFETY: integers only: all zeroes is valid.
-            let mut i: bindings::kvm_run__bindgen_ty_1__bindgen_ty_13 = unsafe { core::mem::zeroed() };
-            i.suberror = bindings::KVM_INTERNAL_ERROR_EMULATION;
-            i.ndata = 2;
-            i.data[0] = u64::from(reason);
-            i.data[1] = esr;
-            run.__bindgen_anon_1.internal = i;
+            x.internal.suberror = bindings::KVM_INTERNAL_ERROR_EMULATION;
+            x.internal.ndata = 2;
+            let mut data = [0u64; 16];
+            (data[0], data[1]) = (u64::from(reason), esr);
+            x.internal.data = data;
             0
         }
     }

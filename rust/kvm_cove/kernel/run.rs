@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `KVM_RUN` of a TVM vCPU: the loop around one `TVM_VCPU_RUN` and its
+//! exit, and `struct kvm_run` on the way out.  The decisions are the
+//! host-tested logic in `logic/run.rs`.
+
+use core::ffi::c_int;
+
+use kernel::bindings;
+use kernel::prelude::*;
+
+use crate::glue::kvm::Vcpu;
+use crate::glue::nacl::CpuNacl;
+use crate::glue::vm::{with_locked, State};
+use crate::logic::run::{Step, UserExit};
+use crate::logic::tvm::{TvmError, TvmState};
+
+/// `KVM_RUN`: answers the exit userspace saw, then runs the vCPU until an
+/// exit userspace must see, a signal, or an error.  Returns 0 or a
+/// negative errno.
+pub(crate) fn vcpu_run(mut vcpu: Vcpu) -> c_int {
+    let kvm = vcpu.kvm();
+    let id = vcpu.id();
+    let (mmio_data, sbi_ret) = previous_answer(vcpu.run());
+    let resumed = with_locked(kvm, |st| {
+        let v = st
+            .vcpus
+            .iter_mut()
+            .find(|v| v.id() == id)
+            .ok_or(TvmError::Invalid)?;
+        v.resume(mmio_data, sbi_ret);
+        Ok(())
+    });
+    if let Err(e) = resumed {
+        return -e.errno();
+    }
+    if !vcpu.wants_to_run() {
+        return -TvmError::Interrupted.errno();
+    }
+    // SAFETY: the caller holds the vCPU (`Vcpu`'s invariant), as
+    // `kvm_sigset_activate()` requires; undone below on every path.
+    unsafe { bindings::kvm_sigset_activate(vcpu.run_owner()) };
+    vcpu.run().exit_reason = bindings::KVM_EXIT_UNKNOWN;
+    let r = run_loop(&mut vcpu, id);
+    // SAFETY: activated above.
+    unsafe { bindings::kvm_sigset_deactivate(vcpu.run_owner()) };
+    r
+}
+
+/// The value of an MMIO read, and the SBI return values, from the exit
+/// userspace just handled.
+fn previous_answer(run: &bindings::kvm_run) -> (u64, [u64; 2]) {
+    match run.exit_reason {
+        bindings::KVM_EXIT_MMIO => {
+            // SAFETY: `mmio` is the union member of this exit reason; all
+            // its bit patterns are valid (integers and bytes).
+            let m = unsafe { run.__bindgen_anon_1.mmio };
+            let mut b = [0u8; 8];
+            if m.is_write == 0 {
+                // CAST: at most 8 bytes, as the array.
+                let n = (m.len as usize).min(8);
+                b[..n].copy_from_slice(&m.data[..n]);
+            }
+            (u64::from_le_bytes(b), [0, 0])
+        }
+        bindings::KVM_EXIT_RISCV_SBI => {
+            // SAFETY: as above, for `riscv_sbi`.
+            let s = unsafe { run.__bindgen_anon_1.riscv_sbi };
+            // CAST: `unsigned long` is 64 bits on riscv64.
+            (0, [s.ret[0] as u64, s.ret[1] as u64])
+        }
+        _ => (0, [0, 0]),
+    }
+}
+
+fn run_loop(vcpu: &mut Vcpu, id: u64) -> c_int {
+    let kvm = vcpu.kvm();
+    let entry = vcpu.entry();
+    loop {
+        if kernel::current!().signal_pending() {
+            vcpu.run().exit_reason = bindings::KVM_EXIT_INTR;
+            vcpu.stat().signal_exits += 1;
+            return -TvmError::Interrupted.errno();
+        }
+        // SAFETY: process context, no locks held.
+        unsafe { bindings::cond_resched() };
+        let step = with_locked(kvm, |st| enter(st, id, entry)).map_err(TvmError::in_run);
+        vcpu.stat().exits += 1;
+        match step {
+            Ok(Step::Enter) => {}
+            Ok(Step::Idle) => {
+                vcpu.stat().wfi_exit_stat += 1;
+                // SAFETY: process context, no locks held.
+                unsafe { bindings::schedule_timeout_interruptible(1) };
+            }
+            Ok(Step::User(u)) => return exit_to_user(vcpu, u),
+            Err(e) => {
+                kernel::pr_warn_ratelimited!("TVM vCPU {}: run failed: {:?}\n", id, e);
+                return -e.errno();
+            }
+        }
+    }
+}
+
+/// One `TVM_VCPU_RUN` of vCPU `id` and its exit, under the TVM's mutex.
+/// The first run of the TVM finalizes it with `entry` (the boot vCPU's
+/// `sepc` and `a1`).
+fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
+    let State {
+        tsm,
+        alloc,
+        pinned,
+        tvm,
+        vcpus,
+    } = st;
+    let v = vcpus
+        .iter_mut()
+        .find(|v| v.id() == id)
+        .ok_or(TvmError::Invalid)?;
+    if tvm.state() == TvmState::Initializing {
+        tvm.finalize(tsm, entry.0, entry.1).inspect_err(|e| {
+            kernel::pr_warn_ratelimited!("FINALIZE_TVM failed: {:?}\n", e);
+        })?;
+    }
+    let exit = {
+        let mut nacl = CpuNacl::get().ok_or(TvmError::NoDevice)?;
+        v.enter(tvm, tsm, &mut nacl)
+        // `nacl` dropped: preemption is enabled again.
+    }?;
+    v.handle(tvm, tsm, alloc, pinned, exit)
+}
+
+/// Maps an exit onto `struct kvm_run`.
+fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
+    match u {
+        UserExit::Mmio { .. } => vcpu.stat().mmio_exit_user += 1,
+        UserExit::Sbi { .. } => vcpu.stat().ecall_exit_stat += 1,
+        _ => {}
+    }
+    let run = vcpu.run();
+    // SAFETY: the exit union holds integers and arrays of them only: all
+    // zeroes is a valid value of it, which the fields below fill in.
+    run.__bindgen_anon_1 = unsafe { core::mem::zeroed() };
+    let x = &mut run.__bindgen_anon_1;
+    match u {
+        UserExit::Mmio {
+            gpa,
+            len,
+            write,
+            data,
+        } => {
+            run.exit_reason = bindings::KVM_EXIT_MMIO;
+            x.mmio.phys_addr = gpa;
+            x.mmio.len = u32::from(len);
+            x.mmio.is_write = u8::from(write);
+            if write {
+                x.mmio.data = data.to_le_bytes();
+            }
+        }
+        UserExit::Sbi { ext, fid, args } => {
+            run.exit_reason = bindings::KVM_EXIT_RISCV_SBI;
+            // CAST: `unsigned long` is 64 bits on riscv64; the error is
+            // sign-extended, as SBI returns it.
+            x.riscv_sbi.extension_id = ext as _;
+            x.riscv_sbi.function_id = fid as _;
+            x.riscv_sbi.args = args.map(|a| a as _);
+            x.riscv_sbi.ret = [bindings::SBI_ERR_NOT_SUPPORTED as _, 0];
+        }
+        UserExit::SystemEvent { reset } => {
+            run.exit_reason = bindings::KVM_EXIT_SYSTEM_EVENT;
+            x.system_event.type_ = if reset {
+                bindings::KVM_SYSTEM_EVENT_RESET
+            } else {
+                bindings::KVM_SYSTEM_EVENT_SHUTDOWN
+            };
+        }
+        UserExit::Terminated => run.exit_reason = bindings::KVM_EXIT_SHUTDOWN,
+        UserExit::Internal { scause } => {
+            run.exit_reason = bindings::KVM_EXIT_INTERNAL_ERROR;
+            x.internal.suberror = bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
+            x.internal.ndata = 1;
+            let mut data = [0u64; 16];
+            data[0] = scause;
+            x.internal.data = data;
+        }
+    }
+    0
+}
