@@ -16,7 +16,11 @@
 //! - [`count`]: counts the firmware's answers drive, never wrapping;
 //! - [`errno`]: the errno values the backends' logic reports;
 //! - `testing` (host build, feature `testing`): the models' fault
-//!   injection and the property tests' proptest runner.
+//!   injection and the property tests' proptest runner;
+//! - `kvm`, `published`, `kvm_run` and `staging` (kernel build): handles
+//!   for `struct kvm` and `struct kvm_vcpu`, the per-VM state in
+//!   `struct kvm_arch`, `struct kvm_run` on the way in and out, and the
+//!   page the conduits stage firmware structures in.
 //!
 //! The kernel cannot link a module-local library crate, so each backend
 //! compiles this file as its module `cvm_fw` (`#[path]`); `cargo test`
@@ -36,5 +40,15 @@ pub mod calls;
 pub mod count;
 pub mod errno;
 pub mod page;
+
+// Kernel build only: what both backends' kernel layers share.
+#[cfg(CONFIG_RUST)]
+pub(crate) mod kvm;
+#[cfg(CONFIG_RUST)]
+pub(crate) mod kvm_run;
+#[cfg(CONFIG_RUST)]
+pub(crate) mod published;
+#[cfg(CONFIG_RUST)]
+pub(crate) mod staging;
 #[cfg(feature = "testing")]
 pub mod testing;

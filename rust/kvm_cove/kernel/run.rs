@@ -9,6 +9,7 @@ use core::ffi::c_int;
 use kernel::bindings;
 use kernel::prelude::*;
 
+use crate::cvm_fw::kvm_run;
 use crate::glue::kvm::Vcpu;
 use crate::glue::nacl::CpuNacl;
 use crate::glue::vm::{with_locked, State};
@@ -39,38 +40,27 @@ pub(crate) fn vcpu_run(mut vcpu: Vcpu) -> c_int {
     }
     // SAFETY: the caller holds the vCPU (`Vcpu`'s invariant), as
     // `kvm_sigset_activate()` requires; undone below on every path.
-    unsafe { bindings::kvm_sigset_activate(vcpu.run_owner()) };
+    unsafe { bindings::kvm_sigset_activate(vcpu.as_ptr()) };
     vcpu.run().exit_reason = bindings::KVM_EXIT_UNKNOWN;
     let r = run_loop(&mut vcpu, id);
     // SAFETY: activated above.
-    unsafe { bindings::kvm_sigset_deactivate(vcpu.run_owner()) };
+    unsafe { bindings::kvm_sigset_deactivate(vcpu.as_ptr()) };
     r
 }
 
 /// The value of an MMIO read, and the SBI return values, from the exit
 /// userspace just handled.
 fn previous_answer(run: &bindings::kvm_run) -> (u64, [u64; 2]) {
-    match run.exit_reason {
-        bindings::KVM_EXIT_MMIO => {
-            // SAFETY: `mmio` is the union member of this exit reason; all
-            // its bit patterns are valid (integers and bytes).
-            let m = unsafe { run.__bindgen_anon_1.mmio };
-            let mut b = [0u8; 8];
-            if m.is_write == 0 {
-                // CAST: at most 8 bytes, as the array.
-                let n = (m.len as usize).min(8);
-                b[..n].copy_from_slice(&m.data[..n]);
-            }
-            (u64::from_le_bytes(b), [0, 0])
-        }
-        bindings::KVM_EXIT_RISCV_SBI => {
-            // SAFETY: as above, for `riscv_sbi`.
-            let s = unsafe { run.__bindgen_anon_1.riscv_sbi };
-            // CAST: `unsigned long` is 64 bits on riscv64.
-            (0, [s.ret[0] as u64, s.ret[1] as u64])
-        }
-        _ => (0, [0, 0]),
-    }
+    let ret = if run.exit_reason == bindings::KVM_EXIT_RISCV_SBI {
+        // SAFETY: `riscv_sbi` is the union member of this exit reason; all
+        // its bit patterns are valid (integers).
+        let s = unsafe { run.__bindgen_anon_1.riscv_sbi };
+        // CAST: `unsigned long` is 64 bits on riscv64.
+        [s.ret[0] as u64, s.ret[1] as u64]
+    } else {
+        [0, 0]
+    };
+    (kvm_run::mmio_read_value(run), ret)
 }
 
 fn run_loop(vcpu: &mut Vcpu, id: u64) -> c_int {
@@ -138,27 +128,15 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
         _ => {}
     }
     let run = vcpu.run();
-    // SAFETY: the exit union holds integers and arrays of them only: all
-    // zeroes is a valid value of it, which the fields below fill in.
-    run.__bindgen_anon_1 = unsafe { core::mem::zeroed() };
-    let x = &mut run.__bindgen_anon_1;
     match u {
         UserExit::Mmio {
             gpa,
             len,
             write,
             data,
-        } => {
-            run.exit_reason = bindings::KVM_EXIT_MMIO;
-            x.mmio.phys_addr = gpa;
-            x.mmio.len = u32::from(len);
-            x.mmio.is_write = u8::from(write);
-            if write {
-                x.mmio.data = data.to_le_bytes();
-            }
-        }
+        } => kvm_run::mmio(run, gpa, len, write, data),
         UserExit::Sbi { ext, fid, args } => {
-            run.exit_reason = bindings::KVM_EXIT_RISCV_SBI;
+            let x = kvm_run::begin_exit(run, bindings::KVM_EXIT_RISCV_SBI);
             // CAST: `unsigned long` is 64 bits on riscv64; the error is
             // sign-extended, as SBI returns it.
             x.riscv_sbi.extension_id = ext as _;
@@ -166,22 +144,12 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
             x.riscv_sbi.args = args.map(|a| a as _);
             x.riscv_sbi.ret = [bindings::SBI_ERR_NOT_SUPPORTED as _, 0];
         }
-        UserExit::SystemEvent { reset } => {
-            run.exit_reason = bindings::KVM_EXIT_SYSTEM_EVENT;
-            x.system_event.type_ = if reset {
-                bindings::KVM_SYSTEM_EVENT_RESET
-            } else {
-                bindings::KVM_SYSTEM_EVENT_SHUTDOWN
-            };
+        UserExit::SystemEvent { reset } => kvm_run::system_event(run, reset),
+        UserExit::Terminated => {
+            kvm_run::begin_exit(run, bindings::KVM_EXIT_SHUTDOWN);
         }
-        UserExit::Terminated => run.exit_reason = bindings::KVM_EXIT_SHUTDOWN,
         UserExit::Internal { scause } => {
-            run.exit_reason = bindings::KVM_EXIT_INTERNAL_ERROR;
-            x.internal.suberror = bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
-            x.internal.ndata = 1;
-            let mut data = [0u64; 16];
-            data[0] = scause;
-            x.internal.data = data;
+            kvm_run::internal_error(run, bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, &[scause]);
         }
     }
     0

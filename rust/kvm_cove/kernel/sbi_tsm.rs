@@ -10,13 +10,13 @@
 use core::mem::size_of;
 use core::sync::atomic::{AtomicI64, Ordering};
 
-use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
 use kernel::bindings;
 use kernel::prelude::*;
 
 use crate::abi::Covh;
 use crate::abi::{Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TvmCreateParams, EXT_COVH};
 use crate::abi::PAGE_SIZE;
+use crate::cvm_fw::staging::Staging;
 use crate::glue::sbi;
 use crate::logic::tsm::{CallCounts, Gid, Tsm};
 
@@ -31,14 +31,8 @@ union Stage {
 const _: () = assert!(size_of::<Stage>() == PAGE_SIZE as usize);
 
 /// COVH through SBI calls, with per-function counters.
-///
-/// # Invariants
-///
-/// `stage_pa` is the physical address of `*stage`, a page-aligned,
-/// physically contiguous kmalloc allocation.
 pub(crate) struct SbiTsm {
-    stage: KBox<Stage>,
-    stage_pa: u64,
+    stage: Staging<Stage>,
     /// Calls issued through this instance.
     pub(crate) counts: CallCounts,
 }
@@ -46,30 +40,19 @@ pub(crate) struct SbiTsm {
 impl SbiTsm {
     /// A conduit with its own staging page.
     pub(crate) fn new() -> Result<SbiTsm> {
-        let stage = KBox::<Stage>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
-        // SAFETY: the memory is zeroed, and zero is a valid value of every
-        // field of `Stage` (integers only).
-        let stage = unsafe { stage.assume_init() };
-        // SAFETY: `stage` is live kmalloc memory, which is in the linear
-        // map, where `virt_to_phys()` is defined.
-        let stage_pa =
-            unsafe { bindings::virt_to_phys(core::ptr::from_ref(&*stage).cast_mut().cast()) };
-        // INVARIANT: `Stage` is 4 KiB with 4 KiB alignment, so kmalloc
-        // returns one naturally aligned, physically contiguous page.
         Ok(SbiTsm {
-            stage,
-            stage_pa,
+            // SAFETY: `Stage` is a 4 KiB, 4 KiB-aligned union of integer
+            // structures (asserted above and by `Staging::new`).
+            stage: unsafe { Staging::new() }?,
             counts: CallCounts::default(),
         })
     }
 
     fn call(&mut self, f: Covh, args: [u64; 6]) -> SbiResult<u64> {
         self.counts.record(f);
-        // The TSM reads and writes the staging page by its physical
-        // address, which the compiler cannot see: let the pointer escape.
-        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
+        self.stage.escape();
         let r = sbi::ecall(EXT_COVH, f.fid(), args);
-        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
+        self.stage.escape();
         SbiError::decode(r.error).map(|()| r.value)
     }
 }
@@ -92,8 +75,8 @@ unsafe extern "C" fn local_fence_on_this_cpu(info: *mut core::ffi::c_void) {
 
 impl Tsm for SbiTsm {
     fn get_info(&mut self) -> SbiResult<(TsmInfo, u64)> {
-        self.stage.info = TsmInfo::default();
-        let pa = self.stage_pa;
+        self.stage.get().info = TsmInfo::default();
+        let pa = self.stage.pa();
         // CAST: size_of::<TsmInfo>() is 32.
         let n = self.call(
             Covh::TsmGetInfo,
@@ -101,7 +84,7 @@ impl Tsm for SbiTsm {
         )?;
         // SAFETY: `info` is the field last written, and every bit pattern
         // is a valid `TsmInfo` (integers only).
-        Ok((unsafe { self.stage.info }, n))
+        Ok((unsafe { self.stage.get().info }, n))
     }
 
     fn convert_pages(&mut self, pa: Pa, npages: u64) -> SbiResult {
@@ -140,8 +123,8 @@ impl Tsm for SbiTsm {
     }
 
     fn create_tvm(&mut self, p: &TvmCreateParams) -> SbiResult<Gid> {
-        self.stage.create = *p;
-        let pa = self.stage_pa;
+        self.stage.get().create = *p;
+        let pa = self.stage.pa();
         // CAST: size_of::<TvmCreateParams>() is 16.
         self.call(
             Covh::CreateTvm,

@@ -7,8 +7,8 @@
 //! # Ownership and locking
 //!
 //! The state is a `Pin<KBox<Mutex<State>>>`, created by `KVM_CREATE_VM`
-//! and published with [`ForeignOwnable::into_foreign`] in
-//! `kvm->arch.cove` before the VM is visible to userspace.  It belongs to
+//! and published in `kvm->arch.cove` (`cvm_fw::published`, on
+//! `ForeignOwnable`) before the VM is visible to userspace.  It belongs to
 //! the VM: only [`vm_destroy`] takes it back, when the VM has no other
 //! users; every other access borrows it for one call ([`with_state`]).
 //!
@@ -18,15 +18,14 @@
 //! but not while a vCPU idles.
 
 use core::pin::Pin;
-use core::sync::atomic::Ordering;
 
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::types::ForeignOwnable;
 
 use crate::abi::{Gpa, PAGE_SIZE};
+use crate::cvm_fw::published;
 use crate::glue::kvm::Kvm;
 use crate::glue::pages::{self, KernelAlloc, Pinned};
 use crate::glue::sbi_tsm::SbiTsm;
@@ -80,16 +79,10 @@ type Published = Pin<KBox<Mutex<State>>>;
 /// Runs `f` on the published state of `kvm`, or returns `None` for a
 /// normal VM.  The borrow lasts for the call of `f` only.
 pub(crate) fn with_state<R>(kvm: Kvm, f: impl FnOnce(&Mutex<State>) -> R) -> Option<R> {
-    let p = kvm.state_slot().load(Ordering::Acquire);
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null `kvm->arch.cove` came from `into_foreign` in
-    // `vm_init` and is taken back only by `vm_destroy`, when the VM has no
-    // other users; `kvm` is live (its type's invariant), and the borrow
-    // ends before this function returns.
-    let m = unsafe { <Published as ForeignOwnable>::borrow(p) };
-    Some(f(&m))
+    // SAFETY: only this module publishes in `kvm->arch.cove`, a
+    // `Mutex<State>`; `vm_destroy` takes it back when the VM has no other
+    // users, and `kvm` is live (its type's invariant), so it has not run.
+    unsafe { published::with(kvm.state_slot(), f) }
 }
 
 /// [`with_state`] under the mutex; `EINVAL` for a normal VM.
@@ -127,7 +120,8 @@ pub(crate) fn vm_init(kvm: Kvm) -> Result<(), TvmError> {
     match KBox::pin_init(new_mutex!(st), GFP_KERNEL) {
         Ok(b) => {
             let b: Published = b;
-            kvm.state_slot().store(b.into_foreign(), Ordering::Release);
+            // The VM is being created: nothing else published yet.
+            published::publish(kvm.state_slot(), b);
             Ok(())
         }
         // The state (and its TVM) was dropped with the failed allocation:
@@ -143,16 +137,11 @@ pub(crate) fn vm_init(kvm: Kvm) -> Result<(), TvmError> {
 /// page, then the VMM pages are unpinned.  If the TSM refuses, its pages
 /// are leaked on purpose (and the VMM pages stay pinned) with a warning.
 pub(crate) fn vm_destroy(kvm: Kvm) {
-    let raw = kvm
-        .state_slot()
-        .swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if raw.is_null() {
+    // SAFETY: only this module publishes in `kvm->arch.cove`, a
+    // `Mutex<State>`; the VM has no other users, so no `with_state` runs.
+    let Some(m) = (unsafe { published::take::<Mutex<State>>(kvm.state_slot()) }) else {
         return;
-    }
-    // SAFETY: the slot held a pointer from `into_foreign` in `vm_init`; it
-    // was cleared above, so it is taken back once, and nothing borrows it
-    // any more (the VM has no other users).
-    let m = unsafe { <Published as ForeignOwnable>::from_foreign(raw) };
+    };
     let mut guard = m.lock();
     let st = &mut *guard;
     let gone = match st.tvm.destroy(&mut st.tsm, &mut st.alloc) {

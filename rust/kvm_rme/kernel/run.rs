@@ -17,6 +17,7 @@ use kernel::bindings;
 use kernel::prelude::*;
 
 use crate::abi::{Pa, REC_GIC_NUM_LRS};
+use crate::cvm_fw::kvm_run;
 use crate::glue::kvm::{Kvm, Vcpu};
 use crate::glue::vm::{self, with_state, EntryCtx, State};
 use crate::logic::exit::{self, Timers};
@@ -82,23 +83,14 @@ pub(crate) fn vcpu_run(mut vcpu: Vcpu) -> c_int {
 /// The value of an MMIO read, and `x0` of a forwarded host call, from the
 /// exit userspace just handled.
 fn previous_answer(run: &bindings::kvm_run) -> (u64, u64) {
-    match run.exit_reason {
-        bindings::KVM_EXIT_MMIO => {
-            // SAFETY: `mmio` is the union member of this exit reason; all
-            // its bit patterns are valid (integers and bytes).
-            let m = unsafe { run.__bindgen_anon_1.mmio };
-            let mut b = [0u8; 8];
-            if m.is_write == 0 {
-                // CAST: at most 8 bytes, as the array.
-                let n = (m.len as usize).min(8);
-                b[..n].copy_from_slice(&m.data[..n]);
-            }
-            (u64::from_le_bytes(b), 0)
-        }
-        // SAFETY: as above, for `hypercall`.
-        bindings::KVM_EXIT_HYPERCALL => (0, unsafe { run.__bindgen_anon_1.hypercall.ret }),
-        _ => (0, 0),
-    }
+    let ret = if run.exit_reason == bindings::KVM_EXIT_HYPERCALL {
+        // SAFETY: `hypercall` is the union member of this exit reason; all
+        // its bit patterns are valid (integers).
+        unsafe { run.__bindgen_anon_1.hypercall.ret }
+    } else {
+        0
+    };
+    (kvm_run::mmio_read_value(run), ret)
 }
 
 /// Answers the exit userspace saw: `EPERM` when the vCPU has no REC or
@@ -424,10 +416,6 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
         vcpu.stat().mmio_exit_user += 1;
     }
     let run = vcpu.run();
-    // SAFETY: the exit union holds integers and arrays of them only: all
-    // zeroes is a valid value of it, which the fields below fill in.
-    run.__bindgen_anon_1 = unsafe { core::mem::zeroed() };
-    let x = &mut run.__bindgen_anon_1;
     match u {
         UserExit::Mmio {
             addr,
@@ -435,27 +423,16 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
             write,
             data,
         } => {
-            run.exit_reason = bindings::KVM_EXIT_MMIO;
-            x.mmio.phys_addr = addr;
-            x.mmio.len = u32::from(len);
-            x.mmio.is_write = u8::from(write);
-            if write {
-                x.mmio.data = data.to_le_bytes();
-            }
+            kvm_run::mmio(run, addr, len, write, data);
             0
         }
         UserExit::SystemEvent { reset } => {
-            run.exit_reason = bindings::KVM_EXIT_SYSTEM_EVENT;
-            x.system_event.type_ = if reset {
-                bindings::KVM_SYSTEM_EVENT_RESET
-            } else {
-                bindings::KVM_SYSTEM_EVENT_SHUTDOWN
-            };
+            kvm_run::system_event(run, reset);
             0
         }
         UserExit::MemoryFault { gpa, size, private } => {
             // As `kvm_prepare_memory_fault_exit()`.
-            run.exit_reason = bindings::KVM_EXIT_MEMORY_FAULT;
+            let x = kvm_run::begin_exit(run, bindings::KVM_EXIT_MEMORY_FAULT);
             if private {
                 x.memory_fault.flags = u64::from(bindings::KVM_MEMORY_EXIT_FLAG_PRIVATE);
             }
@@ -463,7 +440,7 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
             -RealmError::Fault.errno()
         }
         UserExit::Hypercall { nr, args, smc } => {
-            run.exit_reason = bindings::KVM_EXIT_HYPERCALL;
+            let x = kvm_run::begin_exit(run, bindings::KVM_EXIT_HYPERCALL);
             (x.hypercall.nr, x.hypercall.args) = (nr, args);
             if smc {
                 x.hypercall.__bindgen_anon_1.flags = u64::from(bindings::KVM_HYPERCALL_EXIT_SMC);
@@ -471,12 +448,7 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
             0
         }
         UserExit::Internal { reason, esr } => {
-            run.exit_reason = bindings::KVM_EXIT_INTERNAL_ERROR;
-            x.internal.suberror = bindings::KVM_INTERNAL_ERROR_EMULATION;
-            x.internal.ndata = 2;
-            let mut data = [0u64; 16];
-            (data[0], data[1]) = (u64::from(reason), esr);
-            x.internal.data = data;
+            kvm_run::internal_error(run, bindings::KVM_INTERNAL_ERROR_EMULATION, &[u64::from(reason), esr]);
             0
         }
     }

@@ -12,12 +12,11 @@
 
 use core::mem::size_of;
 
-use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
-use kernel::bindings;
 use kernel::prelude::*;
 
 use crate::abi::{Command, RealmParams, RecParams, RecRun, RttEntry};
 use crate::abi::GRANULE_SIZE;
+use crate::cvm_fw::staging::Staging;
 use crate::abi::{Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo};
 use crate::logic::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
 
@@ -97,16 +96,9 @@ const _: () = {
 };
 
 /// The RMI through SMCs, with per-command call counters.
-///
-/// # Invariants
-///
-/// `stage_pa` is the physical address of `*stage`, a granule-aligned,
-/// physically contiguous kmalloc allocation.
 pub(crate) struct SmcRmi {
     /// Staging granule for parameter structures and `rec_run`.
-    stage: KBox<Stage>,
-    /// Its physical address, as the RMM takes it.
-    stage_pa: u64,
+    stage: Staging<Stage>,
     /// Calls issued through this instance.
     pub(crate) counts: CallCounts,
 }
@@ -114,32 +106,19 @@ pub(crate) struct SmcRmi {
 impl SmcRmi {
     /// A conduit with its own staging granule.
     pub(crate) fn new() -> Result<SmcRmi> {
-        let stage = KBox::<Stage>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
-        // SAFETY: the memory is zeroed, and zero is a valid value of every
-        // field of `Stage` (integers and byte arrays only).
-        let stage = unsafe { stage.assume_init() };
-        // SAFETY: `stage` is live kmalloc memory, which is in the linear
-        // map, where `virt_to_phys()` is defined.
-        let stage_pa = unsafe { bindings::virt_to_phys(core::ptr::from_ref(&*stage).cast_mut().cast()) };
-        // INVARIANT: `Stage` is 4 KiB with 4 KiB alignment, so kmalloc
-        // returns one naturally aligned, physically contiguous granule, and
-        // `stage_pa` is its address.
         Ok(SmcRmi {
-            stage,
-            stage_pa,
+            // SAFETY: `Stage` is a 4 KiB, 4 KiB-aligned union of integer
+            // structures (asserted above and by `Staging::new`).
+            stage: unsafe { Staging::new() }?,
             counts: CallCounts::default(),
         })
     }
 
     fn call(&mut self, cmd: Command, args: [u64; 6]) -> (RmiResult, [u64; 5]) {
         self.counts.record(cmd);
-        // The RMM reads and writes the staging granule by its physical
-        // address, which the compiler cannot see: let the pointer escape,
-        // so that writes before the call are done and reads after it are
-        // not taken from before.
-        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
+        self.stage.escape();
         let r = smc(cmd, args);
-        core::hint::black_box(core::ptr::from_mut(&mut *self.stage));
+        self.stage.escape();
         let status = RmiError::decode(r[0]);
         if status.is_err() {
             // SAFETY: the name is a `'static` C string; the tracepoint
@@ -150,7 +129,7 @@ impl SmcRmi {
     }
 
     fn stage_pa(&self) -> u64 {
-        self.stage_pa
+        self.stage.pa()
     }
 }
 
@@ -204,7 +183,7 @@ impl Rmi for SmcRmi {
 
     fn realm_create(&mut self, rd: Pa, p: &RealmCreate) -> RmiResult {
         // The whole granule: no byte of an earlier call is left for the RMM.
-        self.stage.realm = p.params();
+        self.stage.get().realm = p.params();
         let params = self.stage_pa();
         self.call(Command::RealmCreate, [rd.0, params, 0, 0, 0, 0])
             .0
@@ -215,7 +194,7 @@ impl Rmi for SmcRmi {
     }
 
     fn rec_create(&mut self, rd: Pa, rec: Pa, p: &RecCreate) -> RmiResult {
-        self.stage.rec = p.params();
+        self.stage.get().rec = p.params();
         let params = self.stage_pa();
         self.call(Command::RecCreate, [rd.0, rec.0, params, 0, 0, 0])
             .0
@@ -226,12 +205,12 @@ impl Rmi for SmcRmi {
     }
 
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult {
-        self.stage.run.enter = run.enter;
+        self.stage.get().run.enter = run.enter;
         let page = self.stage_pa();
         let (s, _) = self.call(Command::RecEnter, [rec.0, page, 0, 0, 0, 0]);
         // SAFETY: `run` is the field last written, and every bit pattern
         // is a valid `RecExit` (integers and byte arrays only).
-        run.exit = unsafe { self.stage.run.exit };
+        run.exit = unsafe { self.stage.get().run.exit };
         s
     }
 

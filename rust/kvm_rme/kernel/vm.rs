@@ -7,8 +7,8 @@
 //!
 //! The state is a `Pin<KBox<Mutex<State>>>`, created by the first
 //! `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)` (under `kvm->lock`, so creation does
-//! not race) and published with [`ForeignOwnable::into_foreign`] in
-//! `kvm->arch.rme`.  From then on it belongs to the VM: only
+//! not race) and published in `kvm->arch.rme` (`cvm_fw::published`,
+//! on `ForeignOwnable`).  From then on it belongs to the VM: only
 //! [`vm_destroy`] takes it back, from `kvm_arch_destroy_vm()`, when the VM
 //! has no other users.  Every other access borrows it for one call
 //! ([`with_state`]), so no reference outlives the hook that made it.
@@ -25,10 +25,10 @@ use kernel::alloc::flags::{__GFP_ZERO, GFP_KERNEL};
 use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
-use kernel::types::ForeignOwnable;
 use kernel::uaccess::{UserPtr, UserSlice};
 
 use crate::abi::{Features0, RecRun};
+use crate::cvm_fw::published;
 use crate::glue::kvm::{Kvm, VmStats};
 use crate::glue::pages::KernelAlloc;
 use crate::glue::smc::SmcRmi;
@@ -111,17 +111,10 @@ type Published = Pin<KBox<Mutex<State>>>;
 /// is none (no `KVM_ENABLE_CAP(KVM_CAP_ARM_RME)` yet).  The borrow lasts
 /// for the call of `f` only.
 pub(crate) fn with_state<R>(kvm: Kvm, f: impl FnOnce(&Mutex<State>) -> R) -> Option<R> {
-    let p = kvm.state_slot().load(Ordering::Acquire);
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: a non-null `kvm->arch.rme` came from `into_foreign` in
-    // `state_or_create` and is taken back only by `vm_destroy`, which runs
-    // when the VM has no other users; `kvm` is live (its type's
-    // invariant), so `vm_destroy` has not run, and the borrow ends before
-    // this function returns.
-    let m = unsafe { <Published as ForeignOwnable>::borrow(p) };
-    Some(f(&m))
+    // SAFETY: only this module publishes in `kvm->arch.rme`, a
+    // `Mutex<State>`; `vm_destroy` takes it back when the VM has no other
+    // users, and `kvm` is live (its type's invariant), so it has not run.
+    unsafe { published::with(kvm.state_slot(), f) }
 }
 
 /// Runs `f` on the state of `kvm`, creating it first if needed.  The
@@ -130,7 +123,7 @@ fn with_state_or_create<R>(
     kvm: Kvm,
     f: impl FnOnce(&Mutex<State>) -> Result<R, RealmError>,
 ) -> Result<R, RealmError> {
-    if kvm.state_slot().load(Ordering::Acquire).is_null() {
+    if with_state(kvm, |_| ()).is_none() {
         let rmi = SmcRmi::new().map_err(|_| RealmError::NoMemory)?;
         let new = State {
             vm: RealmVm::new(kvm.ipa_bits(), features()),
@@ -141,7 +134,8 @@ fn with_state_or_create<R>(
         };
         let b: Published =
             KBox::pin_init(new_mutex!(new), GFP_KERNEL).map_err(|_| RealmError::NoMemory)?;
-        kvm.state_slot().store(b.into_foreign(), Ordering::Release);
+        // Cannot be taken: the caller holds `kvm->lock`, as every creator.
+        published::publish(kvm.state_slot(), b);
     }
     with_state(kvm, f).unwrap_or(Err(RealmError::State))
 }
@@ -287,16 +281,11 @@ pub(crate) fn vcpu_destroy(kvm: Kvm, idx: u32) {
 /// and frees the state.  Granules the RMM did not give back are leaked on
 /// purpose and reported.
 pub(crate) fn vm_destroy(kvm: Kvm) {
-    let raw = kvm
-        .state_slot()
-        .swap(core::ptr::null_mut(), Ordering::AcqRel);
-    if raw.is_null() {
+    // SAFETY: only this module publishes in `kvm->arch.rme`, a
+    // `Mutex<State>`; the VM has no other users, so no `with_state` runs.
+    let Some(m) = (unsafe { published::take::<Mutex<State>>(kvm.state_slot()) }) else {
         return;
-    }
-    // SAFETY: the slot held a pointer from `into_foreign` in
-    // `with_state_or_create`; it was cleared above, so it is taken back
-    // once, and nothing borrows it any more (the VM has no other users).
-    let m = unsafe { <Published as ForeignOwnable>::from_foreign(raw) };
+    };
     let (leaked, kept) = {
         let mut guard = m.lock();
         let st = &mut *guard;
