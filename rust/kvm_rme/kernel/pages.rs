@@ -227,6 +227,7 @@ impl GuestMemory for KernelAlloc {
     fn private_page(&mut self, ipa: Ipa) -> Result<Undelegated, RealmError> {
         let page = lookup(Lookup::Gmem, self.kvm, ipa)?;
         // The reference from kvm_gmem_get_pfn moves into the entry.
+        // INVARIANT: the entry takes over the reference the lookup took.
         let pa = self.keep(Lent::Gmem(page)).ok_or(RealmError::NoMemory)?;
         Undelegated::from_host_page(pa).ok_or(RealmError::Invalid)
     }
@@ -318,8 +319,11 @@ impl GranuleAlloc for KernelAlloc {
         for i in 0..(1usize << order) {
             // SAFETY: with SPARSEMEM_VMEMMAP (arm64) the `struct page`s of
             // one allocation are contiguous, so `first + i` is page `i` of
-            // it, order 0 after the split and owned by us alone.
-            let page = Lent::Split(unsafe { NonNull::new_unchecked(first.as_ptr().add(i)) });
+            // it, non-null.
+            let p = unsafe { NonNull::new_unchecked(first.as_ptr().add(i)) };
+            // INVARIANT: order 0 after the split, and nothing but this
+            // entry holds it: each page of the run gets one entry.
+            let page = Lent::Split(p);
             if i >= count || !ok {
                 // Not needed (or the run is incomplete): freed at once.
                 drop(page);

@@ -18,24 +18,50 @@ const RAM: u64 = 0x8000_0000;
 const RAM_SIZE: u64 = 64 << 10;
 const SHARED: u64 = 1 << 39;
 
-/// The allocator plus a guest_memfd stand-in: private pages for
-/// `[RAM, RAM + RAM_SIZE)` only, counted; sources pinned; whether the VMM
-/// agrees to RIPAS changes; pinned shared pages (gpa, pa); the SMCCC
-/// functions the VMM forwards to itself.
-struct Gmem(ModelAlloc, u64, u64, bool, Vec<(u64, Pa)>, Vec<u32>);
+/// The allocator plus a guest_memfd stand-in, the test double of the
+/// kernel's `KernelAlloc`.
+struct Gmem {
+    /// Where pages come from.
+    alloc: ModelAlloc,
+    /// Private pages handed out (for `[RAM, RAM + RAM_SIZE)` only).
+    private_pages: u64,
+    /// `POPULATE_REALM` sources currently pinned.
+    sources: u64,
+    /// Whether the VMM agrees to RIPAS changes.
+    vmm_agrees: bool,
+    /// Pinned shared pages: (gpa, pa).
+    shared: Vec<(u64, Pa)>,
+    /// The SMCCC functions the VMM forwards to itself.
+    forwarded: Vec<u32>,
+}
+
+impl Gmem {
+    /// A guest memory over `alloc` whose VMM agrees to RIPAS changes and
+    /// forwards `forwarded` to itself.
+    fn new(alloc: ModelAlloc, forwarded: &[u32]) -> Gmem {
+        Gmem {
+            alloc,
+            private_pages: 0,
+            sources: 0,
+            vmm_agrees: true,
+            shared: Vec::new(),
+            forwarded: forwarded.to_vec(),
+        }
+    }
+}
 
 impl GranuleAlloc for Gmem {
     fn alloc(&mut self) -> Option<Undelegated> {
-        self.0.alloc()
+        self.alloc.alloc()
     }
     fn alloc_contiguous(&mut self, count: usize) -> Option<Pa> {
-        self.0.alloc_contiguous(count)
+        self.alloc.alloc_contiguous(count)
     }
     fn free(&mut self, page: Undelegated) {
-        self.0.free(page)
+        self.alloc.free(page)
     }
     fn release_data(&mut self, page: Undelegated) {
-        self.0.release_data(page)
+        self.alloc.release_data(page)
     }
 }
 
@@ -44,52 +70,52 @@ impl GuestMemory for Gmem {
         if !(RAM..RAM + RAM_SIZE).contains(&ipa.0) {
             return Err(RealmError::Fault);
         }
-        self.1 += 1;
-        self.0.data_page().ok_or(RealmError::NoMemory)
+        self.private_pages += 1;
+        self.alloc.data_page().ok_or(RealmError::NoMemory)
     }
 
     fn source_page(&mut self, ipa: Ipa) -> Result<Pa, RealmError> {
         if !(RAM..RAM + RAM_SIZE).contains(&ipa.0) {
             return Err(RealmError::Fault);
         }
-        self.2 += 1;
-        Ok(self.0.alloc().ok_or(RealmError::NoMemory)?.pa())
+        self.sources += 1;
+        Ok(self.alloc.alloc().ok_or(RealmError::NoMemory)?.pa())
     }
 
     fn release_source(&mut self, pa: Pa) {
-        self.2 -= 1;
-        self.0.free(Undelegated::from_host_page(pa).unwrap());
+        self.sources -= 1;
+        self.alloc.free(Undelegated::from_host_page(pa).unwrap());
     }
 
     fn vmm_agrees(&mut self, _base: Ipa, _top: Ipa, _ram: bool) -> bool {
-        self.3
+        self.vmm_agrees
     }
 
     fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, RealmError> {
         if !(RAM..RAM + RAM_SIZE).contains(&gpa.0) {
             return Err(RealmError::Fault);
         }
-        let pa = self.0.alloc().ok_or(RealmError::NoMemory)?.pa();
-        self.4.push((gpa.0, pa));
+        let pa = self.alloc.alloc().ok_or(RealmError::NoMemory)?.pa();
+        self.shared.push((gpa.0, pa));
         Ok(pa)
     }
 
     fn release_shared(&mut self, gpa: Ipa) {
         let i = self
-            .4
+            .shared
             .iter()
             .position(|(g, _)| *g == gpa.0)
             .expect("pinned");
-        let (_, pa) = self.4.remove(i);
-        self.0.free(Undelegated::from_host_page(pa).unwrap());
+        let (_, pa) = self.shared.remove(i);
+        self.alloc.free(Undelegated::from_host_page(pa).unwrap());
     }
 
     fn forwards_to_user(&mut self, function: u32) -> bool {
-        self.5.contains(&function)
+        self.forwarded.contains(&function)
     }
 
     fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa> {
-        self.4
+        self.shared
             .iter()
             .find(|(g, _)| (start.0..end.0).contains(g))
             .map(|(g, _)| Ipa(*g))
@@ -156,7 +182,7 @@ fn active_vm() -> Vm {
     realm.activate(&mut rmi).unwrap();
     Vm {
         rmi,
-        alloc: Gmem(alloc, 0, 0, true, Vec::new(), Vec::new()),
+        alloc: Gmem::new(alloc, &[]),
         m,
         realm,
         rec,
@@ -225,7 +251,7 @@ impl Vm {
 
     fn finish(mut self) {
         // Teardown unmaps shared pages with the RTTs; their pins go after.
-        let pinned: Vec<u64> = self.alloc.4.iter().map(|(g, _)| *g).collect();
+        let pinned: Vec<u64> = self.alloc.shared.iter().map(|(g, _)| *g).collect();
         self.realm
             .rec_destroy(&mut self.rmi, &mut self.alloc, self.rec)
             .unwrap();
@@ -257,7 +283,7 @@ fn payload_like_sequence() {
             data: 0xdead_beef
         }
     );
-    assert_eq!(vm.alloc.1, 1);
+    assert_eq!(vm.alloc.private_pages, 1);
     assert_eq!(vm.realm.stats().data_pages, 1);
     // The host call was answered NOT_SUPPORTED in x0.
     assert_eq!(vm.run.enter.gprs[0], u64::MAX);
@@ -328,7 +354,7 @@ fn fault_outside_guest_memory_goes_to_userspace() {
             private: true
         }
     );
-    assert_eq!(vm.alloc.1, 0);
+    assert_eq!(vm.alloc.private_pages, 0);
     vm.finish();
 }
 
@@ -391,7 +417,7 @@ fn psci_cpu_on_completes_towards_the_target() {
 #[test]
 fn populate_from_guest_memory() {
     let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
+    let mut alloc = Gmem::new(alloc, &[]);
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     assert_eq!(
         vm.populate(&mut rmi, &mut alloc, RAM, 4096, true)
@@ -418,7 +444,7 @@ fn populate_from_guest_memory() {
     vm.populate(&mut rmi, &mut alloc, RAM, 0x4000, true)
         .unwrap();
     assert_eq!(vm.realm().unwrap().stats().data_pages, 4);
-    assert_eq!(alloc.2, 0, "sources unpinned");
+    assert_eq!(alloc.sources, 0, "sources unpinned");
     // Again: the RMM refuses, the guest page goes back.
     assert!(matches!(
         vm.populate(&mut rmi, &mut alloc, RAM, 0x1000, false)
@@ -432,7 +458,7 @@ fn populate_from_guest_memory() {
         Err(errno::EFAULT)
     );
     assert_eq!(vm.realm().unwrap().stats().data_pages, 5);
-    assert_eq!(alloc.2, 0, "sources unpinned");
+    assert_eq!(alloc.sources, 0, "sources unpinned");
     // Memslot removal over the first two pages; the shared half is clipped.
     vm.unmap_range(&mut rmi, &mut alloc, RAM, 0x2000).unwrap();
     assert_eq!(vm.realm().unwrap().stats().data_pages, 3);
@@ -492,7 +518,7 @@ fn ripas_change_the_vmm_did_not_agree_to_is_rejected() {
     vm.script(dabt(SHARED | 0x1000, true, 1));
     assert!(matches!(vm.run(0), Ok(UserExit::MemoryFault { .. })));
     assert_eq!(vm.realm.stats().data_pages, 1);
-    vm.alloc.3 = false;
+    vm.alloc.vmm_agrees = false;
     assert!(matches!(vm.run(0), Ok(UserExit::Mmio { .. })));
     // Rejected on that entry: no RTT_SET_RIPAS, the page stays mapped.
     assert_eq!(vm.m.borrow().rmm.counts.get(Command::RttSetRipas), 0);
@@ -503,7 +529,7 @@ fn ripas_change_the_vmm_did_not_agree_to_is_rejected() {
 #[test]
 fn shared_memory_faults_map_the_vmm_page() {
     let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem(alloc, 0, 0, true, Vec::new(), Vec::new());
+    let mut alloc = Gmem::new(alloc, &[]);
     let mut vm = RealmVm::new(40, m.borrow().rmm.features);
     create(&mut vm, &mut rmi, &mut alloc);
     let rec = vm
@@ -536,11 +562,11 @@ fn shared_memory_faults_map_the_vmm_page() {
         steps[2],
         Step::User(UserExit::Mmio { addr: 0x1000, .. })
     ));
-    assert_eq!(alloc.4.len(), 1, "one page pinned");
+    assert_eq!(alloc.shared.len(), 1, "one page pinned");
     assert_eq!(v.exits[ExitClass::Fault as usize], 2);
     // Memslot removal unmaps and unpins it.
     vm.unmap_range(&mut rmi, &mut alloc, RAM, RAM_SIZE).unwrap();
-    assert!(alloc.4.is_empty());
+    assert!(alloc.shared.is_empty());
     assert_eq!(m.borrow().rmm.counts.get(Command::RttUnmapUnprotected), 1);
     vm.rec_destroy(&mut rmi, &mut alloc, rec);
     assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
@@ -611,7 +637,7 @@ fn two_rec_vm(forwarded: &[u32]) -> (Vm, Rec) {
     realm.activate(&mut rmi).unwrap();
     let vm = Vm {
         rmi,
-        alloc: Gmem(alloc, 0, 0, true, Vec::new(), forwarded.to_vec()),
+        alloc: Gmem::new(alloc, forwarded),
         m,
         realm,
         rec,
@@ -740,7 +766,7 @@ fn affinity_info_takes_success_only_and_unforwarded_psci_stays_in_the_kernel() {
 fn host_calls_go_to_the_vmm_that_forwards_them() {
     const VENDOR: u32 = 0xC600_0001;
     let mut vm = active_vm();
-    vm.alloc.5.push(VENDOR);
+    vm.alloc.forwarded.push(VENDOR);
     let mut x = scripted(exit_reason::HOST_CALL);
     x.gprs = [u64::from(VENDOR), 11, 12, 13, 14, 15, 16];
     vm.script(x.clone());
