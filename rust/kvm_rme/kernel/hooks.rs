@@ -73,9 +73,14 @@ pub(crate) unsafe extern "C" fn kvm_rme_enable_cap(kvm: *mut bindings::kvm, sub:
     errno_of(vm::enable_cap(kvm, sub, uarg))
 }
 
-/// `KVM_ARM_VCPU_INIT` of a realm vCPU: the REC feature is required, and
-/// AArch32 and nested virtualisation are refused; the REC bit, which
-/// stock KVM knows as `KVM_ARM_VCPU_HAS_EL2_E2H0`, is consumed here.
+/// `KVM_ARM_VCPU_INIT` of a realm vCPU.  AArch32 and nested
+/// virtualisation are refused (`EINVAL`).  The REC bit is optional:
+/// QEMU's `rme-guest` never sets it (its host-CPU probe initialises a
+/// vCPU of a scratch realm VM that never runs, and its realm vCPUs get
+/// their REC from `KVM_ARM_VCPU_FINALIZE(KVM_ARM_VCPU_REC)` alone), while
+/// kvmtool sets it; either way the REC is made at FINALIZE.  The bit,
+/// which stock KVM knows as `KVM_ARM_VCPU_HAS_EL2_E2H0`, is consumed here.
+/// A vCPU may be initialised again (QEMU does at its start-up reset).
 ///
 /// # Safety
 ///
@@ -89,7 +94,7 @@ pub(crate) unsafe extern "C" fn kvm_rme_vcpu_init(
     // SAFETY: `init` is valid and exclusively ours for the call (this
     // function's contract).
     let f = unsafe { &mut (*init).features[0] };
-    if *f & (1 << VCPU_REC) == 0 || *f & ((1 << VCPU_HAS_EL2) | (1 << VCPU_EL1_32BIT)) != 0 {
+    if *f & ((1 << VCPU_HAS_EL2) | (1 << VCPU_EL1_32BIT)) != 0 {
         return -RealmError::Invalid.errno();
     }
     *f &= !(1 << VCPU_REC);

@@ -133,8 +133,9 @@ pub fn parse_populate(b: &[u8; RANGE_SIZE]) -> Result<(u64, u64, bool), RealmErr
 
 /// Checks a `KVM_CREATE_VM` type with the realm bit: realms must be
 /// enabled (`ready`), the IPA size must suit a realm (default 40 bits;
-/// 32..=48 and at most what the RMM supports), and the protected-VM bit
-/// must be clear.  Returns the realm's IPA size.
+/// at least 32 and at most what the RMM supports; above 48 bits
+/// `CREATE_REALM` fails), and the protected-VM bit must be clear.
+/// Returns the realm's IPA size.
 pub fn check_vm_type(vm_type: u64, ready: bool, features: &Features0) -> Result<u8, RealmError> {
     if !ready || vm_type & KVM_VM_TYPE_ARM_REALM == 0 || vm_type & KVM_VM_TYPE_ARM_PROTECTED != 0 {
         return Err(RealmError::Invalid);
@@ -144,7 +145,12 @@ pub fn check_vm_type(vm_type: u64, ready: bool, features: &Features0) -> Result<
         0 => 40,
         b => b,
     };
-    if Geometry::new(bits).is_none() || bits > features.max_ipa_bits {
+    // Any size the RMM takes is accepted here: QEMU's host-CPU probe
+    // creates a scratch realm VM of the host's largest IPA size (52 bits
+    // under LPA2) and never creates its realm.  A size this host's RTT
+    // geometry cannot serve (above 48 bits, which needs LPA2) is refused
+    // at CREATE_REALM.
+    if bits < Geometry::MIN_IPA_BITS || bits > features.max_ipa_bits {
         return Err(RealmError::Invalid);
     }
     Ok(bits)

@@ -619,4 +619,27 @@ impl Vcpu {
             .vcpu_finalize(&feature)
             .map_err(|e| e.errno())
     }
+
+    /// `KVM_GET_ONE_REG` of a 64-bit register; the error is the errno.
+    pub fn get_one_reg(&self, id: u64) -> Result<u64, i32> {
+        let mut b = [0u8; 8];
+        self.fd
+            .borrow()
+            .get_one_reg(id, &mut b)
+            .map(|_| u64::from_ne_bytes(b))
+            .map_err(|e| e.errno())
+    }
+
+    /// `KVM_SET_VCPU_EVENTS` with no event pending (what QEMU writes at
+    /// start-up); the error is the errno.
+    pub fn clear_vcpu_events(&self) -> Result<(), i32> {
+        let ev = kvm_bindings::kvm_vcpu_events::default();
+        self.fd.borrow().set_vcpu_events(&ev).map_err(|e| e.errno())
+    }
+
+    /// `KVM_SET_MP_STATE`; the error is the errno.
+    pub fn set_mp_state(&self, state: u32) -> Result<(), i32> {
+        let mp = kvm_bindings::kvm_mp_state { mp_state: state };
+        self.fd.borrow().set_mp_state(mp).map_err(|e| e.errno())
+    }
 }

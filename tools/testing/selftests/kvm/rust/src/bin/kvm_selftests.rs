@@ -36,6 +36,7 @@ const TESTS: &[Test] = {
         test!(realm_uapi::realm_type_checks),
         test!(realm_uapi::realm_recs),
         test!(realm_uapi::realm_stats),
+        test!(realm_uapi::realm_qemu_sequence),
         test!(plain::kvm_present),
         test!(plain::ipa_size_cap),
         test!(plain::plain_vm_mmio),

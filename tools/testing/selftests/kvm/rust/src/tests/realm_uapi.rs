@@ -8,8 +8,9 @@
 use super::open_kvm;
 use super::realm::{
     finalize_rec, hypercall_exit, init_ripas, init_vcpu, mmio_at, realm_vm, realm_with, NO_REALMS,
-    POWER_OFF, PSCI_AFFINITY_INFO, PSCI_CPU_ON, REC, REG_PC,
+    PAYLOAD_RAM, PAYLOAD_RAM_SIZE, POWER_OFF, PSCI_AFFINITY_INFO, PSCI_CPU_ON, REC, REG_PC, REG_X0,
 };
+use super::realm_payloads::payload;
 use super::realm_payloads::{hc_payload, smp_payload};
 use crate::check;
 use crate::kvm;
@@ -71,9 +72,26 @@ pub fn realm_type_checks() -> TestResult {
             "KVM_CAP_ARM_RME is 0: covered by realm_type_refused_without_cap".into(),
         ));
     }
+    // 52 bits (LPA2): created, as QEMU's probe needs when the RMM offers
+    // it, but no realm of that size can be made (EINVAL at CREATE_REALM);
+    // refused at once otherwise.
+    match kvm.create_vm(KVM_VM_TYPE_ARM_REALM | 52) {
+        Ok(vm) => {
+            let r = vm.rme(RmeCmd::CreateRealm);
+            check!(
+                r == libc::EINVAL,
+                "CREATE_REALM of 52 bits: errno {r}, want EINVAL"
+            );
+        }
+        Err(e) if e == libc::EINVAL => {}
+        Err(e) => {
+            return Err(format!(
+                "52-bit realm VM: errno {e}, want EINVAL or success"
+            ))
+        }
+    }
     for (t, what) in [
-        (52u64, "52-bit IPA needs LPA2"),
-        (20, "20-bit IPA"),
+        (20u64, "20-bit IPA"),
         (KVM_VM_TYPE_ARM_PROTECTED, "protected and realm"),
     ] {
         match kvm.create_vm(KVM_VM_TYPE_ARM_REALM | t) {
@@ -230,10 +248,12 @@ pub fn realm_recs() -> TestResult {
     let v1 = vm.create_vcpu(1)?;
     let v2 = vm.create_vcpu(2)?;
     let v3 = vm.create_vcpu(3)?;
+    // As QEMU does: the REC bit is optional at INIT, FINALIZE(REC) makes
+    // the REC either way.
     let r = init_vcpu(&vm, &v2, 0);
     check!(
-        r == libc::EINVAL,
-        "realm vCPU without KVM_ARM_VCPU_REC: errno {r}, want EINVAL"
+        r == 0,
+        "realm vCPU without KVM_ARM_VCPU_REC: errno {r}, want 0"
     );
     let r = init_vcpu(&vm, &v2, REC | (1 << KVM_ARM_VCPU_HAS_EL2));
     check!(
@@ -473,5 +493,114 @@ pub fn realm_host_call_to_vmm() -> TestResult {
             .unwrap_or(0);
         check!(hc == 1, "{hc} host-call exits, want 1");
     }
+    Ok(Outcome::Pass)
+}
+
+/// QEMU's `rme-guest` start-up, replayed (QEMU cca/v3 `5ccab349dc`,
+/// `target/arm/kvm.c` and `kvm-rme.c`):
+///
+/// 1. its host-CPU probe: a scratch realm VM of the host's largest IPA
+///    size, a vCPU initialised with the host's features and no REC bit,
+///    ID registers read with `KVM_GET_ONE_REG`, then closed unrun;
+/// 2. its realm set-up: vCPUs initialised without the REC bit, registers,
+///    vCPU events and MP state written, `KVM_ARM_VCPU_INIT` again at the
+///    start-up reset, then CONFIG, CREATE, INIT_RIPAS, POPULATE, the RECs
+///    made by `FINALIZE(REC)` alone, ACTIVATE; the realm then runs.
+pub fn realm_qemu_sequence() -> TestResult {
+    let kvm = open_kvm()?;
+    if kvm.check_extension(KVM_CAP_ARM_RME).unwrap_or(0) == 0 {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    }
+    // 1. The probe.
+    let max = kvm
+        .check_extension(kvm::KVM_CAP_ARM_VM_IPA_SIZE)
+        .map_err(|e| format!("KVM_CAP_ARM_VM_IPA_SIZE: errno {e}"))?;
+    // CAST: an IPA size in bits.
+    let scratch = kvm
+        .create_vm(KVM_VM_TYPE_ARM_REALM | max.max(0) as u64)
+        .map_err(|e| format!("scratch realm VM of {max} bits: errno {e}"))?;
+    let v = scratch.create_vcpu(0)?;
+    let mut init = scratch
+        .preferred_target()
+        .map_err(|e| format!("KVM_ARM_PREFERRED_TARGET: errno {e}"))?;
+    // QEMU asks the VM it is about to create, which answers as /dev/kvm
+    // for these capabilities.
+    let has = |cap| kvm.check_extension(cap).unwrap_or(0) > 0;
+    let mut f = 0u32;
+    if has(kvm_bindings::KVM_CAP_ARM_SVE) {
+        f |= 1 << kvm_bindings::KVM_ARM_VCPU_SVE;
+    }
+    if has(kvm_bindings::KVM_CAP_ARM_PTRAUTH_ADDRESS)
+        && has(kvm_bindings::KVM_CAP_ARM_PTRAUTH_GENERIC)
+    {
+        f |= (1 << kvm_bindings::KVM_ARM_VCPU_PTRAUTH_ADDRESS)
+            | (1 << kvm_bindings::KVM_ARM_VCPU_PTRAUTH_GENERIC);
+    }
+    if has(kvm_bindings::KVM_CAP_ARM_PMU_V3) {
+        f |= 1 << kvm_bindings::KVM_ARM_VCPU_PMU_V3;
+    }
+    init.features[0] = f;
+    v.init(&init)
+        .map_err(|e| format!("probe KVM_ARM_VCPU_INIT({f:#x}) without REC: errno {e}"))?;
+    // ID_AA64PFR0_EL1, ID_AA64ISAR0_EL1, ID_AA64MMFR0_EL1 (op0 3, op1 0,
+    // CRn 0, CRm 4/6/7, op2 0), as QEMU reads them.
+    for id in [
+        0x6030_0000_0013_c020u64,
+        0x6030_0000_0013_c030,
+        0x6030_0000_0013_c038,
+    ] {
+        v.get_one_reg(id)
+            .map_err(|e| format!("probe KVM_GET_ONE_REG {id:#x}: errno {e}"))?;
+    }
+    drop(v);
+    drop(scratch);
+
+    // 2. The realm, in QEMU's order.
+    let Some(mut vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, payload())?;
+    vm.set_memory_attributes(
+        PAYLOAD_RAM,
+        PAYLOAD_RAM_SIZE as u64,
+        u64::from(kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE),
+    )?;
+    let v0 = vm.create_vcpu(0)?;
+    let psci = 1 << kvm_bindings::KVM_ARM_VCPU_PSCI_0_2;
+    let r = init_vcpu(&vm, &v0, psci);
+    check!(r == 0, "KVM_ARM_VCPU_INIT without REC: errno {r}");
+    for i in 0..8 {
+        v0.set_one_reg(REG_X0 + 2 * i, 0)?;
+    }
+    v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+    v0.clear_vcpu_events()
+        .map_err(|e| format!("KVM_SET_VCPU_EVENTS before the REC: errno {e}"))?;
+    v0.set_mp_state(kvm_bindings::KVM_MP_STATE_RUNNABLE)
+        .map_err(|e| format!("KVM_SET_MP_STATE before the REC: errno {e}"))?;
+    // The start-up reset initialises the vCPU again, then rewrites it.
+    let r = init_vcpu(&vm, &v0, psci);
+    check!(r == 0, "second KVM_ARM_VCPU_INIT: errno {r}");
+    v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+    let hash = ArmRmeConfig::hash_algo(SHA512);
+    check!(
+        vm.rme(RmeCmd::ConfigRealm(&hash)) == 0,
+        "CONFIG hash SHA512 failed"
+    );
+    check!(vm.rme(RmeCmd::CreateRealm) == 0, "CREATE_REALM failed");
+    let r = init_ripas(&vm, PAYLOAD_RAM, PAYLOAD_RAM_SIZE as u64);
+    check!(r == 0, "INIT_RIPAS: errno {r}");
+    let p = ArmRmePopulateRealm::new(PAYLOAD_RAM, 0x1000, MEASURE);
+    check!(vm.rme(RmeCmd::PopulateRealm(&p)) == 0, "POPULATE failed");
+    let r = finalize_rec(&v0);
+    check!(
+        r == 0,
+        "FINALIZE(REC) of a vCPU initialised without REC: errno {r}"
+    );
+    check!(vm.rme(RmeCmd::ActivateRealm) == 0, "ACTIVATE_REALM failed");
+    // The REC starts at the PC written before it existed: the payload's
+    // first MMIO write.
+    mmio_at(&v0, "first exit", 0)?;
+    drop(v0);
+    drop(vm);
     Ok(Outcome::Pass)
 }
