@@ -46,4 +46,26 @@ file /realm/guest.dtb $BUILD/realm-guest.dtb 0644 0 0
 file /realm/Image $BUILD/realm-guest-Image 0644 0 0
 LIST
 fi
+if [ "$arch" = arm64 ] && [ -n "${REALM_VMM:-}" ]; then
+    # A VMM users have, given by path (built outside this repo), for the
+    # realm_vmm_guest selftest: REALM_VMM=qemu:/path/to/qemu-system-aarch64
+    # (QEMU with rme-guest, a static aarch64 binary).  REALM_VMM_APPEND
+    # replaces the guest's command line.
+    kind=${REALM_VMM%%:*} vmm=${REALM_VMM#*:}
+    [ "$kind" = qemu ] || die "REALM_VMM=$REALM_VMM: only qemu:/path is known"
+    [ -f "$vmm" ] || die "REALM_VMM: no file $vmm"
+    # The command line that boots the Linux realm guest (README): no ITS,
+    # no reboot, and no earlycon (the UART is at a protected address until
+    # the guest knows it is a realm).
+    printf '%s\n' /vmm/qemu-system-aarch64 -accel kvm -cpu host -smp 2 -m 256M \
+        -M virt,gic-version=3,its=off,confidential-guest-support=rme0 \
+        -object rme-guest,id=rme0,measurement-algorithm=sha512 \
+        -nodefaults -display none -serial stdio -no-reboot \
+        -kernel /realm/Image -append "${REALM_VMM_APPEND:-console=ttyAMA0 rdinit=/init}" > "$BUILD/vmm-run"
+    cat >> "$list.new" <<LIST
+dir /vmm 0755 0 0
+file /vmm/qemu-system-aarch64 $vmm 0755 0 0
+file /vmm/run $BUILD/vmm-run 0644 0 0
+LIST
+fi
 cmp -s "$list.new" "$list" && rm "$list.new" || mv "$list.new" "$list"

@@ -22,7 +22,7 @@ macro_rules! test {
 
 #[cfg(target_arch = "aarch64")]
 const TESTS: &[Test] = {
-    use confvm_kvm_selftests::tests::{realm_linux, realm_run, realm_uapi, trace};
+    use confvm_kvm_selftests::tests::{realm_linux, realm_run, realm_uapi, trace, vmm};
     &[
         test!(realm_uapi::realm_lifecycle),
         test!(realm_run::realm_run),
@@ -37,6 +37,7 @@ const TESTS: &[Test] = {
         test!(realm_uapi::realm_recs),
         test!(realm_uapi::realm_stats),
         test!(realm_uapi::realm_qemu_sequence),
+        test!(vmm::realm_vmm_guest),
         test!(plain::kvm_present),
         test!(plain::ipa_size_cap),
         test!(plain::plain_vm_mmio),

@@ -9,7 +9,9 @@
 //!   lifecycle, RECs, stats, PSCI_COMPLETE and host calls to the VMM),
 //!   [`realm_run`] (payload runs, secondary vCPU, timer interrupt),
 //!   [`realm_linux`] (the Linux realm guest VMM) and [`trace`] (the RMI
-//!   error tracepoint); `realm` and `realm_payloads` hold what they share.
+//!   error tracepoint), and [`vmm`] (a VMM users have, such as QEMU
+//!   `rme-guest`, launching the Linux realm guest); `realm` and
+//!   `realm_payloads` hold what they share.
 //! - riscv64: [`cove`] (CoVE TVMs).
 
 pub mod plain;
@@ -26,6 +28,8 @@ pub mod realm_run;
 pub mod realm_uapi;
 #[cfg(target_arch = "aarch64")]
 pub mod trace;
+#[cfg(target_arch = "aarch64")]
+pub mod vmm;
 
 #[cfg(target_arch = "riscv64")]
 pub mod cove;
