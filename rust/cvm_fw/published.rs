@@ -19,6 +19,7 @@ use kernel::types::ForeignOwnable;
 
 /// Publishes `state` in `slot`, which must be empty.  If it is not, the
 /// new state is dropped and `false` returned.
+#[must_use = "a state that lost the race to the slot was dropped"]
 pub(crate) fn publish<T>(slot: &AtomicPtr<c_void>, state: Pin<KBox<T>>) -> bool {
     let p = state.into_foreign();
     match slot.compare_exchange(

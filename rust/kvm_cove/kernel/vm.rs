@@ -120,9 +120,15 @@ pub(crate) fn vm_init(kvm: Kvm) -> Result<(), TvmError> {
     match KBox::pin_init(new_mutex!(st), GFP_KERNEL) {
         Ok(b) => {
             let b: Published = b;
-            // The VM is being created: nothing else published yet.
-            published::publish(kvm.state_slot(), b);
-            Ok(())
+            // The VM is being created, so nothing else is published yet;
+            // were something there, the new TVM's pages would stay with
+            // the TSM, dropped with its state.
+            if published::publish(kvm.state_slot(), b) {
+                Ok(())
+            } else {
+                kernel::pr_warn_ratelimited!("a TVM state was published already; new TVM dropped\n");
+                Err(TvmError::State)
+            }
         }
         // The state (and its TVM) was dropped with the failed allocation:
         // its pages stay with the TSM, which cannot be undone here.

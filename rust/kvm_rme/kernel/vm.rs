@@ -134,8 +134,10 @@ fn with_state_or_create<R>(
         };
         let b: Published =
             KBox::pin_init(new_mutex!(new), GFP_KERNEL).map_err(|_| RealmError::NoMemory)?;
-        // Cannot be taken: the caller holds `kvm->lock`, as every creator.
-        published::publish(kvm.state_slot(), b);
+        // Every creator holds `kvm->lock`, so the slot is still empty; if
+        // it were not, the state already there would serve, and the new
+        // one (no realm yet, nothing lent to the RMM) is dropped.
+        let _ = published::publish(kvm.state_slot(), b);
     }
     with_state(kvm, f).unwrap_or(Err(RealmError::State))
 }

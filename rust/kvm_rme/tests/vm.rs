@@ -37,7 +37,11 @@ fn vm_type_checks() {
     assert_eq!(vm::check_vm_type((1 << 8) | 52, true, &lpa2), Ok(52));
     assert_eq!(
         vm::check_vm_type((1 << 8) | 52, true, &f),
-        if f.max_ipa_bits >= 52 { Ok(52) } else { Err(EINVAL) },
+        if f.max_ipa_bits >= 52 {
+            Ok(52)
+        } else {
+            Err(EINVAL)
+        },
         "beyond the RMM"
     );
     assert_eq!(vm::check_vm_type((1 << 8) | 20, true, &f), Err(EINVAL));
