@@ -169,12 +169,18 @@ def main():
     ap.add_argument("arch", choices=["arm64", "riscv"])
     ap.add_argument("--image", help="kernel Image (riscv)")
     ap.add_argument("--flash", help="TF-A flash image with the kernel as BL33 (arm64)")
-    ap.add_argument("--log", required=True)
+    ap.add_argument("--log", help="console log (required unless --interactive)")
+    ap.add_argument("--interactive", action="store_true",
+                    help="attach QEMU to this terminal and judge nothing (scripts/shell.sh)")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem")
     a = ap.parse_args()
     cmd = qemu_cmd(a.arch, a.image, a.flash, a.smp, a.mem)
+    if a.interactive:
+        os.execvp(cmd[0], cmd)
+    if not a.log:
+        ap.error("--log is required")
     print("# " + " ".join(cmd), flush=True)
     t0 = time.monotonic()
     lines, reason = boot(cmd, a.log, a.timeout)

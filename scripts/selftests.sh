@@ -31,6 +31,9 @@ if [ "$arch" = arm64 ]; then
     # kernel, built first with the small initramfs below (kernel.sh), and
     # its device tree.  Both go into the host's initramfs under /realm.
     dtc -q -I dts -O dtb -o "$BUILD/realm-guest.dtb" "$dir/realm-guest.dts"
+    # The same machine with "quiet swiotlb=1024" (scripts/bench.sh).
+    sed 's/\(bootargs = "[^"]*\)"/\1 quiet swiotlb=1024"/' "$dir/realm-guest.dts" |
+        dtc -q -I dts -O dtb -o "$BUILD/realm-guest-quiet.dtb" -
     cat > "$BUILD/initramfs-arm64-guest.list.new" <<GLIST
 dir /dev 0755 0 0
 nod /dev/console 0600 0 0 c 5 1
@@ -40,11 +43,31 @@ file /init $bin/init 0755 0 0
 GLIST
     g=$BUILD/initramfs-arm64-guest.list
     cmp -s "$g.new" "$g" && rm "$g.new" || mv "$g.new" "$g"
+    # A shell for starting VMMs by hand (scripts/shell.sh): Debian's
+    # busybox-static (setup.sh unpacks it), sh and the applets on PATH.
+    bb=$BUILD/busybox-arm64/bin/busybox
+    [ -x "$bb" ] || die "no $bb: run scripts/setup.sh"
     cat >> "$list.new" <<LIST
 dir /realm 0755 0 0
 file /realm/guest.dtb $BUILD/realm-guest.dtb 0644 0 0
+file /realm/guest-quiet.dtb $BUILD/realm-guest-quiet.dtb 0644 0 0
 file /realm/Image $BUILD/realm-guest-Image 0644 0 0
+file /bin/busybox $bb 0755 0 0
+slink /bin/sh busybox 0777 0 0
+dir /tmp 01777 0 0
+dir /root 0700 0 0
+dir /etc 0755 0 0
 LIST
+    # HOST_SHELL=1: /init starts the shell instead of the selftests.
+    if [ -n "${HOST_SHELL:-}" ]; then
+        echo "file /etc/confvm-shell $BUILD/empty 0644 0 0" >> "$list.new"
+        : > "$BUILD/empty"
+    fi
+    # HOST_BENCH="realm-boot 3": /init runs that benchmark instead.
+    if [ -n "${HOST_BENCH:-}" ]; then
+        echo "$HOST_BENCH" > "$BUILD/bench-args"
+        echo "file /etc/confvm-bench $BUILD/bench-args 0644 0 0" >> "$list.new"
+    fi
 fi
 if [ "$arch" = arm64 ] && [ -n "${REALM_VMM:-}" ]; then
     # A VMM users have, given by path (built outside this repo), for the
@@ -62,10 +85,13 @@ if [ "$arch" = arm64 ] && [ -n "${REALM_VMM:-}" ]; then
         -object rme-guest,id=rme0,measurement-algorithm=sha512 \
         -nodefaults -display none -serial stdio -no-reboot \
         -kernel /realm/Image -append "${REALM_VMM_APPEND:-console=ttyAMA0 rdinit=/init}" > "$BUILD/vmm-run"
+    # The same line as a script, for the shell.
+    { echo '#!/bin/sh'; printf 'exec'; while IFS= read -r a; do printf " '%s'" "$a"; done < "$BUILD/vmm-run"; echo; } > "$BUILD/vmm-run.sh"
     cat >> "$list.new" <<LIST
 dir /vmm 0755 0 0
 file /vmm/qemu-system-aarch64 $vmm 0755 0 0
 file /vmm/run $BUILD/vmm-run 0644 0 0
+file /vmm/run.sh $BUILD/vmm-run.sh 0755 0 0
 LIST
 fi
 cmp -s "$list.new" "$list" && rm "$list.new" || mv "$list.new" "$list"

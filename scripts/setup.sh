@@ -42,6 +42,26 @@ if [ "$need_apt" = 1 ] || [ "$qemu_ok" = 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${bpo_pkgs[@]}"
 fi
 
+# The arm64 host's shell: Debian's busybox-static for arm64, unpacked
+# under build/ (never installed: the machine's own busybox stays).
+bb_dir=$BUILD/busybox-arm64
+if [ ! -x "$bb_dir/bin/busybox" ]; then
+    log "fetching Debian's busybox-static:arm64"
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        $SUDO dpkg --add-architecture arm64
+        $SUDO apt-get update -q
+    fi
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -q busybox-static:arm64 >/dev/null 2>&1) ||
+        { $SUDO apt-get update -q && (cd "$tmp" && apt-get download -q busybox-static:arm64); }
+    rm -rf "$bb_dir.new" && mkdir -p "$bb_dir.new/bin"
+    dpkg-deb -x "$tmp"/busybox-static_*_arm64.deb "$tmp/x"
+    found=$(find "$tmp/x" -name busybox -type f | head -n1)
+    [ -n "$found" ] || die "busybox-static:arm64 has no busybox binary"
+    install -m 0755 "$found" "$bb_dir.new/bin/busybox"
+    rm -rf "$tmp" "$bb_dir" && mv "$bb_dir.new" "$bb_dir"
+fi
+
 # Rust: the kernel needs the core sources; the selftests are static
 # userspace binaries for both guests' architectures.
 if ! command -v rustup >/dev/null; then

@@ -3,8 +3,8 @@
 //! The realm host's kernel layer (compiled as the module `glue`): the RMI
 //! conduit over SMC ([`smc`]), handles for the KVM structures the hooks
 //! pass ([`kvm`]), the pages lent to the RMM ([`pages`]), the per-VM state
-//! ([`vm`]), the `KVM_RUN` loop ([`run`]) and the entry points of the
-//! arm64 KVM hooks (`hooks`).
+//! ([`vm`]), the `KVM_RUN` loop ([`run`]), host-wide totals in debugfs
+//! ([`totals`]) and the entry points of the arm64 KVM hooks (`hooks`).
 
 #[path = "kernel/hooks.rs"]
 mod hooks;
@@ -16,5 +16,7 @@ pub(crate) mod pages;
 pub(crate) mod run;
 #[path = "kernel/smc.rs"]
 pub(crate) mod smc;
+#[path = "kernel/totals.rs"]
+pub(crate) mod totals;
 #[path = "kernel/vm.rs"]
 pub(crate) mod vm;

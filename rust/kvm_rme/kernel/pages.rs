@@ -15,8 +15,11 @@ use kernel::prelude::*;
 
 use crate::abi::{Ipa, Pa, GRANULE_SIZE};
 use crate::logic::granule::{GranuleAlloc, Undelegated};
-use crate::logic::realm::RealmError;
+use crate::logic::realm::{level_size, RealmError, RTT_BLOCK_LEVEL};
 use crate::logic::run::GuestMemory;
+
+/// The size of a shared block (`kvm_rme_user_block`).
+const BLOCK_SIZE: u64 = level_size(RTT_BLOCK_LEVEL);
 
 /// A page lent to the RMM: an owned order-0 `Page`, or one page of a
 /// split higher-order allocation (the concatenated start RTTs).
@@ -76,6 +79,9 @@ pub(crate) struct KernelAlloc {
     /// Long-term pins of the pages mapped at the shared alias: guest
     /// physical address (shared bit clear) and page.
     shared: KVec<(u64, NonNull<bindings::page>)>,
+    /// The same for 2 MiB blocks: the pin on a huge page's first page
+    /// holds the whole folio (`kvm_rme_user_block`).
+    shared_blocks: KVec<(u64, NonNull<bindings::page>)>,
 }
 
 impl KernelAlloc {
@@ -86,6 +92,7 @@ impl KernelAlloc {
             kvm,
             sources: KVec::new(),
             shared: KVec::new(),
+            shared_blocks: KVec::new(),
         }
     }
 
@@ -110,11 +117,11 @@ impl KernelAlloc {
     /// RTTs no longer map.  If the realm was leaked instead, they stay
     /// pinned for good.
     pub(crate) fn unpin_all_shared(&mut self, realm_gone: bool) {
-        while let Some((_, page)) = self.shared.pop() {
+        while let Some((_, page)) = self.shared.pop().or_else(|| self.shared_blocks.pop()) {
             if realm_gone {
-                // SAFETY: drops the pin `shared_page` took (the entry
-                // owned it); the realm and its RTTs are destroyed, so no
-                // stage 2 maps the page any more.
+                // SAFETY: drops the pin `shared_page` or `shared_block`
+                // took (the entry owned it); the realm and its RTTs are
+                // destroyed, so no stage 2 maps the memory any more.
                 unsafe { bindings::unpin_user_page(page.as_ptr()) };
             }
         }
@@ -254,19 +261,37 @@ impl GuestMemory for KernelAlloc {
         Ok(Pa(pa))
     }
 
+    fn shared_block(&mut self, gpa: Ipa) -> Option<Pa> {
+        let mut page = core::ptr::null_mut();
+        // SAFETY: `kvm` is the live VM this state belongs to (it outlives
+        // the state); `page` is a valid out-pointer.
+        let r = unsafe { bindings::kvm_rme_user_block(self.kvm, gpa.0 / GRANULE_SIZE, &mut page) };
+        let page = NonNull::new(page).filter(|_| r == 0)?;
+        // SAFETY: `kvm_rme_user_block` pinned `page`, the first page of
+        // the block, whose pin `Unpin` releases.
+        let pa = unsafe { track(&mut self.shared_blocks, Some(gpa.0), page, Release::Unpin) };
+        pa.ok().map(Pa)
+    }
+
     fn release_shared(&mut self, gpa: Ipa) {
-        if let Some(page) = take_page(&mut self.shared, gpa.0) {
-            // SAFETY: the pin `shared_page` took, which the list held
-            // until now; the realm no longer maps the page.
+        let page = take_page(&mut self.shared, gpa.0)
+            .or_else(|| take_page(&mut self.shared_blocks, gpa.0));
+        if let Some(page) = page {
+            // SAFETY: the pin `shared_page` or `shared_block` took, which
+            // the list held until now; the realm no longer maps the memory.
             unsafe { release(Release::Unpin, page) };
         }
     }
 
-    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa> {
-        self.shared
-            .iter()
-            .find(|(g, _)| (start.0..end.0).contains(g))
-            .map(|(g, _)| Ipa(*g))
+    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<(Ipa, u64)> {
+        let find = |list: &KVec<(u64, NonNull<bindings::page>)>| {
+            list.iter()
+                .find(|(g, _)| (start.0..end.0).contains(g))
+                .map(|(g, _)| Ipa(*g))
+        };
+        find(&self.shared)
+            .map(|g| (g, GRANULE_SIZE))
+            .or_else(|| find(&self.shared_blocks).map(|g| (g, BLOCK_SIZE)))
     }
 
     fn vmm_agrees(&mut self, base: Ipa, top: Ipa, ram: bool) -> bool {

@@ -274,6 +274,7 @@ fn finish(
     // This vCPU, and the others, among which PSCI targets are looked up.
     let (before, rest) = vcpus.split_at_mut(i);
     let (v, after) = rest.split_first_mut().ok_or(RealmError::State)?;
+    let exits_before = v.state.exits;
     let r = vm.active_realm().and_then(|realm| {
         v.state.finish(
             entered,
@@ -290,6 +291,7 @@ fn finish(
             },
         )
     });
+    crate::glue::totals::rec_exits(&exits_before, &v.state.exits);
     count_exits(vcpu, &v.state.exits);
     exited.entered = v.state.entered();
     if exited.entered {

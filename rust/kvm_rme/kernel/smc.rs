@@ -116,6 +116,7 @@ impl SmcRmi {
 
     fn call(&mut self, cmd: Command, args: [u64; 6]) -> (RmiResult, [u64; 5]) {
         self.counts.record(cmd);
+        crate::glue::totals::rmi_call(cmd);
         self.stage.escape();
         let r = smc(cmd, args);
         self.stage.escape();

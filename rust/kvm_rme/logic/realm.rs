@@ -782,8 +782,33 @@ impl Realm {
         ipa: Ipa,
         pa: Pa,
     ) -> Result {
+        self.map_unprotected(rmi, alloc, ipa, pa, RTT_PAGE_LEVEL)
+    }
+
+    /// Maps the 2 MiB of host memory at `pa` (a huge page) as one block at
+    /// the unprotected IPA `ipa`, both 2 MiB aligned.  The RMM refuses
+    /// (`Rmi` with an RTT status) where a page table exists already.
+    pub fn map_shared_block<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        pa: Pa,
+    ) -> Result {
+        self.map_unprotected(rmi, alloc, ipa, pa, RTT_BLOCK_LEVEL)
+    }
+
+    fn map_unprotected<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        ipa: Ipa,
+        pa: Pa,
+        level: u8,
+    ) -> Result {
         self.check_shared(ipa)?;
-        if !pa.is_aligned() {
+        let size = level_size(level);
+        if ipa.0 % size != 0 || pa.0 % size != 0 {
             return Err(RealmError::Invalid);
         }
         let desc = pa.0 | UNPROTECTED_ATTRS;
@@ -791,22 +816,37 @@ impl Realm {
             rmi,
             alloc,
             ipa,
-            RTT_PAGE_LEVEL,
+            level,
             Command::RttMapUnprotected,
-            |rmi, rd| rmi.rtt_map_unprotected(rd, ipa, RTT_PAGE_LEVEL, desc),
+            |rmi, rd| rmi.rtt_map_unprotected(rd, ipa, level, desc),
         )
     }
 
-    /// Unmaps the unprotected page at `ipa`; `Ok(false)` if none was mapped.
+    /// Unmaps the unprotected page or block at `ipa` (a block where the
+    /// RMM's walk stops above the page level, if `ipa` is its start);
+    /// `Ok(false)` if none was mapped.
     pub fn unmap_shared<R: Rmi>(&mut self, rmi: &mut R, ipa: Ipa) -> Result<bool> {
         self.check_shared(ipa)?;
-        match rmi.rtt_unmap_unprotected(self.rd, ipa, RTT_PAGE_LEVEL) {
-            Ok(_) => Ok(true),
-            Err(e) if e.status == ErrorStatus::Rtt => Ok(false),
-            Err(e) => Err(RealmError::Rmi {
-                cmd: Command::RttUnmapUnprotected,
-                err: e,
-            }),
+        let mut level = RTT_PAGE_LEVEL;
+        loop {
+            match rmi.rtt_unmap_unprotected(self.rd, ipa, level) {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.status == ErrorStatus::Rtt
+                        && e.index < level
+                        && e.index >= RTT_BLOCK_LEVEL
+                        && ipa.0 % level_size(e.index) == 0 =>
+                {
+                    level = e.index
+                }
+                Err(e) if e.status == ErrorStatus::Rtt => return Ok(false),
+                Err(e) => {
+                    return Err(RealmError::Rmi {
+                        cmd: Command::RttUnmapUnprotected,
+                        err: e,
+                    })
+                }
+            }
         }
     }
 
@@ -846,8 +886,14 @@ impl Realm {
                 match rmi.rtt_unmap_unprotected(self.rd, Ipa(cur), RTT_PAGE_LEVEL) {
                     Ok(top) => cur = top.0.max(cur + GRANULE_SIZE),
                     Err(e) if e.status == ErrorStatus::Rtt => {
-                        cur = align_down(cur, level_size(e.index.min(RTT_PAGE_LEVEL)))
-                            + level_size(e.index.min(RTT_PAGE_LEVEL));
+                        // The walk stopped above the pages: at a block
+                        // (unmapped whole), or at an empty entry.
+                        let level = e.index.min(RTT_PAGE_LEVEL);
+                        let base = align_down(cur, level_size(level));
+                        if level >= RTT_BLOCK_LEVEL && level < RTT_PAGE_LEVEL {
+                            self.unmap_shared(rmi, Ipa(base))?;
+                        }
+                        cur = base + level_size(level);
                     }
                     Err(e) => {
                         return Err(RealmError::Rmi {
@@ -1096,8 +1142,15 @@ impl Realm {
                     return Ok(top.0);
                 }
                 (Err(e), top) if e.status == ErrorStatus::Rtt && e.index < level => {
-                    // No table here.  A block in the parent still holds data.
-                    if e.index >= 1 && self.geo.is_protected(Ipa(base)) {
+                    // No table here.  A block in the parent still holds
+                    // data, or maps the VMM's memory (a shared block).
+                    if !self.geo.is_protected(Ipa(base)) {
+                        if e.index >= RTT_BLOCK_LEVEL {
+                            self.unmap_shared(rmi, Ipa(align_down(base, level_size(e.index))))?;
+                        }
+                        return Ok(top.0);
+                    }
+                    if e.index >= 1 {
                         let entry = rmi
                             .rtt_read_entry(self.rd, Ipa(base), e.index)
                             .map_err(RealmError::rmi(Command::RttReadEntry))?;

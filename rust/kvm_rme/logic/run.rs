@@ -24,7 +24,7 @@ use crate::abi::{Command, RecRun, Ripas};
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiResult, GRANULE_SIZE};
 use crate::logic::exit::{self, psci, Exit, Mmio};
 use crate::logic::granule::{GranuleAlloc, Undelegated};
-use crate::logic::realm::{Realm, RealmError, Rec};
+use crate::logic::realm::{level_size, Realm, RealmError, Rec, RTT_BLOCK_LEVEL};
 use crate::logic::rmi::Rmi;
 
 /// Where the private pages of a realm come from.
@@ -47,11 +47,20 @@ pub trait GuestMemory {
     /// `Err` if no memslot covers `gpa`: then an access is MMIO.
     fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, RealmError>;
 
-    /// Unpins the page of shared `gpa` (unmapped, or not mapped after all).
+    /// Pins the 2 MiB of host memory behind the shared block at `gpa`
+    /// (2 MiB aligned, shared bit clear) as one piece, if one huge page of
+    /// the memslot's userspace memory backs all of it, and returns its
+    /// start; `None`, with nothing pinned, otherwise (then the realm maps
+    /// the 4 KiB page of the fault).
+    fn shared_block(&mut self, gpa: Ipa) -> Option<Pa>;
+
+    /// Unpins the page or block of shared `gpa` (unmapped, or not mapped
+    /// after all).
     fn release_shared(&mut self, gpa: Ipa);
 
-    /// A pinned shared page in `[start, end)` (shared bit cleared), if any.
-    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa>;
+    /// A pinned shared page or block starting in `[start, end)` (shared
+    /// bit cleared), if any: its start and size.
+    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<(Ipa, u64)>;
 
     /// Whether the VMM agreed to a RIPAS change of `[base, top)`: it set
     /// the range's memory attributes to private (`ram`) or shared.
@@ -349,10 +358,9 @@ impl VcpuRun {
                 // An access to shared memory that is not mapped yet looks
                 // like MMIO; a memslot behind it makes it a fault.
                 let gpa = Ipa(unshared(m.ipa) & !(GRANULE_SIZE - 1));
-                if let Ok(pa) = alloc.shared_page(gpa) {
+                if let Some(step) = Self::shared_fault(realm, rmi, alloc, gpa)? {
                     self.count(ExitClass::Fault);
-                    let ipa = Ipa(gpa.0 | geo.shared_bit());
-                    return Self::map_shared(realm, rmi, alloc, gpa, ipa, pa);
+                    return Ok(step);
                 }
                 self.count(ExitClass::Mmio);
                 self.pending = Pending::Mmio(m);
@@ -388,11 +396,11 @@ impl VcpuRun {
             }
             Exit::Fault { ipa, .. } => {
                 self.count(ExitClass::Fault);
-                let gpa = Ipa(unshared(ipa));
-                match alloc.shared_page(gpa) {
-                    Ok(pa) => Self::map_shared(realm, rmi, alloc, gpa, ipa, pa),
+                let gpa = Ipa(unshared(ipa) & !(GRANULE_SIZE - 1));
+                match Self::shared_fault(realm, rmi, alloc, gpa)? {
+                    Some(step) => Ok(step),
                     // No memslot: userspace sees the access.
-                    Err(_) => Ok(Step::User(UserExit::MemoryFault {
+                    None => Ok(Step::User(UserExit::MemoryFault {
                         gpa: gpa.0,
                         size: GRANULE_SIZE,
                         private: false,
@@ -463,24 +471,53 @@ impl VcpuRun {
         }
     }
 
-    /// Maps `pa`, just pinned for `gpa`, at its shared alias `ipa`; the
-    /// pin is dropped unless the mapping is made.
-    fn map_shared<R: Rmi, A: GranuleAlloc + GuestMemory>(
+    /// A fault on the shared alias of `gpa` (granule aligned, shared bit
+    /// clear): maps the VMM's memory there, as one 2 MiB block if a huge
+    /// page backs the whole block and nothing in it is mapped yet, else
+    /// as the 4 KiB page.  `None` if no memslot backs `gpa`.
+    fn shared_fault<R: Rmi, A: GranuleAlloc + GuestMemory>(
         realm: &mut Realm,
         rmi: &mut R,
         alloc: &mut A,
         gpa: Ipa,
-        ipa: Ipa,
-        pa: Pa,
-    ) -> Result<Step, RealmError> {
-        match realm.map_shared(rmi, alloc, ipa, pa) {
-            Ok(()) => Ok(Step::Enter),
+    ) -> Result<Option<Step>, RealmError> {
+        let shared = realm.geometry().shared_bit();
+        let size = level_size(RTT_BLOCK_LEVEL);
+        let block = Ipa(gpa.0 & !(size - 1));
+        match alloc.shared_in(block, Ipa(block.0 + size)) {
+            // Mapped as a block already (by another vCPU's fault).
+            Some((_, s)) if s == size => return Ok(Some(Step::Enter)),
+            Some(_) => {}
+            None => if let Some(pa) = alloc.shared_block(block) {
+                match realm.map_shared_block(rmi, alloc, Ipa(block.0 | shared), pa) {
+                    Ok(()) => return Ok(Some(Step::Enter)),
+                    // A page table is there (pages were mapped and
+                    // unmapped before): map the page instead.
+                    Err(RealmError::Rmi { err, .. }) if err.status == ErrorStatus::Rtt => {
+                        alloc.release_shared(block)
+                    }
+                    Err(e) => {
+                        alloc.release_shared(block);
+                        return Err(e);
+                    }
+                }
+            },
+        }
+        if alloc.shared_in(gpa, Ipa(gpa.0 + GRANULE_SIZE)).is_some() {
+            // Mapped already (another vCPU's fault on the same page).
+            return Ok(Some(Step::Enter));
+        }
+        let Ok(pa) = alloc.shared_page(gpa) else {
+            return Ok(None);
+        };
+        match realm.map_shared(rmi, alloc, Ipa(gpa.0 | shared), pa) {
+            Ok(()) => Ok(Some(Step::Enter)),
             Err(e) => {
                 alloc.release_shared(gpa);
                 match e {
                     // Mapped meanwhile: nothing to do.
                     RealmError::Rmi { err, .. } if err.status == ErrorStatus::Rtt => {
-                        Ok(Step::Enter)
+                        Ok(Some(Step::Enter))
                     }
                     e => Err(e),
                 }

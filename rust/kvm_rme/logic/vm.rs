@@ -341,7 +341,7 @@ impl RealmVm {
         if start % GRANULE_SIZE != 0 || end % GRANULE_SIZE != 0 {
             return Err(RealmError::Invalid);
         }
-        while let Some(g) = alloc.shared_in(Ipa(start), Ipa(end)) {
+        while let Some((g, _)) = alloc.shared_in(Ipa(start), Ipa(end)) {
             // A page that cannot be unmapped stays pinned until teardown.
             realm.unmap_shared(rmi, Ipa(g.0 | top))?;
             alloc.release_shared(g);

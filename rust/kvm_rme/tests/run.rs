@@ -17,6 +17,7 @@ use kvm_rme::model::{ModelAlloc, ModelRmi, ScriptedExit, Shared};
 const RAM: u64 = 0x8000_0000;
 const RAM_SIZE: u64 = 64 << 10;
 const SHARED: u64 = 1 << 39;
+const BLOCK: u64 = 2 << 20;
 
 /// The allocator plus a guest_memfd stand-in, the test double of the
 /// kernel's `KernelAlloc`.
@@ -29,8 +30,14 @@ struct Gmem {
     sources: u64,
     /// Whether the VMM agrees to RIPAS changes.
     vmm_agrees: bool,
-    /// Pinned shared pages: (gpa, pa).
-    shared: Vec<(u64, Pa)>,
+    /// Pinned shared pages and blocks: (gpa, pa, size).
+    shared: Vec<(u64, Pa, u64)>,
+    /// Where the VMM's memory for the shared alias is.
+    shared_range: core::ops::Range<u64>,
+    /// Whether huge pages back that memory (2 MiB blocks may be mapped).
+    huge: bool,
+    /// Huge pages handed out, for fake physical addresses.
+    blocks: u64,
     /// The SMCCC functions the VMM forwards to itself.
     forwarded: Vec<u32>,
 }
@@ -45,6 +52,9 @@ impl Gmem {
             sources: 0,
             vmm_agrees: true,
             shared: Vec::new(),
+            shared_range: RAM..RAM + RAM_SIZE,
+            huge: false,
+            blocks: 0,
             forwarded: forwarded.to_vec(),
         }
     }
@@ -92,33 +102,47 @@ impl GuestMemory for Gmem {
     }
 
     fn shared_page(&mut self, gpa: Ipa) -> Result<Pa, RealmError> {
-        if !(RAM..RAM + RAM_SIZE).contains(&gpa.0) {
+        if !self.shared_range.contains(&gpa.0) {
             return Err(RealmError::Fault);
         }
         let pa = self.alloc.alloc().ok_or(RealmError::NoMemory)?.pa();
-        self.shared.push((gpa.0, pa));
+        self.shared.push((gpa.0, pa, 4096));
         Ok(pa)
+    }
+
+    fn shared_block(&mut self, gpa: Ipa) -> Option<Pa> {
+        assert_eq!(gpa.0 % BLOCK, 0, "blocks are asked for at 2 MiB");
+        if !self.huge || !self.shared_range.contains(&gpa.0) || gpa.0 + BLOCK > self.shared_range.end {
+            return None;
+        }
+        // Host memory the RMM never sees as granules: any aligned address.
+        self.blocks += 1;
+        let pa = Pa((1 << 36) + self.blocks * BLOCK);
+        self.shared.push((gpa.0, pa, BLOCK));
+        Some(pa)
     }
 
     fn release_shared(&mut self, gpa: Ipa) {
         let i = self
             .shared
             .iter()
-            .position(|(g, _)| *g == gpa.0)
+            .position(|(g, _, _)| *g == gpa.0)
             .expect("pinned");
-        let (_, pa) = self.shared.remove(i);
-        self.alloc.free(Undelegated::from_host_page(pa).unwrap());
+        let (_, pa, size) = self.shared.remove(i);
+        if size == 4096 {
+            self.alloc.free(Undelegated::from_host_page(pa).unwrap());
+        }
     }
 
     fn forwards_to_user(&mut self, function: u32) -> bool {
         self.forwarded.contains(&function)
     }
 
-    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<Ipa> {
+    fn shared_in(&self, start: Ipa, end: Ipa) -> Option<(Ipa, u64)> {
         self.shared
             .iter()
-            .find(|(g, _)| (start.0..end.0).contains(g))
-            .map(|(g, _)| Ipa(*g))
+            .find(|(g, _, _)| (start.0..end.0).contains(g))
+            .map(|(g, _, size)| (Ipa(*g), *size))
     }
 }
 
@@ -251,7 +275,7 @@ impl Vm {
 
     fn finish(mut self) {
         // Teardown unmaps shared pages with the RTTs; their pins go after.
-        let pinned: Vec<u64> = self.alloc.shared.iter().map(|(g, _)| *g).collect();
+        let pinned: Vec<u64> = self.alloc.shared.iter().map(|(g, _, _)| *g).collect();
         self.realm
             .rec_destroy(&mut self.rmi, &mut self.alloc, self.rec)
             .unwrap();
@@ -790,4 +814,147 @@ fn host_calls_go_to_the_vmm_that_forwards_them() {
     assert_eq!(gprs[gprs.len() - 1][0], u64::MAX);
     assert_eq!(vm.vcpu.exits[ExitClass::HostCall as usize], 2);
     vm.finish();
+}
+
+/// The VMM's memory behind 4 MiB of shared alias at `BIG`.
+const BIG: u64 = 0xC000_0000;
+
+fn shared_block_vm() -> (RealmVm, ModelRmi, Gmem, Shared, Rec) {
+    let (mut rmi, alloc, m) = small();
+    let mut alloc = Gmem::new(alloc, &[]);
+    alloc.shared_range = BIG..BIG + 2 * BLOCK;
+    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
+    create(&mut vm, &mut rmi, &mut alloc);
+    let rec = vm
+        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
+        .unwrap();
+    vm.activate(&mut rmi).unwrap();
+    (vm, rmi, alloc, m, rec)
+}
+
+/// Faults on the shared alias at `ipas`, one entry each; every one must
+/// be handled in the kernel.
+fn shared_faults(vm: &mut RealmVm, rmi: &mut ModelRmi, alloc: &mut Gmem, m: &Shared, rec: &Rec, ipas: &[u64]) {
+    let mut run: Box<RecRun> = Box::default();
+    let mut v = VcpuRun::new();
+    for &ipa in ipas {
+        let mut x = dabt(SHARED | ipa, false, 0);
+        x.esr &= !(1 << 6);
+        m.borrow_mut().rmm.exits.push_back(x);
+        let realm = vm.active_realm().unwrap();
+        assert_eq!(
+            v.enter(realm, rmi, alloc, rec, &mut run, &mut |_| None),
+            Ok(Step::Enter),
+            "{ipa:#x}"
+        );
+    }
+}
+
+/// The level and output address of the shared alias mapping of `gpa`.
+fn mapped_level(vm: &mut RealmVm, rmi: &mut ModelRmi, gpa: u64) -> (u8, u64) {
+    use kvm_rme::abi::RttEntryState;
+    use kvm_rme::logic::rmi::Rmi;
+    let rd = vm.realm().unwrap().rd();
+    for level in [2u8, 3] {
+        let size = 1u64 << (12 + 9 * (3 - u32::from(level)));
+        let e = rmi.rtt_read_entry(rd, Ipa((SHARED | gpa) & !(size - 1)), level).unwrap();
+        if e.level == level && e.state == RttEntryState::Assigned {
+            return (level, e.desc & 0xffff_ffff_f000 & !(size - 1));
+        }
+    }
+    panic!("{gpa:#x} is not mapped");
+}
+
+#[test]
+fn huge_pages_behind_the_shared_alias_are_mapped_as_2mib_blocks() {
+    let (mut vm, mut rmi, mut alloc, m, rec) = shared_block_vm();
+    alloc.huge = true;
+    // The first fault maps the whole 2 MiB; the next ones in that block
+    // (as from other vCPUs that faulted at the same time) map nothing.
+    shared_faults(&mut vm, &mut rmi, &mut alloc, &m, &rec, &[BIG + 0x5000]);
+    let maps = m.borrow().rmm.counts.get(Command::RttMapUnprotected);
+    shared_faults(&mut vm, &mut rmi, &mut alloc, &m, &rec, &[BIG + 0x1f_f000, BIG]);
+    assert_eq!(m.borrow().rmm.counts.get(Command::RttMapUnprotected), maps);
+    assert_eq!(alloc.shared.len(), 1);
+    assert_eq!(alloc.shared[0].2, BLOCK, "one block pinned");
+    assert_eq!(mapped_level(&mut vm, &mut rmi, BIG + 0x1f_f000), (2, alloc.shared[0].1 .0));
+    // The second block is backed by small pages: 4 KiB mappings.
+    alloc.huge = false;
+    shared_faults(&mut vm, &mut rmi, &mut alloc, &m, &rec, &[BIG + BLOCK + 0x3000, BIG + BLOCK + 0x3000]);
+    assert_eq!(alloc.shared.len(), 2);
+    assert_eq!(mapped_level(&mut vm, &mut rmi, BIG + BLOCK + 0x3000), (3, alloc.shared[1].1 .0));
+    // Memslot removal unmaps the block and the page and unpins both.
+    vm.unmap_range(&mut rmi, &mut alloc, BIG, 2 * BLOCK).unwrap();
+    assert!(alloc.shared.is_empty());
+    vm.rec_destroy(&mut rmi, &mut alloc, rec);
+    assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
+    assert_clean(&m);
+}
+
+#[test]
+fn a_shared_block_needs_its_range_free_of_page_tables() {
+    let (mut vm, mut rmi, mut alloc, m, rec) = shared_block_vm();
+    // A page mapped and unmapped leaves a page table in the block.
+    shared_faults(&mut vm, &mut rmi, &mut alloc, &m, &rec, &[BIG + 0x1000]);
+    vm.unmap_range(&mut rmi, &mut alloc, BIG, BLOCK).unwrap();
+    alloc.huge = true;
+    shared_faults(&mut vm, &mut rmi, &mut alloc, &m, &rec, &[BIG + 0x2000, BIG + BLOCK]);
+    let sizes: Vec<u64> = alloc.shared.iter().map(|s| s.2).collect();
+    assert_eq!(sizes, [4096, BLOCK], "a page where the table is, a block where none is");
+    // Teardown without memslot removal unmaps the block as well; the
+    // kernel then unpins what is left (`unpin_all_shared`).
+    vm.rec_destroy(&mut rmi, &mut alloc, rec);
+    assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
+    while let Some(&(g, _, _)) = alloc.shared.first() {
+        alloc.release_shared(Ipa(g));
+    }
+    assert_clean(&m);
+}
+
+
+#[test]
+fn populate_first_then_init_ripas_over_the_rest_only() {
+    // kvmtool's order: the images are populated (which makes them RAM)
+    // and INIT_RIPAS covers only the RAM around them, in any GPA order.
+    let (mut rmi, alloc, m) = small();
+    let mut alloc = Gmem::new(alloc, &[]);
+    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
+    create(&mut vm, &mut rmi, &mut alloc);
+    vm.populate(&mut rmi, &mut alloc, RAM + 0x8000, 0x2000, true)
+        .unwrap();
+    vm.populate(&mut rmi, &mut alloc, RAM, 0x1000, true).unwrap();
+    for (base, size) in [
+        (RAM + 0xa000, RAM_SIZE - 0xa000),
+        (RAM + 0x1000, 0x7000),
+    ] {
+        vm.init_ripas(&mut rmi, &mut alloc, base, size)
+            .unwrap_or_else(|e| panic!("INIT_RIPAS {base:#x}+{size:#x}: {e:?}"));
+    }
+    // Over a populated granule, the RMM refuses.
+    assert_eq!(
+        vm.init_ripas(&mut rmi, &mut alloc, RAM, 0x1000)
+            .map_err(|e| e.errno()),
+        Err(errno::ENXIO)
+    );
+    let rec = vm
+        .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
+        .unwrap();
+    vm.activate(&mut rmi).unwrap();
+    assert_eq!(vm.realm().unwrap().stats().data_pages, 3);
+    // The rest of RAM is RAM: a fault there is served from guest_memfd.
+    let mut run: Box<RecRun> = Box::default();
+    let mut v = VcpuRun::new();
+    let mut x = scripted(exit_reason::SYNC);
+    x.esr = (0x24 << 26) | 0x07;
+    x.hpfar = ((RAM + 0xc000) >> 12) << 4;
+    m.borrow_mut().rmm.exits.push_back(x);
+    let realm = vm.active_realm().unwrap();
+    assert_eq!(
+        v.enter(realm, &mut rmi, &mut alloc, &rec, &mut run, &mut |_| None),
+        Ok(Step::Enter)
+    );
+    assert_eq!(vm.realm().unwrap().stats().data_pages, 4);
+    vm.rec_destroy(&mut rmi, &mut alloc, rec);
+    assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
+    assert_clean(&m);
 }

@@ -445,6 +445,19 @@ impl Vm {
     }
 }
 
+impl Vm {
+    /// `KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_ITS)`, the in-kernel ITS:
+    /// the device fd is closed again; the errno on failure.
+    pub fn create_its(&self) -> Result<(), i32> {
+        let mut d = kvm_bindings::kvm_create_device {
+            type_: kvm_bindings::kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_ITS,
+            fd: 0,
+            flags: 0,
+        };
+        self.fd.create_device(&mut d).map(drop).map_err(|e| e.errno())
+    }
+}
+
 /// Reads the binary stats of a VM or vCPU fd: name -> first value.
 ///
 /// Own wrapper: kvm-ioctls has no `KVM_GET_STATS_FD`.

@@ -5,6 +5,8 @@
 //! they lack, a kselftest-style TAP harness, and the tests, one module per
 //! area under `tests/`.
 
+#[cfg(target_arch = "aarch64")]
+pub mod bench;
 pub mod kvm;
 pub mod tap;
 pub mod tests;

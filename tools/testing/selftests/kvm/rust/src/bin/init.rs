@@ -26,6 +26,30 @@ fn mount(src: &str, target: &str, fstype: &str) {
     }
 }
 
+/// The host shell of `scripts/shell.sh` (`HOST_SHELL=1`): busybox's `sh`
+/// on the console, with job control; powers off when it exits.
+fn shell() -> ! {
+    println!("confvm host shell: busybox sh; /vmm/run.sh starts the VMM given as REALM_VMM; exit powers off");
+    // The applets as commands on PATH.
+    let _ = Command::new("/bin/busybox").args(["--install", "-s", "/bin"]).status();
+    let status = Command::new("/bin/busybox")
+        .args(["setsid", "cttyhack", "/bin/sh", "-l"])
+        .env("PATH", "/bin:/vmm")
+        .env("HOME", "/root")
+        .status();
+    if let Err(e) = status {
+        println!("# init: cannot start the shell: {e}");
+    }
+    // SAFETY: plain syscalls without pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
 fn main() {
     mount("devtmpfs", "/dev", "devtmpfs");
     mount("proc", "/proc", "proc");
@@ -38,7 +62,17 @@ fn main() {
         unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
         return;
     }
-    let status = match Command::new("/bin/kvm_selftests").status() {
+    if std::path::Path::new("/etc/confvm-shell").exists() {
+        shell();
+    }
+    // scripts/bench.sh: the benchmark instead of the tests.
+    let bench = std::fs::read_to_string("/etc/confvm-bench").ok();
+    let mut cmd = Command::new("/bin/kvm_selftests");
+    if let Some(b) = &bench {
+        mount("debugfs", "/sys/kernel/debug", "debugfs");
+        cmd.arg("--bench").args(b.split_whitespace());
+    }
+    let status = match cmd.status() {
         Ok(s) => s.code().unwrap_or(-1),
         Err(e) => {
             println!("# init: cannot run /bin/kvm_selftests: {e}");

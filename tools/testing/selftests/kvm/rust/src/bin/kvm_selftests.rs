@@ -31,12 +31,15 @@ const TESTS: &[Test] = {
         test!(realm_uapi::realm_host_call_to_vmm),
         test!(realm_uapi::psci_complete_needs_a_realm),
         test!(realm_run::realm_timer_irq),
+        test!(realm_run::realm_shared_blocks),
         test!(realm_linux::realm_linux_guest),
         test!(trace::rmi_error_trace),
         test!(realm_uapi::realm_type_checks),
         test!(realm_uapi::realm_recs),
         test!(realm_uapi::realm_stats),
         test!(realm_uapi::realm_qemu_sequence),
+        test!(realm_uapi::realm_kvmtool_sequence),
+        test!(realm_uapi::realm_its_refused),
         test!(vmm::realm_vmm_guest),
         test!(plain::kvm_present),
         test!(plain::ipa_size_cap),
@@ -59,5 +62,20 @@ const TESTS: &[Test] = {
 };
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    #[cfg(target_arch = "aarch64")]
+    if args.get(1).map(String::as_str) == Some("--bench") {
+        // scripts/bench.sh: `--bench realm-boot [RUNS]`.
+        let runs = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(3);
+        let r = match args.get(2).map(String::as_str) {
+            Some("realm-boot") => confvm_kvm_selftests::bench::realm_boot(runs),
+            _ => Err("usage: kvm_selftests --bench realm-boot [RUNS]".into()),
+        };
+        if let Err(e) = &r {
+            println!("# bench| failed: {e}");
+        }
+        std::process::exit(i32::from(r.is_err()));
+    }
+    let _ = args;
     std::process::exit(tap::run("kvm_confvm", TESTS));
 }

@@ -37,7 +37,7 @@ pub mod cove;
 use crate::kvm::Kvm;
 
 /// `/dev/kvm`, or why it is missing.
-fn open_kvm() -> Result<Kvm, String> {
+pub(crate) fn open_kvm() -> Result<Kvm, String> {
     Kvm::open()?.ok_or_else(|| "/dev/kvm is missing: KVM did not initialise at EL2/HS".to_string())
 }
 

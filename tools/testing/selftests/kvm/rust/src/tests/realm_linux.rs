@@ -27,6 +27,8 @@ const GUEST_UART: u64 = 0x0900_0000;
 struct Console {
     line: Vec<u8>,
     text: String,
+    /// Print each line (`# realm-guest| ...`).
+    echo: bool,
 }
 
 /// What one realm vCPU of the Linux guest did until the realm ended.
@@ -70,7 +72,9 @@ fn guest_vcpu_loop(
                     match m.data[0] {
                         b'\n' => {
                             let l = String::from_utf8_lossy(&c.line).to_string();
-                            println!("# realm-guest| {l}");
+                            if c.echo {
+                                println!("# realm-guest| {l}");
+                            }
                             c.text.push_str(&l);
                             c.text.push('\n');
                             c.line.clear();
@@ -109,32 +113,37 @@ fn guest_vcpu_loop(
 
 const _: () = assert!(kvm::KVM_MEMORY_EXIT_FLAG_PRIVATE == kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE);
 
-/// Boots the Linux realm guest (/realm/Image, the kernel itself with
-/// a small initramfs, and /realm/guest.dtb) to its userspace on two
-/// vCPUs, each run by its own thread: RAM from guest_memfd with RIPAS
-/// RAM, the Image and DTB populated (measured), an in-kernel GICv3
-/// (IPIs included), a PL011 emulated here from MMIO exits, RIPAS
-/// changes accepted through memory attributes, the secondary CPU
-/// started with PSCI CPU_ON (needs an RMM speaking RMI 1.0).
-pub fn realm_linux_guest() -> TestResult {
-    let kvm = open_kvm()?;
-    let (Ok(image), Ok(dtb)) = (
-        std::fs::read("/realm/Image"),
-        std::fs::read("/realm/guest.dtb"),
-    ) else {
-        return Ok(Outcome::Skip(
-            "no /realm/Image or /realm/guest.dtb in this initramfs".into(),
-        ));
-    };
-    let Some(mut vm) = realm_vm(&kvm)? else {
-        return Ok(Outcome::Skip(NO_REALMS.into()));
+/// One boot of the Linux realm guest by [`boot_guest`].
+pub(crate) struct GuestBoot {
+    /// The guest's console.
+    pub text: String,
+    /// Set-up and boot times, VM and vCPU stats at the end, and the
+    /// exits the VMM handled.
+    pub summary: String,
+}
+
+/// Boots the Linux realm guest: `image` (the kernel itself with a small
+/// initramfs) and `dtb` on two vCPUs, each run by its own thread: RAM
+/// from guest_memfd with RIPAS RAM, the Image and DTB populated
+/// (measured), an in-kernel GICv3 (IPIs included), a PL011 emulated here
+/// from MMIO exits (its lines printed if `echo`), RIPAS changes accepted
+/// through memory attributes, the secondary CPU started with PSCI
+/// CPU_ON.  `None` if realms cannot be created.
+pub(crate) fn boot_guest(
+    kvm: &crate::kvm::Kvm,
+    image: &[u8],
+    dtb: &[u8],
+    echo: bool,
+) -> Result<Option<GuestBoot>, String> {
+    let Some(mut vm) = realm_vm(kvm)? else {
+        return Ok(None);
     };
     let t0 = std::time::Instant::now();
     check!(
         image.len() < (64 << 20) && dtb.len() < 0x10000,
         "Image or DTB too large"
     );
-    let user = vm.add_private_memory(0, GUEST_RAM, GUEST_RAM_SIZE, &image)?;
+    let user = vm.add_private_memory(0, GUEST_RAM, GUEST_RAM_SIZE, image)?;
     // SAFETY: the mapping is GUEST_RAM_SIZE bytes; the DTB fits at its
     // offset (checked above) and does not overlap `dtb`.
     unsafe {
@@ -174,7 +183,10 @@ pub fn realm_linux_guest() -> TestResult {
     check!(vm.rme(RmeCmd::ActivateRealm) == 0, "ACTIVATE_REALM failed");
     let setup = t0.elapsed();
 
-    let console = Mutex::new(Console::default());
+    let console = Mutex::new(Console {
+        echo,
+        ..Console::default()
+    });
     let t1 = std::time::Instant::now();
     let (r0, r1) = std::thread::scope(|sc| {
         let (vm, console) = (&vm, &console);
@@ -208,8 +220,8 @@ pub fn realm_linux_guest() -> TestResult {
     let s = vm.stats()?;
     let s0 = v0.stats()?;
     let st = |m: &HashMap<String, u64>, n: &str| m.get(n).copied().unwrap_or(0);
-    println!(
-        "# realm_linux_guest: set-up {} ms, boot to power-off {} ms, {} + {} REC exits ({} + {} IRQ, {} + {} served faults), {} MMIO to userspace, {} RIPAS changes, {} RMI calls, {} data pages",
+    let summary = format!(
+        "set-up {} ms, boot to power-off {} ms, {} + {} REC exits ({} + {} IRQ, {} + {} served faults), {} MMIO to userspace, {} RIPAS changes, {} RMI calls, {} data pages",
         setup.as_millis(),
         boot.as_millis(),
         st(&s0, "exits"),
@@ -223,6 +235,27 @@ pub fn realm_linux_guest() -> TestResult {
         st(&s, "realm_rmi_calls"),
         st(&s, "realm_data_pages")
     );
+    Ok(Some(GuestBoot { text, summary }))
+}
+
+/// Boots the Linux realm guest (/realm/Image and /realm/guest.dtb) with
+/// [`boot_guest`] and checks that it found itself in a realm, brought up
+/// its second CPU and reached its userspace, without a kernel warning
+/// (needs an RMM speaking RMI 1.0).
+pub fn realm_linux_guest() -> TestResult {
+    let kvm = open_kvm()?;
+    let (Ok(image), Ok(dtb)) = (
+        std::fs::read("/realm/Image"),
+        std::fs::read("/realm/guest.dtb"),
+    ) else {
+        return Ok(Outcome::Skip(
+            "no /realm/Image or /realm/guest.dtb in this initramfs".into(),
+        ));
+    };
+    let Some(GuestBoot { text, summary, .. }) = boot_guest(&kvm, &image, &dtb, true)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    println!("# realm_linux_guest: {summary}");
     check!(
         text.contains("RME: Using RSI version"),
         "the guest did not find itself in a realm (no RSI line)"

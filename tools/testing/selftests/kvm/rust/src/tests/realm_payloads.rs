@@ -274,3 +274,40 @@ payload_fn!(
     confvm_realm_irq_end,
     "The timer-interrupt payload."
 );
+
+// Shared sweep payload: writes its own address at the start of each
+// 4 KiB page of the shared alias of [0xc0000000, +4 MiB), reports how
+// many pages it wrote, then powers off.
+core::arch::global_asm!(
+    ".pushsection .rodata.realm_sweep_payload, \"a\"",
+    ".balign 4",
+    ".global confvm_realm_sweep_start",
+    ".global confvm_realm_sweep_end",
+    "confvm_realm_sweep_start:",
+    "movz x20, #0x0a00, lsl #16",
+    "orr x20, x20, #0x8000000000",
+    "movz x1, #0xc000, lsl #16",
+    "orr x1, x1, #0x8000000000",
+    "movz x2, #0x40, lsl #16",
+    "add x2, x1, x2",
+    "mov x3, #0",
+    "1: str x1, [x1]",
+    "add x1, x1, #0x1000",
+    "add x3, x3, #1",
+    "cmp x1, x2",
+    "b.lo 1b",
+    "str x3, [x20]",
+    "movz x0, #0x0008",
+    "movk x0, #0x8400, lsl #16",
+    "smc #0",
+    "2: b 2b",
+    "confvm_realm_sweep_end:",
+    ".popsection",
+);
+
+payload_fn!(
+    sweep_payload,
+    confvm_realm_sweep_start,
+    confvm_realm_sweep_end,
+    "The shared-sweep payload."
+);

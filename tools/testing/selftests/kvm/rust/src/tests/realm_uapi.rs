@@ -604,3 +604,60 @@ pub fn realm_qemu_sequence() -> TestResult {
     drop(vm);
     Ok(Outcome::Pass)
 }
+
+/// kvmtool's order, the other one the v7 uAPI allows: the REC bit at
+/// `KVM_ARM_VCPU_INIT`, CONFIG(SHA256), the images populated first (which
+/// makes them RAM), then INIT_RIPAS only over the RAM around them.
+pub fn realm_kvmtool_sequence() -> TestResult {
+    let kvm = open_kvm()?;
+    let Some(mut vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, payload())?;
+    vm.set_memory_attributes(
+        PAYLOAD_RAM,
+        PAYLOAD_RAM_SIZE as u64,
+        u64::from(kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE),
+    )?;
+    let v0 = vm.create_vcpu(0)?;
+    let r = init_vcpu(&vm, &v0, REC | (1 << kvm_bindings::KVM_ARM_VCPU_PSCI_0_2));
+    check!(r == 0, "KVM_ARM_VCPU_INIT with REC: errno {r}");
+    v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
+    let hash = ArmRmeConfig::hash_algo(SHA256);
+    check!(
+        vm.rme(RmeCmd::ConfigRealm(&hash)) == 0,
+        "CONFIG hash SHA256 failed"
+    );
+    check!(vm.rme(RmeCmd::CreateRealm) == 0, "CREATE_REALM failed");
+    let p = ArmRmePopulateRealm::new(PAYLOAD_RAM, 0x1000, MEASURE);
+    let r = vm.rme(RmeCmd::PopulateRealm(&p));
+    check!(r == 0, "POPULATE before any INIT_RIPAS: errno {r}");
+    let rest = PAYLOAD_RAM_SIZE as u64 - 0x1000;
+    let r = init_ripas(&vm, PAYLOAD_RAM + 0x1000, rest);
+    check!(r == 0, "INIT_RIPAS over the RAM after the image: errno {r}");
+    let r = finalize_rec(&v0);
+    check!(r == 0, "FINALIZE(REC): errno {r}");
+    check!(vm.rme(RmeCmd::ActivateRealm) == 0, "ACTIVATE_REALM failed");
+    mmio_at(&v0, "first exit", 0)?;
+    Ok(Outcome::Pass)
+}
+
+/// `KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_ITS)` is `ENODEV` on a realm
+/// VM (QEMU then needs `its=off`), while a normal VM still gets its ITS.
+pub fn realm_its_refused() -> TestResult {
+    let kvm = open_kvm()?;
+    let plain = kvm
+        .create_vm(0)
+        .map_err(|e| format!("KVM_CREATE_VM(0): errno {e}"))?;
+    let r = plain.create_its();
+    check!(r.is_ok(), "a normal VM's ITS: {r:?}");
+    let Some(vm) = realm_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
+    let r = vm.create_its();
+    check!(
+        r == Err(libc::ENODEV),
+        "a realm VM's ITS: {r:?}, not ENODEV"
+    );
+    Ok(Outcome::Pass)
+}

@@ -20,31 +20,38 @@ use crate::tap::{Outcome, TestResult};
 /// Where the scripts put the VMM's command line.
 const RUN: &str = "/vmm/run";
 /// What the realm guest's `/init` prints in its userspace.
-const REACHED: &str = "confvm-realm-guest: userspace reached";
+pub(crate) const REACHED: &str = "confvm-realm-guest: userspace reached";
 /// How long the VMM may take (QEMU TCG; about 25 s are usual).
 const LIMIT: Duration = Duration::from_secs(600);
 
-/// The VMM of `/vmm/run` boots the Linux realm guest to its userspace
-/// and exits cleanly.
-pub fn realm_vmm_guest() -> TestResult {
-    let Ok(line) = std::fs::read_to_string(RUN) else {
-        return Ok(Outcome::Skip(
-            "no VMM in the initramfs (REALM_VMM=qemu:/path/to/qemu-system-aarch64 adds one)".into(),
-        ));
-    };
-    let kvm = open_kvm()?;
-    if kvm.check_extension(KVM_CAP_ARM_RME).unwrap_or(0) == 0 {
-        return Ok(Outcome::Skip(NO_REALMS.into()));
-    }
-    let argv: Vec<&str> = line
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+/// One run of a VMM by [`run_vmm`].
+pub(crate) struct VmmRun {
+    /// From its start to its exit.
+    pub took: Duration,
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The VMM's command line from `/vmm/run`, one argument per line;
+/// `None` without one.
+pub(crate) fn vmm_argv() -> Option<Vec<String>> {
+    let line = std::fs::read_to_string(RUN).ok()?;
+    Some(
+        line.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// Runs `argv` to its end (killed after [`LIMIT`]), its output drained
+/// while it runs: a full pipe would stop it.
+pub(crate) fn run_vmm(argv: &[String]) -> Result<VmmRun, String> {
     let Some((vmm, args)) = argv.split_first() else {
         return Err(format!("{RUN} is empty"));
     };
-    println!("# realm_vmm_guest: {}", argv.join(" "));
     let t0 = Instant::now();
     let mut child = Command::new(vmm)
         .args(args)
@@ -53,6 +60,17 @@ pub fn realm_vmm_guest() -> TestResult {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting {vmm}: {e}"))?;
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let out_t = drain(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
+    let err_t = drain(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
     let status = loop {
         if let Some(s) = child
             .try_wait()
@@ -71,26 +89,40 @@ pub fn realm_vmm_guest() -> TestResult {
         std::thread::sleep(Duration::from_millis(100));
     };
     let took = t0.elapsed();
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
+    Ok(VmmRun {
+        took,
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
+/// The VMM of `/vmm/run` boots the Linux realm guest to its userspace
+/// and exits cleanly.
+pub fn realm_vmm_guest() -> TestResult {
+    let Some(argv) = vmm_argv() else {
+        return Ok(Outcome::Skip(
+            "no VMM in the initramfs (REALM_VMM=qemu:/path/to/qemu-system-aarch64 adds one)".into(),
+        ));
+    };
+    let kvm = open_kvm()?;
+    if kvm.check_extension(KVM_CAP_ARM_RME).unwrap_or(0) == 0 {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
     }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
-    for l in out.lines().chain(err.lines()) {
+    println!("# realm_vmm_guest: {}", argv.join(" "));
+    let r = run_vmm(&argv)?;
+    for l in r.stdout.lines().chain(r.stderr.lines()) {
         println!("# vmm| {l}");
     }
     println!(
         "# realm_vmm_guest: VMM start to exit {} ms, exit status {:?}",
-        took.as_millis(),
-        status.code()
+        r.took.as_millis(),
+        r.status.code()
     );
     check!(
-        out.contains(REACHED),
+        r.stdout.contains(REACHED),
         "the realm guest did not reach its userspace"
     );
-    check!(status.success(), "{vmm} exited with {status}");
+    check!(r.status.success(), "the VMM exited with {}", r.status);
     Ok(Outcome::Pass)
 }

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Host-wide totals since boot, for benchmarks that cannot reach a VM's
+//! own stats (a VMM such as QEMU keeps its VM fd): RMI calls by command
+//! and REC exits by class, over every realm.  debugfs shows them as
+//! `kvm_rme/rmi_calls` and `kvm_rme/rec_exits`, one `name count` line
+//! each; `scripts/bench.sh` reads them before and after a run.
+
+use core::fmt;
+
+use kernel::debugfs::{Dir, File};
+use kernel::prelude::*;
+use kernel::sync::atomic::{Atomic, Relaxed};
+
+use crate::abi::Command;
+use crate::logic::run::{ExitClass, EXIT_CLASSES};
+
+const COMMANDS: usize = Command::ALL.len();
+
+static RMI_CALLS: [Atomic<u64>; COMMANDS] = [const { Atomic::new(0) }; COMMANDS];
+static REC_EXITS: [Atomic<u64>; EXIT_CLASSES] = [const { Atomic::new(0) }; EXIT_CLASSES];
+
+/// Counts one call of `cmd`.
+pub(crate) fn rmi_call(cmd: Command) {
+    if let Some(c) = RMI_CALLS.get(cmd.index()) {
+        // Wraps after 2^64 calls: a benchmark's difference stays right.
+        c.add(1, Relaxed);
+    }
+}
+
+/// Adds the REC exits a vCPU counted between `before` and `after`.
+pub(crate) fn rec_exits(before: &[u64; EXIT_CLASSES], after: &[u64; EXIT_CLASSES]) {
+    for ((t, b), a) in REC_EXITS.iter().zip(before).zip(after) {
+        let d = a.saturating_sub(*b);
+        if d != 0 {
+            t.add(d, Relaxed);
+        }
+    }
+}
+
+/// The exit classes' names in `rec_exits`, as the vCPU stats call them
+/// without their `rec_exit_` prefix.
+const EXIT_NAMES: [(ExitClass, &str); EXIT_CLASSES] = [
+    (ExitClass::Mmio, "mmio"),
+    (ExitClass::Fault, "fault"),
+    (ExitClass::Irq, "irq"),
+    (ExitClass::Psci, "psci"),
+    (ExitClass::Ripas, "ripas"),
+    (ExitClass::HostCall, "host_call"),
+    (ExitClass::Other, "other"),
+];
+
+/// `kvm_rme/rmi_calls`: every command, called or not.
+struct RmiCalls;
+
+impl fmt::Debug for RmiCalls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in Command::ALL {
+            let n = RMI_CALLS.get(c.index()).map_or(0, |a| a.load(Relaxed));
+            writeln!(f, "{} {}", c.name().to_str().unwrap_or("?"), n)?;
+        }
+        Ok(())
+    }
+}
+
+/// `kvm_rme/rec_exits`.
+struct RecExits;
+
+impl fmt::Debug for RecExits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (c, name) in EXIT_NAMES {
+            // CAST: fieldless enum to its index.
+            let n = REC_EXITS.get(c as usize).map_or(0, |a| a.load(Relaxed));
+            writeln!(f, "{name} {n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The debugfs directory and its files; they go with it.
+pub(crate) struct Files {
+    _dir: Dir,
+    _calls: Pin<KBox<File<RmiCalls>>>,
+    _exits: Pin<KBox<File<RecExits>>>,
+}
+
+impl Files {
+    /// Creates `kvm_rme/` in debugfs (nothing without `CONFIG_DEBUG_FS`).
+    pub(crate) fn new() -> Result<Files> {
+        let dir = Dir::new(c"kvm_rme");
+        let calls = KBox::pin_init(dir.read_only_file(c"rmi_calls", RmiCalls), GFP_KERNEL)?;
+        let exits = KBox::pin_init(dir.read_only_file(c"rec_exits", RecExits), GFP_KERNEL)?;
+        Ok(Files {
+            _dir: dir,
+            _calls: calls,
+            _exits: exits,
+        })
+    }
+}
