@@ -474,7 +474,8 @@ impl VcpuRun {
     /// A fault on the shared alias of `gpa` (granule aligned, shared bit
     /// clear): maps the VMM's memory there, as one 2 MiB block if a huge
     /// page backs the whole block and nothing in it is mapped yet, else
-    /// as the 4 KiB page.  `None` if no memslot backs `gpa`.
+    /// as the 4 KiB page.  `None` if no memslot backs `gpa` (MMIO), found
+    /// with one lookup, as emulated MMIO is the common case here.
     fn shared_fault<R: Rmi, A: GranuleAlloc + GuestMemory>(
         realm: &mut Realm,
         rmi: &mut R,
@@ -484,12 +485,23 @@ impl VcpuRun {
         let shared = realm.geometry().shared_bit();
         let size = level_size(RTT_BLOCK_LEVEL);
         let block = Ipa(gpa.0 & !(size - 1));
-        match alloc.shared_in(block, Ipa(block.0 + size)) {
-            // Mapped as a block already (by another vCPU's fault).
-            Some((_, s)) if s == size => return Ok(Some(Step::Enter)),
-            Some(_) => {}
-            None => if let Some(pa) = alloc.shared_block(block) {
-                match realm.map_shared_block(rmi, alloc, Ipa(block.0 | shared), pa) {
+        let pinned = alloc.shared_in(block, Ipa(block.0 + size));
+        // Mapped already, as a block or as this page (another vCPU's
+        // fault): nothing to do.
+        if matches!(pinned, Some((_, s)) if s == size)
+            || alloc.shared_in(gpa, Ipa(gpa.0 + GRANULE_SIZE)).is_some()
+        {
+            return Ok(Some(Step::Enter));
+        }
+        let Ok(mut pa) = alloc.shared_page(gpa) else {
+            return Ok(None);
+        };
+        if pinned.is_none() {
+            // Nothing of the block is mapped yet: all of it, if one huge
+            // page backs it (its pin covers this page's).
+            alloc.release_shared(gpa);
+            if let Some(bpa) = alloc.shared_block(block) {
+                match realm.map_shared_block(rmi, alloc, Ipa(block.0 | shared), bpa) {
                     Ok(()) => return Ok(Some(Step::Enter)),
                     // A page table is there (pages were mapped and
                     // unmapped before): map the page instead.
@@ -501,15 +513,12 @@ impl VcpuRun {
                         return Err(e);
                     }
                 }
-            },
+            }
+            pa = match alloc.shared_page(gpa) {
+                Ok(pa) => pa,
+                Err(_) => return Ok(None),
+            };
         }
-        if alloc.shared_in(gpa, Ipa(gpa.0 + GRANULE_SIZE)).is_some() {
-            // Mapped already (another vCPU's fault on the same page).
-            return Ok(Some(Step::Enter));
-        }
-        let Ok(pa) = alloc.shared_page(gpa) else {
-            return Ok(None);
-        };
         match realm.map_shared(rmi, alloc, Ipa(gpa.0 | shared), pa) {
             Ok(()) => Ok(Some(Step::Enter)),
             Err(e) => {
