@@ -5,7 +5,8 @@
 #       package, our patches in firmware/tf-a) with ENABLE_RME=1 and IMAGE
 #       as BL33; writes build/flash-arm64.bin.  The RMM is TF-A's TRP unless
 #       RME_RMM_IMAGE=<rmm.img> names a full RMM (e.g. a TF-RMM Release
-#       build for qemu_virt_defcfg, built by hand outside this repo).
+#       build for qemu_virt_defcfg, built by hand outside this repo), or
+#       RME_RMM_IMAGE=test, our test RMM (tools/testing/rmm), built here.
 #
 # riscv64 boots on the OpenSBI that QEMU ships (-bios default).
 set -euo pipefail
@@ -43,7 +44,16 @@ arm64_flash() {
     [ -f "$image" ] || die "no kernel image $image"
     image=$(cd "$(dirname "$image")" && pwd)/$(basename "$image")
     tfa_source
-    if [ -n "$rmm" ]; then
+    if [ "$rmm" = test ]; then
+        # Our test RMM (tools/testing/rmm), built here.
+        log "building the test RMM"
+        (cd "$CONFVM_TOP" && cargo build --release --locked -q -p confvm-test-rmm --features firmware \
+            --target aarch64-unknown-none-softfloat --bin test-rmm)
+        llvm-objcopy-19 -O binary "$CONFVM_TOP/target/aarch64-unknown-none-softfloat/release/test-rmm" \
+            "$BUILD/test-rmm.bin"
+        rmm=$BUILD/test-rmm.bin
+        kind=test-rmm
+    elif [ -n "$rmm" ]; then
         [ -f "$rmm" ] || die "RME_RMM_IMAGE=$rmm does not exist"
         rmm=$(cd "$(dirname "$rmm")" && pwd)/$(basename "$rmm")
         kind=rmm

@@ -21,7 +21,7 @@ import time
 TS = re.compile(r"^\[\s*\d+\.\d+\] ?")
 RESULT = re.compile(r"^(\s*)(not ok|ok) (\d+) ([^#]*?)\s*(?:#\s*(SKIP|TODO)\b\s*(.*))?$")
 BAD = re.compile(r"(WARNING: CPU:|\bBUG:|Kernel panic|Internal error: Oops|Unable to handle kernel|"
-                 r"kernel BUG at|rcu: INFO: rcu_.* stall|general protection fault|RMM init failed|kvm_(rme|cove): .*leak)")
+                 r"kernel BUG at|rcu: INFO: rcu_.* stall|general protection fault|RMM init failed|RMM Failed to initialize|kvm_(rme|cove): .*leak)")
 SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 MARKER = "confvm-run-complete"
 
@@ -175,6 +175,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem")
+    ap.add_argument("--expect", action="append", default=[], metavar="NAME=REGEX",
+                    help="a test NAME that passes if a console line matches REGEX")
     a = ap.parse_args()
     cmd = qemu_cmd(a.arch, a.image, a.flash, a.smp, a.mem)
     if a.interactive:
@@ -186,6 +188,14 @@ def main():
     lines, reason = boot(cmd, a.log, a.timeout)
     print(f"# {a.arch}: boot ended by {reason} after {time.monotonic() - t0:.0f} s; log in {a.log}")
     passed, failed, skipped = judge(a.arch, lines, reason)
+    for e in a.expect:
+        name, _, rx = e.partition("=")
+        if any(re.search(rx, l) for l in lines):
+            print(f"PASS {a.arch}/{name}")
+            passed += 1
+        else:
+            print(f"FAIL {a.arch}/{name}: no console line matches {rx!r}")
+            failed += 1
     print(f"RESULT {a.arch} {passed} {failed} {skipped}")
     sys.exit(0 if failed == 0 and passed > 0 else 1)
 

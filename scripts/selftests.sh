@@ -63,6 +63,12 @@ LIST
         echo "file /etc/confvm-shell $BUILD/empty 0644 0 0" >> "$list.new"
         : > "$BUILD/empty"
     fi
+    # HOST_KUNIT_ONLY=1: /init runs no selftests (scripts/test.sh's boot
+    # on the test RMM, where KUnit is the test).
+    if [ -n "${HOST_KUNIT_ONLY:-}" ]; then
+        : > "$BUILD/empty"
+        echo "file /etc/confvm-kunit-only $BUILD/empty 0644 0 0" >> "$list.new"
+    fi
     # HOST_BENCH="realm-boot 3": /init runs that benchmark instead.
     if [ -n "${HOST_BENCH:-}" ]; then
         echo "$HOST_BENCH" > "$BUILD/bench-args"

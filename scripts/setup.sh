@@ -77,7 +77,7 @@ if [ ! -f "$sysroot/lib/rustlib/src/rust/library/core/src/lib.rs" ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q rust-web-src
 fi
 installed_targets=$(rustup target list --installed)
-for t in aarch64-unknown-linux-musl riscv64gc-unknown-linux-gnu; do
+for t in aarch64-unknown-linux-musl riscv64gc-unknown-linux-gnu aarch64-unknown-none-softfloat; do
     grep -qx "$t" <<<"$installed_targets" || rustup target add "$t"
 done
 

@@ -41,6 +41,15 @@ host_tier() {
     grep -E '^test .* (FAILED|ok)$|property steps' "$out" | sed 's/^/  /'
     count "${p:-0}" "${f:-0}" "${i:-0}"
     if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then fail_step "host/cargo-test (exit $rc)" "$out"; fi
+    # The test RMM's firmware image builds (its library ran above).
+    if (cd "$CONFVM_TOP" && cargo build --release --locked -q -p confvm-test-rmm --features firmware \
+            --target aarch64-unknown-none-softfloat --bin test-rmm) >"$logs/test-rmm.log" 2>&1; then
+        echo "PASS host/test-rmm-firmware-build"
+        count 1 0 0
+    else
+        tail -n 20 "$logs/test-rmm.log"
+        fail_step host/test-rmm-firmware-build "$logs/test-rmm.log"
+    fi
     log "host tier: ${p:-0} passed, ${f:-0} failed in $((SECONDS - t0)) s"
 }
 
@@ -71,7 +80,35 @@ boot_tier() {
     fi
     # shellcheck disable=SC2086
     count $r
+    if [ "$arch" = arm64 ] && [ -z "${RME_RMM_IMAGE:-}" ]; then
+        test_rmm_boot
+    fi
     log "$arch tier done in $((SECONDS - t0)) s"
+}
+
+# The same host on our test RMM (tools/testing/rmm) instead of TRP: it
+# must boot under TF-A 2.12.1 (cold boot, and a warm boot per secondary
+# CPU), answer the probe, and delegate real granules (KUnit kvm_rme_rmm).
+# It does not run realms yet, so this boot runs KUnit only.
+test_rmm_boot() {
+    local out=$logs/boot-arm64-test-rmm.txt image=$BUILD/obj-arm64/arch/arm64/boot/Image r
+    log "arm64: the host on the test RMM (KUnit only)"
+    { HOST_KUNIT_ONLY=1 bash "$here/selftests.sh" arm64 &&
+      bash "$here/kernel.sh" build arm64 &&
+      RME_RMM_IMAGE=test bash "$here/firmware.sh" arm64 "$image"; } >"$logs/test-rmm-build.log" 2>&1 ||
+        { tail -n 30 "$logs/test-rmm-build.log"; fail_step arm64/test-rmm-build "$logs/test-rmm-build.log"; return; }
+    python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$logs/console-arm64-test-rmm.log" \
+        --expect "test-rmm/banner=^confvm test RMM: test firmware, not a security boundary" \
+        --expect "test-rmm/warm-boot=^confvm test RMM: CPU 1 up" \
+        --expect "test-rmm/probe=kvm_rme: RMM implements RMI 1\.0: realms enabled" >"$out" 2>&1
+    grep -E '^(PASS|FAIL|SKIP|#)' "$out" | sed 's/^/  [test RMM] /'
+    r=$(sed -n 's/^RESULT [a-z0-9]* //p' "$out")
+    if [ -z "$r" ]; then
+        fail_step "arm64/test-rmm-boot (runner crashed)" "$out"
+        return
+    fi
+    # shellcheck disable=SC2086
+    count $r
 }
 
 for t in $TIERS; do

@@ -65,6 +65,18 @@ fn main() {
     if std::path::Path::new("/etc/confvm-shell").exists() {
         shell();
     }
+    // scripts/test.sh's firmware boot: KUnit (at boot) is the test.
+    if std::path::Path::new("/etc/confvm-kunit-only").exists() {
+        println!("# init: KUnit only, no selftests in this boot");
+        println!("confvm-selftests-exit: 0");
+        println!("confvm-run-complete");
+        // SAFETY: plain syscalls without pointers.
+        unsafe {
+            libc::sync();
+            libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+        }
+        return;
+    }
     // scripts/bench.sh: the benchmark instead of the tests.
     let bench = std::fs::read_to_string("/etc/confvm-bench").ok();
     let mut cmd = Command::new("/bin/kvm_selftests");
