@@ -63,6 +63,11 @@ LIST
         echo "file /etc/confvm-shell $BUILD/empty 0644 0 0" >> "$list.new"
         : > "$BUILD/empty"
     fi
+    # FUZZ_SEED=<seed>: uapi_fuzz replays that run (it prints its seed).
+    if [ -n "${FUZZ_SEED:-}" ]; then
+        echo "$FUZZ_SEED" > "$BUILD/fuzz-seed"
+        echo "file /etc/confvm-fuzz-seed $BUILD/fuzz-seed 0644 0 0" >> "$list.new"
+    fi
     # HOST_KUNIT_ONLY=1: /init runs no selftests (scripts/test.sh's boot
     # on the test RMM, where KUnit is the test).
     if [ -n "${HOST_KUNIT_ONLY:-}" ]; then

@@ -341,10 +341,13 @@ impl Vm {
 
     /// `KVM_CREATE_VCPU` (kvm-ioctls also maps its `kvm_run`).
     pub fn create_vcpu(&self, id: u64) -> Result<Vcpu, String> {
-        let fd = self
-            .fd
-            .create_vcpu(id)
-            .map_err(|e| format!("KVM_CREATE_VCPU: errno {}", e.errno()))?;
+        self.create_vcpu_raw(id)
+            .map_err(|e| format!("KVM_CREATE_VCPU: errno {e}"))
+    }
+
+    /// [`Vm::create_vcpu`], failing with the errno.
+    pub fn create_vcpu_raw(&self, id: u64) -> Result<Vcpu, i32> {
+        let fd = self.fd.create_vcpu(id).map_err(|e| e.errno())?;
         Ok(Vcpu {
             fd: RefCell::new(fd),
         })
@@ -446,6 +449,66 @@ impl Vm {
 }
 
 impl Vm {
+    /// `KVM_CREATE_GUEST_MEMFD` with any size and flags: the fd, or the
+    /// errno.
+    pub fn guest_memfd_raw(&self, size: u64, flags: u64) -> Result<OwnedFd, i32> {
+        let g = kvm_create_guest_memfd {
+            size,
+            flags,
+            ..Default::default()
+        };
+        let fd = self.fd.create_guest_memfd(g).map_err(|e| e.errno())?;
+        // SAFETY: a successful KVM_CREATE_GUEST_MEMFD returns a new fd,
+        // which nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION2` with any values: 0 or the errno.
+    ///
+    /// # Safety
+    ///
+    /// `uaddr..uaddr + size`, if it is mapped at all, is memory the
+    /// caller owns and never reads or writes as Rust objects while the VM
+    /// lives (the guest may write it).
+    pub unsafe fn memslot_raw(
+        &self,
+        slot: u32,
+        flags: u32,
+        gpa: u64,
+        size: u64,
+        uaddr: u64,
+        gmem: Option<(&OwnedFd, u64)>,
+    ) -> i32 {
+        let region = kvm_userspace_memory_region2 {
+            slot,
+            flags,
+            guest_phys_addr: gpa,
+            memory_size: size,
+            userspace_addr: uaddr,
+            guest_memfd_offset: gmem.map_or(0, |g| g.1),
+            // CAST: fds are non-negative.
+            guest_memfd: gmem.map_or(0, |g| g.0.as_raw_fd() as u32),
+            ..Default::default()
+        };
+        // SAFETY: the caller vouches for the userspace range (this
+        // function's contract); KVM checks the rest.
+        unsafe { self.fd.set_user_memory_region2(region) }
+            .err()
+            .map_or(0, |e| e.errno())
+    }
+
+    /// `KVM_SET_MEMORY_ATTRIBUTES` with any values: 0 or the errno.
+    #[cfg(target_arch = "aarch64")]
+    pub fn memory_attributes_raw(&self, gpa: u64, size: u64, attributes: u64, flags: u64) -> i32 {
+        let a = kvm_bindings::kvm_memory_attributes {
+            address: gpa,
+            size,
+            attributes,
+            flags,
+        };
+        self.fd.set_memory_attributes(a).err().map_or(0, |e| e.errno())
+    }
+
     /// `KVM_CREATE_DEVICE(KVM_DEV_TYPE_ARM_VGIC_ITS)`, the in-kernel ITS:
     /// the device fd is closed again; the errno on failure.
     pub fn create_its(&self) -> Result<(), i32> {

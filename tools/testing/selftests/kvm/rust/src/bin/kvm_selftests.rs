@@ -22,7 +22,7 @@ macro_rules! test {
 
 #[cfg(target_arch = "aarch64")]
 const TESTS: &[Test] = {
-    use confvm_kvm_selftests::tests::{realm_linux, realm_run, realm_uapi, trace, vmm};
+    use confvm_kvm_selftests::tests::{fuzz, realm_linux, realm_run, realm_uapi, trace, vmm};
     &[
         test!(realm_uapi::realm_lifecycle),
         test!(realm_run::realm_run),
@@ -41,6 +41,7 @@ const TESTS: &[Test] = {
         test!(realm_uapi::realm_kvmtool_sequence),
         test!(realm_uapi::realm_its_refused),
         test!(vmm::realm_vmm_guest),
+        test!(fuzz::uapi_fuzz),
         test!(plain::kvm_present),
         test!(plain::ipa_size_cap),
         test!(plain::plain_vm_mmio),

@@ -17,6 +17,8 @@
 pub mod plain;
 
 #[cfg(target_arch = "aarch64")]
+pub mod fuzz;
+#[cfg(target_arch = "aarch64")]
 mod realm;
 #[cfg(target_arch = "aarch64")]
 pub mod realm_linux;

@@ -156,12 +156,11 @@ pub(crate) fn hypercall_exit(v: &Vcpu, what: &str) -> Result<(u64, [u64; 6], u64
 
 extern "C" fn on_alarm(_: libc::c_int) {}
 
-/// KVM_RUN with a watchdog: a realm that never exits to userspace is
-/// stopped by SIGALRM after `ms` milliseconds (EINTR).
-pub(crate) fn run_bounded(vcpu: &Vcpu, ms: i64) -> Result<(i32, u32), String> {
-    // SAFETY: an all-zero sigaction is valid (empty mask, no flags); it
-    // installs a handler that does nothing, without SA_RESTART, so the
-    // signal interrupts KVM_RUN.
+/// Installs a SIGALRM handler that does nothing, without SA_RESTART, so
+/// that the signal interrupts a `KVM_RUN` (EINTR) on the thread it hits.
+pub(crate) fn install_alarm() -> Result<(), String> {
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the
+    // handler does nothing.
     unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
         sa.sa_sigaction = on_alarm as extern "C" fn(libc::c_int) as usize;
@@ -169,6 +168,14 @@ pub(crate) fn run_bounded(vcpu: &Vcpu, ms: i64) -> Result<(i32, u32), String> {
             return Err("sigaction".into());
         }
     }
+    Ok(())
+}
+
+/// KVM_RUN with a watchdog: a realm that never exits to userspace is
+/// stopped by SIGALRM after `ms` milliseconds (EINTR).  The timer is the
+/// process's, so only one thread at a time may use this.
+pub(crate) fn run_bounded(vcpu: &Vcpu, ms: i64) -> Result<(i32, u32), String> {
+    install_alarm()?;
     let arm = |us: i64| libc::itimerval {
         it_interval: libc::timeval {
             tv_sec: 0,
