@@ -26,6 +26,19 @@ fn mount(src: &str, target: &str, fstype: &str) {
     }
 }
 
+/// Syncs and powers the machine off; `reboot()` returns only on failure,
+/// and then this waits (the runner stops QEMU at its end marker).
+fn power_off() -> ! {
+    // SAFETY: plain syscalls without pointers.
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
 /// The host shell of `scripts/shell.sh` (`HOST_SHELL=1`): busybox's `sh`
 /// on the console, with job control; powers off when it exits.
 fn shell() -> ! {
@@ -40,14 +53,7 @@ fn shell() -> ! {
     if let Err(e) = status {
         println!("# init: cannot start the shell: {e}");
     }
-    // SAFETY: plain syscalls without pointers.
-    unsafe {
-        libc::sync();
-        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
-    }
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(60));
-    }
+    power_off()
 }
 
 fn main() {
@@ -58,9 +64,7 @@ fn main() {
         // The Linux realm guest of the realm_linux_guest selftest: reaching
         // this line is what that test checks.
         println!("confvm-realm-guest: userspace reached");
-        // SAFETY: plain syscall without pointers.
-        unsafe { libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF) };
-        return;
+        power_off();
     }
     if std::path::Path::new("/etc/confvm-shell").exists() {
         shell();
@@ -70,12 +74,7 @@ fn main() {
         println!("# init: KUnit only, no selftests in this boot");
         println!("confvm-selftests-exit: 0");
         println!("confvm-run-complete");
-        // SAFETY: plain syscalls without pointers.
-        unsafe {
-            libc::sync();
-            libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
-        }
-        return;
+        power_off();
     }
     // scripts/bench.sh: the benchmark instead of the tests.
     let bench = std::fs::read_to_string("/etc/confvm-bench").ok();
@@ -93,13 +92,5 @@ fn main() {
     };
     println!("confvm-selftests-exit: {status}");
     println!("confvm-run-complete");
-    // SAFETY: plain syscalls without pointers.
-    unsafe {
-        libc::sync();
-        libc::reboot(libc::LINUX_REBOOT_CMD_POWER_OFF);
-    }
-    // reboot() only returns on failure; the runner stops QEMU at the marker.
-    loop {
-        std::thread::sleep(std::time::Duration::from_secs(60));
-    }
+    power_off()
 }

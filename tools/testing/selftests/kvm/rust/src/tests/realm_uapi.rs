@@ -556,16 +556,9 @@ pub fn realm_qemu_sequence() -> TestResult {
     drop(scratch);
 
     // 2. The realm, in QEMU's order.
-    let Some(mut vm) = realm_vm(&kvm)? else {
+    let Some((vm, v0)) = payload_vm(&kvm)? else {
         return Ok(Outcome::Skip(NO_REALMS.into()));
     };
-    vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, payload())?;
-    vm.set_memory_attributes(
-        PAYLOAD_RAM,
-        PAYLOAD_RAM_SIZE as u64,
-        u64::from(kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE),
-    )?;
-    let v0 = vm.create_vcpu(0)?;
     let psci = 1 << kvm_bindings::KVM_ARM_VCPU_PSCI_0_2;
     let r = init_vcpu(&vm, &v0, psci);
     check!(r == 0, "KVM_ARM_VCPU_INIT without REC: errno {r}");
@@ -605,13 +598,11 @@ pub fn realm_qemu_sequence() -> TestResult {
     Ok(Outcome::Pass)
 }
 
-/// kvmtool's order, the other one the v7 uAPI allows: the REC bit at
-/// `KVM_ARM_VCPU_INIT`, CONFIG(SHA256), the images populated first (which
-/// makes them RAM), then INIT_RIPAS only over the RAM around them.
-pub fn realm_kvmtool_sequence() -> TestResult {
-    let kvm = open_kvm()?;
-    let Some(mut vm) = realm_vm(&kvm)? else {
-        return Ok(Outcome::Skip(NO_REALMS.into()));
+/// A realm VM with the payload in private RAM (all of it private, as
+/// VMMs set it up) and vCPU 0, not initialised; `None` without realms.
+fn payload_vm(kvm: &crate::kvm::Kvm) -> Result<Option<(crate::kvm::Vm, crate::kvm::Vcpu)>, String> {
+    let Some(mut vm) = realm_vm(kvm)? else {
+        return Ok(None);
     };
     vm.add_private_memory(0, PAYLOAD_RAM, PAYLOAD_RAM_SIZE, payload())?;
     vm.set_memory_attributes(
@@ -620,6 +611,17 @@ pub fn realm_kvmtool_sequence() -> TestResult {
         u64::from(kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE),
     )?;
     let v0 = vm.create_vcpu(0)?;
+    Ok(Some((vm, v0)))
+}
+
+/// kvmtool's order, the other one the v7 uAPI allows: the REC bit at
+/// `KVM_ARM_VCPU_INIT`, CONFIG(SHA256), the images populated first (which
+/// makes them RAM), then INIT_RIPAS only over the RAM around them.
+pub fn realm_kvmtool_sequence() -> TestResult {
+    let kvm = open_kvm()?;
+    let Some((vm, v0)) = payload_vm(&kvm)? else {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    };
     let r = init_vcpu(&vm, &v0, REC | (1 << kvm_bindings::KVM_ARM_VCPU_PSCI_0_2));
     check!(r == 0, "KVM_ARM_VCPU_INIT with REC: errno {r}");
     v0.set_one_reg(REG_PC, PAYLOAD_RAM)?;
