@@ -146,6 +146,16 @@ impl GuestMemory for Gmem {
     }
 }
 
+/// A realm VM of 40 bits after `CREATE_REALM`, with guest memory whose
+/// VMM forwards nothing.
+fn created_vm() -> (RealmVm, ModelRmi, Gmem, Shared) {
+    let (mut rmi, alloc, m) = small();
+    let mut alloc = Gmem::new(alloc, &[]);
+    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
+    create(&mut vm, &mut rmi, &mut alloc);
+    (vm, rmi, alloc, m)
+}
+
 /// `CREATE_REALM` on `vm` with a fresh VMID.
 fn create(vm: &mut RealmVm, rmi: &mut ModelRmi, alloc: &mut Gmem) {
     let mut vmid = 1u16;
@@ -552,10 +562,7 @@ fn ripas_change_the_vmm_did_not_agree_to_is_rejected() {
 
 #[test]
 fn shared_memory_faults_map_the_vmm_page() {
-    let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem::new(alloc, &[]);
-    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
-    create(&mut vm, &mut rmi, &mut alloc);
+    let (mut vm, mut rmi, mut alloc, m) = created_vm();
     let rec = vm
         .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
         .unwrap();
@@ -820,11 +827,8 @@ fn host_calls_go_to_the_vmm_that_forwards_them() {
 const BIG: u64 = 0xC000_0000;
 
 fn shared_block_vm() -> (RealmVm, ModelRmi, Gmem, Shared, Rec) {
-    let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem::new(alloc, &[]);
+    let (mut vm, mut rmi, mut alloc, m) = created_vm();
     alloc.shared_range = BIG..BIG + 2 * BLOCK;
-    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
-    create(&mut vm, &mut rmi, &mut alloc);
     let rec = vm
         .rec_create(&mut rmi, &mut alloc, 0, RAM, [0; 8], true)
         .unwrap();
@@ -911,15 +915,11 @@ fn a_shared_block_needs_its_range_free_of_page_tables() {
     assert_clean(&m);
 }
 
-
 #[test]
 fn populate_first_then_init_ripas_over_the_rest_only() {
     // kvmtool's order: the images are populated (which makes them RAM)
     // and INIT_RIPAS covers only the RAM around them, in any GPA order.
-    let (mut rmi, alloc, m) = small();
-    let mut alloc = Gmem::new(alloc, &[]);
-    let mut vm = RealmVm::new(40, m.borrow().rmm.features);
-    create(&mut vm, &mut rmi, &mut alloc);
+    let (mut vm, mut rmi, mut alloc, m) = created_vm();
     vm.populate(&mut rmi, &mut alloc, RAM + 0x8000, 0x2000, true)
         .unwrap();
     vm.populate(&mut rmi, &mut alloc, RAM, 0x1000, true).unwrap();
