@@ -52,3 +52,5 @@ pub(crate) mod published;
 pub(crate) mod staging;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(not(CONFIG_RUST))]
+pub mod xorshift;

@@ -19,26 +19,7 @@ use proptest::collection::vec;
 use proptest::prelude::any;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 
-/// xorshift64*: cheap, deterministic, seedable.
-#[derive(Clone, Debug)]
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator; `seed` 0 is moved off the fixed point.
-    pub fn new(seed: u64) -> XorShift {
-        XorShift(seed | 1)
-    }
-
-    /// The next word.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+pub use crate::xorshift::XorShift;
 
 /// The decisions of one property-test case, read in order from `words`;
 /// past the end every decision is 0 (so a shrunk, shorter tape still

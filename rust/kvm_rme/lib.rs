@@ -12,6 +12,9 @@
 #[cfg(any(test, feature = "model"))]
 extern crate std;
 
+#[cfg(any(test, feature = "model", feature = "rmm-core"))]
+extern crate alloc;
+
 /// Addresses, page ownership, call tables and errnos shared with
 /// `kvm_cove` (`rust/cvm_fw`).  The kernel compiles it as the module of
 /// the same name, so both builds say `crate::cvm_fw`.
@@ -20,5 +23,5 @@ pub extern crate cvm_fw;
 pub mod abi;
 pub mod logic;
 
-#[cfg(any(test, feature = "model"))]
+#[cfg(any(test, feature = "model", feature = "rmm-core"))]
 pub mod model;

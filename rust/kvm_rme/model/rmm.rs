@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! An executable model of an RMM speaking RMI 1.0, and a host page
-//! allocator that checks what is handed back to it.  Host-only (std).
+//! An executable model of an RMM speaking RMI 1.0: the RMM core that the
+//! host tests run the logic against and that the test RMM
+//! (`tools/testing/rmm`) runs as firmware.  `no_std` with `alloc`.
 //!
 //! The model keeps granule states, realms (NEW / ACTIVE / SYSTEM_OFF),
 //! RECs, and RTTs level by level with HIPAS and RIPAS per entry, and
@@ -10,24 +11,23 @@
 //! can be told to fail calls at random ("fault injection"), without
 //! changing state, to exercise the host's error paths.
 //!
-//! [`Machine`] ties the model to a [`HostMem`] allocator: freeing a page
-//! that is not `UNDELEGATED` in the model is recorded as a violation at
-//! once.
+//! What happens to real memory is the [`Backing`]'s: the host model has
+//! none ([`NoBacking`]); the test RMM's backing asks EL3 to change the
+//! granule's PAS, writes each RTT entry as a stage-2 descriptor into the
+//! RTT granule and copies measured data in.  The state machine, the
+//! argument checks and the statuses are this file's, once.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::rc::Rc;
-use std::string::String;
-use std::vec::Vec;
-use std::{format, vec};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
 
 use crate::abi::{enter_flags, exit_reason, MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
-use crate::abi::{Command, Features0, RecExit, RecRun, Ripas, RttEntry, RttEntryState};
+use crate::abi::{Command, Features0, RealmParams, RecExit, RecParams, RecRun, Ripas};
+use crate::abi::{RttEntry, RttEntryState};
 use crate::abi::{
     ErrorStatus, Ipa, Pa, RmiError, RmiResult, RmiVersion, VersionInfo, GRANULE_SIZE,
 };
-use crate::cvm_fw::testing::XorShift;
-use crate::logic::granule::{GranuleAlloc, Undelegated};
+use crate::cvm_fw::xorshift::XorShift;
 use crate::logic::realm::level_size;
 use crate::logic::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
 
@@ -89,6 +89,9 @@ struct RealmM {
     data: u64,
     vmid: u16,
     measure: u64,
+    flags: u64,
+    hash_algo: u8,
+    rpv: [u8; 64],
 }
 
 struct RecM {
@@ -96,7 +99,7 @@ struct RecM {
     aux: Vec<Pa>,
     mpidr: u64,
     runnable: bool,
-    pending_ripas: Option<(u64, u64, Ripas)>,
+    ripas: Option<RipasRequest>,
     pending_psci: Option<u64>,
     /// The PSCI function of `pending_psci`.
     pending_psci_fn: u32,
@@ -121,14 +124,84 @@ pub struct ScriptedExit {
     pub imm: u16,
 }
 
-/// The RMM model's state.
-pub struct RmmModel {
-    granules: HashMap<u64, GranuleState>,
+/// What an RMM does to real memory besides keeping state: the host
+/// model's [`NoBacking`] does nothing; the test RMM's backing changes
+/// PASes through EL3, writes descriptors and copies data.  Each hook runs
+/// after the model has checked the command, before it changes state;
+/// a hook that refuses makes the command fail with `ERROR_INPUT` and no
+/// state change.
+pub trait Backing {
+    /// `GRANULE_DELEGATE` passed its checks: move `pa` to the realm PAS.
+    fn delegate(&mut self, _pa: Pa) -> bool {
+        true
+    }
+    /// `GRANULE_UNDELEGATE` passed its checks: scrub `pa` and move it
+    /// back to the normal world.
+    fn undelegate(&mut self, _pa: Pa) -> bool {
+        true
+    }
+    /// `table` (an RTT at `level`) now holds `entries`.
+    fn table_init(&mut self, _table: Pa, _level: u8, _entries: &[Entry]) {}
+    /// Entry `index` of `table` (at `level`) is now `e`.
+    fn entry_set(&mut self, _table: Pa, _level: u8, _index: usize, _e: Entry) {}
+    /// `data` becomes a data granule: a copy of the normal world's `src`,
+    /// or zeroes.
+    fn data_init(&mut self, _data: Pa, _src: Option<Pa>) {}
+}
+
+/// The host model's backing: state only.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoBacking;
+
+impl Backing for NoBacking {}
+
+/// What the realm a REC belongs to looks like to the code that runs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RealmInfo {
+    /// The RD.
+    pub rd: Pa,
+    /// VMID.
+    pub vmid: u16,
+    /// IPA width.
+    pub ipa_bits: u8,
+    /// RTT start level.
+    pub start_level: u8,
+    /// Concatenated start RTTs.
+    pub num_start: u8,
+    /// First start RTT.
+    pub rtt_base: Pa,
+    /// `REALM_CREATE`'s flags (LPA2, SVE, PMU).
+    pub flags: u64,
+    /// `RealmParams::hash_algo`.
+    pub hash_algo: u8,
+    /// `RealmParams::rpv`.
+    pub rpv: [u8; 64],
+}
+
+/// A RIPAS change a REC asked for (`RSI_IPA_STATE_SET`) and how far the
+/// host got with it (`RTT_SET_RIPAS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RipasRequest {
+    /// Requested base.
+    pub base: u64,
+    /// Requested top.
+    pub top: u64,
+    /// Requested RIPAS.
+    pub ripas: Ripas,
+    /// Whether `DESTROYED` entries may change.
+    pub change_destroyed: bool,
+    /// Everything below this has its new RIPAS.
+    pub next: u64,
+}
+
+/// The RMM model's state, over the backing `B`.
+pub struct RmmModel<B: Backing = NoBacking> {
+    granules: BTreeMap<u64, GranuleState>,
     mem_base: u64,
     mem_end: u64,
-    rtts: HashMap<u64, Rtt>,
-    realms: HashMap<u64, RealmM>,
-    recs: HashMap<u64, RecM>,
+    rtts: BTreeMap<u64, Rtt>,
+    realms: BTreeMap<u64, RealmM>,
+    recs: BTreeMap<u64, RecM>,
     vmids: BTreeSet<u16>,
     /// Calls per command.
     pub counts: CallCounts,
@@ -150,6 +223,8 @@ pub struct RmmModel {
     /// Calls failed by injection.
     pub injected: u64,
     rng: XorShift,
+    /// Real memory, if any.
+    pub backing: B,
 }
 
 /// What the RMM accepts in an unprotected descriptor from the host: the
@@ -178,13 +253,20 @@ struct Walk {
 impl RmmModel {
     /// A model with `[mem_base, mem_base + mem_size)` as delegable memory.
     pub fn new(mem_base: u64, mem_size: u64) -> RmmModel {
+        RmmModel::with_backing(mem_base, mem_size, NoBacking)
+    }
+}
+
+impl<B: Backing> RmmModel<B> {
+    /// A model over `backing`.
+    pub fn with_backing(mem_base: u64, mem_size: u64, backing: B) -> RmmModel<B> {
         RmmModel {
-            granules: HashMap::new(),
+            granules: BTreeMap::new(),
             mem_base,
             mem_end: mem_base + mem_size,
-            rtts: HashMap::new(),
-            realms: HashMap::new(),
-            recs: HashMap::new(),
+            rtts: BTreeMap::new(),
+            realms: BTreeMap::new(),
+            recs: BTreeMap::new(),
             vmids: BTreeSet::new(),
             counts: CallCounts::default(),
             features: Features0 {
@@ -212,6 +294,7 @@ impl RmmModel {
             fail_next: Vec::new(),
             injected: 0,
             rng: XorShift::new(0x9e37_79b9_7f4a_7c15),
+            backing,
         }
     }
 
@@ -350,7 +433,14 @@ impl RmmModel {
     fn set_entry(&mut self, w: &Walk, e: Entry) {
         if let Some(t) = self.rtts.get_mut(&w.table.0) {
             t.entries[w.index] = e;
+            self.backing.entry_set(w.table, w.level, w.index, e);
         }
+    }
+
+    /// A new RTT at `level` in `table`, holding `entries`.
+    fn insert_rtt(&mut self, table: Pa, level: u8, entries: Vec<Entry>) {
+        self.backing.table_init(table, level, &entries);
+        self.rtts.insert(table.0, Rtt { entries });
     }
 
     fn protected(&self, rd: Pa, ipa: u64) -> bool {
@@ -409,7 +499,7 @@ fn pa_of(desc: u64) -> u64 {
     desc & 0x0000_ffff_ffff_f000
 }
 
-impl Rmi for RmmModel {
+impl<B: Backing> Rmi for RmmModel<B> {
     fn version(&mut self, requested: RmiVersion) -> VersionReply {
         self.counts.record(Command::Version);
         let ok = requested >= self.version.lower && requested <= self.version.higher;
@@ -430,7 +520,7 @@ impl Rmi for RmmModel {
 
     fn granule_delegate(&mut self, pa: Pa) -> RmiResult {
         self.inject(Command::GranuleDelegate)?;
-        if !self.is(pa, GranuleState::Undelegated) {
+        if !self.is(pa, GranuleState::Undelegated) || !self.backing.delegate(pa) {
             return input();
         }
         self.set(pa, GranuleState::Delegated);
@@ -439,7 +529,7 @@ impl Rmi for RmmModel {
 
     fn granule_undelegate(&mut self, pa: Pa) -> RmiResult {
         self.inject(Command::GranuleUndelegate)?;
-        if !self.is(pa, GranuleState::Delegated) {
+        if !self.is(pa, GranuleState::Delegated) || !self.backing.undelegate(pa) {
             return input();
         }
         self.set(pa, GranuleState::Undelegated);
@@ -503,152 +593,18 @@ impl Rmi for RmmModel {
     }
 
     fn realm_create(&mut self, rd: Pa, p: &RealmCreate) -> RmiResult {
-        self.inject(Command::RealmCreate)?;
         // Read the granule the host encoded, as an RMM does, not the
         // host's own structure.
-        let g = p.params();
-        if !self.is(rd, GranuleState::Delegated) {
-            return input();
-        }
-        let f = self.features;
-        let Ok(s2sz) = u8::try_from(g.s2sz) else {
-            return input();
-        };
-        if s2sz < 32 || s2sz > f.max_ipa_bits || s2sz > 48 {
-            return input();
-        }
-        let hash_ok = match g.hash_algo {
-            0 => f.hash_sha256,
-            1 => f.hash_sha512,
-            _ => false,
-        };
-        if !hash_ok || self.vmids.contains(&g.vmid) {
-            return input();
-        }
-        // At least one breakpoint and watchpoint, at most what FEATURES says.
-        let (bps, wps) = (g.num_bps, g.num_wps);
-        if bps == 0 || bps > u64::from(f.num_bps) || wps == 0 || wps > u64::from(f.num_wps) {
-            return input();
-        }
-        let Some(geo) = crate::logic::realm::Geometry::new(s2sz) else {
-            return input();
-        };
-        if g.rtt_level_start != i64::from(geo.start_level)
-            || g.rtt_num_start != u32::from(geo.num_start)
-        {
-            return input();
-        }
-        let rtt_base = Pa(g.rtt_base);
-        let n = u64::from(g.rtt_num_start);
-        if (0..n).any(|i| {
-            !self.is(rtt_base.add_pages(i), GranuleState::Delegated) || rtt_base.add_pages(i) == rd
-        }) {
-            return input();
-        }
-        for i in 0..n {
-            let pa = rtt_base.add_pages(i);
-            self.set(pa, GranuleState::Rtt);
-            self.rtts.insert(
-                pa.0,
-                Rtt {
-                    entries: vec![Entry::Unassigned(Ripas::Empty); 512],
-                },
-            );
-        }
-        self.set(rd, GranuleState::Rd);
-        self.vmids.insert(g.vmid);
-        self.realms.insert(
-            rd.0,
-            RealmM {
-                state: ModelRealmState::New,
-                ipa_bits: s2sz,
-                start_level: geo.start_level,
-                num_start: geo.num_start,
-                rtt_base,
-                recs: 0,
-                rtts: 0,
-                data: 0,
-                vmid: g.vmid,
-                measure: u64::from(g.vmid) ^ u64::from(g.rpv[0]),
-            },
-        );
-        Ok(())
+        self.realm_create_raw(rd, &p.params())
     }
 
     fn realm_destroy(&mut self, rd: Pa) -> RmiResult {
-        self.inject(Command::RealmDestroy)?;
-        let r = self.realm(rd)?;
-        if r.recs != 0 || r.rtts != 0 || r.data != 0 {
-            return err(ErrorStatus::Realm, 0);
-        }
-        let (base, n, vmid) = (r.rtt_base, u64::from(r.num_start), r.vmid);
-        for i in 0..n {
-            let pa = base.add_pages(i);
-            if self
-                .rtts
-                .get(&pa.0)
-                .map(|t| Self::live(&t.entries))
-                .unwrap_or(false)
-            {
-                return err(ErrorStatus::Realm, 0);
-            }
-        }
-        for i in 0..n {
-            let pa = base.add_pages(i);
-            self.rtts.remove(&pa.0);
-            self.set(pa, GranuleState::Delegated);
-        }
-        self.vmids.remove(&vmid);
-        self.realms.remove(&rd.0);
-        self.set(rd, GranuleState::Delegated);
-        Ok(())
+        self.realm_destroy_impl(rd)
     }
 
     fn rec_create(&mut self, rd: Pa, rec: Pa, p: &RecCreate) -> RmiResult {
-        self.inject(Command::RecCreate)?;
         // The granule the host encoded, as an RMM reads it.
-        let g = p.params();
-        let r = self.realm(rd)?;
-        if !self.is(rec, GranuleState::Delegated) {
-            return input();
-        }
-        if g.num_aux != self.aux_count || g.num_aux > MAX_REC_AUX_GRANULES as u64 {
-            return input();
-        }
-        // CAST: at most MAX_REC_AUX_GRANULES, checked above.
-        let aux: Vec<Pa> = g.aux[..g.num_aux as usize].iter().map(|a| Pa(*a)).collect();
-        let aux = &aux[..];
-        for (i, a) in aux.iter().enumerate() {
-            if !self.is(*a, GranuleState::Delegated) || *a == rec || aux[..i].contains(a) {
-                return input();
-            }
-        }
-        if r.state != ModelRealmState::New {
-            return err(ErrorStatus::Realm, 0);
-        }
-        if self.recs.values().any(|x| x.rd == rd && x.mpidr == g.mpidr) {
-            return input();
-        }
-        self.set(rec, GranuleState::Rec);
-        for a in aux {
-            self.set(*a, GranuleState::RecAux);
-        }
-        self.recs.insert(
-            rec.0,
-            RecM {
-                rd,
-                aux: aux.to_vec(),
-                mpidr: g.mpidr,
-                runnable: g.flags & REC_PARAMS_FLAG_RUNNABLE != 0,
-                pending_ripas: None,
-                pending_psci: None,
-                pending_psci_fn: 0,
-            },
-        );
-        if let Some(r) = self.realms.get_mut(&rd.0) {
-            r.recs += 1;
-        }
-        Ok(())
+        self.rec_create_raw(rd, rec, &p.params())
     }
 
     fn rec_destroy(&mut self, rec: Pa) -> RmiResult {
@@ -670,44 +626,19 @@ impl Rmi for RmmModel {
     }
 
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult {
-        self.inject(Command::RecEnter)?;
-        if !self.is(rec, GranuleState::Rec) {
-            return input();
-        }
-        let Some(m) = self.recs.get(&rec.0) else {
-            return input();
-        };
-        let rd = m.rd;
-        let state = self.realms.get(&rd.0).map(|r| r.state);
-        match state {
-            Some(ModelRealmState::New) => return err(ErrorStatus::Realm, 0),
-            Some(ModelRealmState::SystemOff) => return err(ErrorStatus::Realm, 1),
-            _ => {}
-        }
-        if !m.runnable || m.pending_psci.is_some() {
-            return err(ErrorStatus::Rec, 0);
-        }
+        let info = self.rec_enter_begin(rec, run)?;
         // A pending RIPAS request is answered by this entry.
-        if let Some((base, top, ripas)) = self
-            .recs
-            .get_mut(&rec.0)
-            .and_then(|m| m.pending_ripas.take())
-        {
-            if run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT == 0 {
-                let _ = (base, top, ripas);
-            }
-        }
+        let reject = run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT != 0;
+        let _ = self.ripas_response(rec, reject);
         let mut gprs = [0u64; 7];
         gprs.copy_from_slice(&run.enter.gprs[..7]);
         self.entries.push(gprs);
         let Some(x) = self.exits.pop_front() else {
             // Nothing scripted: the realm powers off.
-            if let Some(r) = self.realms.get_mut(&rd.0) {
-                r.state = ModelRealmState::SystemOff;
-            }
             run.exit = RecExit::default();
             run.exit.exit_reason = exit_reason::PSCI;
             run.exit.gprs[0] = u64::from(crate::logic::exit::psci::SYSTEM_OFF);
+            self.rec_exited(rec, info.rd, &run.exit);
             return Ok(());
         };
         run.exit = RecExit::default();
@@ -717,26 +648,16 @@ impl Rmi for RmmModel {
         run.exit.hpfar = x.hpfar;
         run.exit.gprs[..7].copy_from_slice(&x.gprs);
         run.exit.imm = x.imm;
-        if x.reason == exit_reason::PSCI {
-            // CPU_ON and AFFINITY_INFO wait for the host's PSCI_COMPLETE.
-            // CAST: PSCI function IDs are 32 bits.
-            let f = x.gprs[0] as u32;
-            if f == crate::logic::exit::psci::CPU_ON || f == crate::logic::exit::psci::AFFINITY_INFO
-            {
-                if let Some(m) = self.recs.get_mut(&rec.0) {
-                    m.pending_psci = Some(x.gprs[1]);
-                    m.pending_psci_fn = f;
-                }
-            }
-        }
         if x.reason == exit_reason::RIPAS_CHANGE {
             run.exit.ripas_base = x.ripas.0;
             run.exit.ripas_top = x.ripas.1;
             run.exit.ripas_value = x.ripas.2;
-            if let (Some(m), Some(v)) = (self.recs.get_mut(&rec.0), Ripas::from_u8(x.ripas.2)) {
-                m.pending_ripas = Some((x.ripas.0, x.ripas.1, v));
+            if let Some(v) = Ripas::from_u8(x.ripas.2) {
+                // CAST: a scripted request is the model's to trust.
+                let _ = self.ripas_request(rec, x.ripas.0, x.ripas.1, v, true);
             }
         }
+        self.rec_exited(rec, info.rd, &run.exit);
         Ok(())
     }
 
@@ -766,8 +687,8 @@ impl Rmi for RmmModel {
                 .map(|i| Entry::AssignedNs(desc + i * level_size(level)))
                 .collect(),
         };
+        self.insert_rtt(rtt, level, entries);
         self.set_entry(&w, Entry::Table(rtt));
-        self.rtts.insert(rtt.0, Rtt { entries });
         self.set(rtt, GranuleState::Rtt);
         if let Some(r) = self.realms.get_mut(&rd.0) {
             r.rtts += 1;
@@ -996,10 +917,13 @@ impl Rmi for RmmModel {
         if !self.is(rec, GranuleState::Rec) {
             return input();
         }
-        let Some((pb, pt, ripas)) = self.recs.get(&rec.0).and_then(|m| m.pending_ripas) else {
+        let Some(m) = self.recs.get(&rec.0) else {
             return input();
         };
-        if base.0 != pb || top.0 > pt || base.0 >= top.0 {
+        let Some(req) = m.ripas else {
+            return input();
+        };
+        if m.rd != rd || base.0 != req.next || top.0 > req.top || base.0 >= top.0 {
             return input();
         }
         let w = self.walk(rd, base.0, 3)?;
@@ -1007,24 +931,308 @@ impl Rmi for RmmModel {
             return err(ErrorStatus::Rtt, w.level);
         }
         let e = match self.entry(&w) {
-            Entry::Unassigned(_) => Entry::Unassigned(ripas),
-            Entry::Assigned(pa, _) => Entry::Assigned(pa, ripas),
+            Entry::Unassigned(_) => Entry::Unassigned(req.ripas),
+            Entry::Assigned(pa, _) => Entry::Assigned(pa, req.ripas),
             _ => return err(ErrorStatus::Rtt, 3),
         };
         self.set_entry(&w, e);
         let next = base.0 + GRANULE_SIZE;
-        if let Some(m) = self.recs.get_mut(&rec.0) {
-            m.pending_ripas = if next < pt {
-                Some((next, pt, ripas))
-            } else {
-                None
-            };
+        if let Some(r) = self.recs.get_mut(&rec.0).and_then(|m| m.ripas.as_mut()) {
+            r.next = next;
         }
         Ok(Ipa(next))
     }
 }
 
-impl RmmModel {
+impl<B: Backing> RmmModel<B> {
+    /// The checks of `REC_ENTER`, up to running the REC: the REC and its
+    /// realm must be able to run.  Counts the call (and may inject a
+    /// failure).  Returns the realm the REC runs in.
+    pub fn rec_enter_begin(&mut self, rec: Pa, _run: &RecRun) -> RmiResult<RealmInfo> {
+        self.inject(Command::RecEnter)?;
+        if !self.is(rec, GranuleState::Rec) {
+            return input();
+        }
+        let Some(m) = self.recs.get(&rec.0) else {
+            return input();
+        };
+        let rd = m.rd;
+        let Some(r) = self.realms.get(&rd.0) else {
+            return input();
+        };
+        match r.state {
+            ModelRealmState::New => return err(ErrorStatus::Realm, 0),
+            ModelRealmState::SystemOff => return err(ErrorStatus::Realm, 1),
+            ModelRealmState::Active => {}
+        }
+        if !m.runnable || m.pending_psci.is_some() {
+            return err(ErrorStatus::Rec, 0);
+        }
+        Ok(RealmInfo {
+            rd,
+            vmid: r.vmid,
+            ipa_bits: r.ipa_bits,
+            start_level: r.start_level,
+            num_start: r.num_start,
+            rtt_base: r.rtt_base,
+            flags: r.flags,
+            hash_algo: r.hash_algo,
+            rpv: r.rpv,
+        })
+    }
+
+    /// What the REC's exit `exit` leaves pending: `PSCI_COMPLETE` for
+    /// CPU_ON and AFFINITY_INFO, and the realm's state after SYSTEM_OFF
+    /// or SYSTEM_RESET.
+    pub fn rec_exited(&mut self, rec: Pa, rd: Pa, exit: &RecExit) {
+        if exit.exit_reason != exit_reason::PSCI {
+            return;
+        }
+        use crate::logic::exit::psci;
+        // CAST: PSCI function IDs are 32 bits.
+        let f = exit.gprs[0] as u32;
+        if f == psci::CPU_ON || f == psci::AFFINITY_INFO {
+            if let Some(m) = self.recs.get_mut(&rec.0) {
+                m.pending_psci = Some(exit.gprs[1]);
+                m.pending_psci_fn = f;
+            }
+        }
+        if f == psci::SYSTEM_OFF || f == psci::SYSTEM_RESET {
+            if let Some(r) = self.realms.get_mut(&rd.0) {
+                r.state = ModelRealmState::SystemOff;
+            }
+        }
+    }
+
+    /// `RSI_IPA_STATE_SET` from `rec`: records the request the host must
+    /// answer before the REC runs again.  `ERROR_INPUT` for a range that
+    /// is not granule-aligned, empty or outside the protected half, or a
+    /// RIPAS other than EMPTY or RAM.
+    pub fn ripas_request(
+        &mut self,
+        rec: Pa,
+        base: u64,
+        top: u64,
+        ripas: Ripas,
+        change_destroyed: bool,
+    ) -> RmiResult {
+        let Some(rd) = self.recs.get(&rec.0).map(|m| m.rd) else {
+            return input();
+        };
+        if base % GRANULE_SIZE != 0
+            || top % GRANULE_SIZE != 0
+            || base >= top
+            || !self.protected(rd, top - 1)
+            || !matches!(ripas, Ripas::Empty | Ripas::Ram)
+        {
+            return input();
+        }
+        if let Some(m) = self.recs.get_mut(&rec.0) {
+            m.ripas = Some(RipasRequest {
+                base,
+                top,
+                ripas,
+                change_destroyed,
+                next: base,
+            });
+        }
+        Ok(())
+    }
+
+    /// The REC's RIPAS request, answered by the entry that follows it:
+    /// `(new base, rejected)`, where everything below the new base has
+    /// the requested RIPAS.  `None` if the REC asked for nothing.
+    pub fn ripas_response(&mut self, rec: Pa, reject: bool) -> Option<(u64, bool)> {
+        let req = self.recs.get_mut(&rec.0)?.ripas.take()?;
+        Some((req.next, reject))
+    }
+
+    /// The REC's RD and MPIDR.
+    pub fn rec_of(&self, rec: Pa) -> Option<(Pa, u64)> {
+        if !self.is(rec, GranuleState::Rec) {
+            return None;
+        }
+        self.recs.get(&rec.0).map(|m| (m.rd, m.mpidr))
+    }
+
+    /// The REC of the realm `rd` with `mpidr`.
+    pub fn rec_by_mpidr(&self, rd: Pa, mpidr: u64) -> Option<Pa> {
+        self.recs
+            .iter()
+            .find(|(_, m)| m.rd == rd && m.mpidr == mpidr)
+            .map(|(pa, _)| Pa(*pa))
+    }
+
+    /// Whether `rec` is runnable (PSCI CPU_ON makes it so).
+    pub fn rec_runnable(&self, rec: Pa) -> bool {
+        self.recs.get(&rec.0).map(|m| m.runnable).unwrap_or(false)
+    }
+
+    /// Makes `rec` runnable or not (PSCI CPU_ON and CPU_OFF).
+    pub fn set_runnable(&mut self, rec: Pa, runnable: bool) {
+        if let Some(m) = self.recs.get_mut(&rec.0) {
+            m.runnable = runnable;
+        }
+    }
+
+    /// The mapping of `ipa` in realm `rd`: the leaf entry and the size
+    /// it covers, or `None` for an IPA outside the realm.
+    pub fn lookup(&self, rd: Pa, ipa: u64) -> Option<(Entry, u64)> {
+        let w = self.walk(rd, ipa, 3).ok()?;
+        Some((self.entry(&w), level_size(w.level)))
+    }
+
+    /// Whether `ipa` is in the protected half of realm `rd`.
+    pub fn is_protected(&self, rd: Pa, ipa: u64) -> bool {
+        self.protected(rd, ipa)
+    }
+}
+
+impl<B: Backing> RmmModel<B> {
+    /// `REALM_CREATE` with the parameter granule as the RMM read it.
+    pub fn realm_create_raw(&mut self, rd: Pa, g: &RealmParams) -> RmiResult {
+        self.inject(Command::RealmCreate)?;
+        if !self.is(rd, GranuleState::Delegated) {
+            return input();
+        }
+        let f = self.features;
+        let Ok(s2sz) = u8::try_from(g.s2sz) else {
+            return input();
+        };
+        if s2sz < 32 || s2sz > f.max_ipa_bits || s2sz > 48 {
+            return input();
+        }
+        let hash_ok = match g.hash_algo {
+            0 => f.hash_sha256,
+            1 => f.hash_sha512,
+            _ => false,
+        };
+        if !hash_ok || self.vmids.contains(&g.vmid) {
+            return input();
+        }
+        // At least one breakpoint and watchpoint, at most what FEATURES says.
+        let (bps, wps) = (g.num_bps, g.num_wps);
+        if bps == 0 || bps > u64::from(f.num_bps) || wps == 0 || wps > u64::from(f.num_wps) {
+            return input();
+        }
+        let Some(geo) = crate::logic::realm::Geometry::new(s2sz) else {
+            return input();
+        };
+        if g.rtt_level_start != i64::from(geo.start_level)
+            || g.rtt_num_start != u32::from(geo.num_start)
+        {
+            return input();
+        }
+        let rtt_base = Pa(g.rtt_base);
+        let n = u64::from(g.rtt_num_start);
+        if (0..n).any(|i| {
+            !self.is(rtt_base.add_pages(i), GranuleState::Delegated) || rtt_base.add_pages(i) == rd
+        }) {
+            return input();
+        }
+        for i in 0..n {
+            let pa = rtt_base.add_pages(i);
+            self.set(pa, GranuleState::Rtt);
+            self.insert_rtt(pa, geo.start_level, vec![Entry::Unassigned(Ripas::Empty); 512]);
+        }
+        self.set(rd, GranuleState::Rd);
+        self.vmids.insert(g.vmid);
+        self.realms.insert(
+            rd.0,
+            RealmM {
+                state: ModelRealmState::New,
+                ipa_bits: s2sz,
+                start_level: geo.start_level,
+                num_start: geo.num_start,
+                rtt_base,
+                recs: 0,
+                rtts: 0,
+                data: 0,
+                vmid: g.vmid,
+                measure: u64::from(g.vmid) ^ u64::from(g.rpv[0]),
+                flags: g.flags,
+                hash_algo: g.hash_algo,
+                rpv: g.rpv,
+            },
+        );
+        Ok(())
+    }
+
+    fn realm_destroy_impl(&mut self, rd: Pa) -> RmiResult {
+        self.inject(Command::RealmDestroy)?;
+        let r = self.realm(rd)?;
+        if r.recs != 0 || r.rtts != 0 || r.data != 0 {
+            return err(ErrorStatus::Realm, 0);
+        }
+        let (base, n, vmid) = (r.rtt_base, u64::from(r.num_start), r.vmid);
+        for i in 0..n {
+            let pa = base.add_pages(i);
+            if self
+                .rtts
+                .get(&pa.0)
+                .map(|t| Self::live(&t.entries))
+                .unwrap_or(false)
+            {
+                return err(ErrorStatus::Realm, 0);
+            }
+        }
+        for i in 0..n {
+            let pa = base.add_pages(i);
+            self.rtts.remove(&pa.0);
+            self.set(pa, GranuleState::Delegated);
+        }
+        self.vmids.remove(&vmid);
+        self.realms.remove(&rd.0);
+        self.set(rd, GranuleState::Delegated);
+        Ok(())
+    }
+
+    /// `REC_CREATE` with the parameter granule as the RMM read it.
+    pub fn rec_create_raw(&mut self, rd: Pa, rec: Pa, g: &RecParams) -> RmiResult {
+        self.inject(Command::RecCreate)?;
+        let r = self.realm(rd)?;
+        if !self.is(rec, GranuleState::Delegated) {
+            return input();
+        }
+        if g.num_aux != self.aux_count || g.num_aux > MAX_REC_AUX_GRANULES as u64 {
+            return input();
+        }
+        // CAST: at most MAX_REC_AUX_GRANULES, checked above.
+        let aux: Vec<Pa> = g.aux[..g.num_aux as usize].iter().map(|a| Pa(*a)).collect();
+        let aux = &aux[..];
+        for (i, a) in aux.iter().enumerate() {
+            if !self.is(*a, GranuleState::Delegated) || *a == rec || aux[..i].contains(a) {
+                return input();
+            }
+        }
+        if r.state != ModelRealmState::New {
+            return err(ErrorStatus::Realm, 0);
+        }
+        if self.recs.values().any(|x| x.rd == rd && x.mpidr == g.mpidr) {
+            return input();
+        }
+        self.set(rec, GranuleState::Rec);
+        for a in aux {
+            self.set(*a, GranuleState::RecAux);
+        }
+        self.recs.insert(
+            rec.0,
+            RecM {
+                rd,
+                aux: aux.to_vec(),
+                mpidr: g.mpidr,
+                runnable: g.flags & REC_PARAMS_FLAG_RUNNABLE != 0,
+                ripas: None,
+                pending_psci: None,
+                pending_psci_fn: 0,
+            },
+        );
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.recs += 1;
+        }
+        Ok(())
+    }
+
     fn data_create_common(
         &mut self,
         rd: Pa,
@@ -1056,6 +1264,7 @@ impl RmmModel {
             _ => return err(ErrorStatus::Rtt, 3),
         };
         let new_ripas = if src.is_some() { Ripas::Ram } else { ripas };
+        self.backing.data_init(data, src.map(|(s, _)| s));
         self.set_entry(&w, Entry::Assigned(data, new_ripas));
         self.set(data, GranuleState::Data);
         if let Some(r) = self.realms.get_mut(&rd.0) {
@@ -1076,190 +1285,4 @@ impl RmmModel {
             m.pending_psci_fn = crate::logic::exit::psci::CPU_ON;
         }
     }
-}
-
-/// Host memory: a bump allocator with a LIFO free list (so freed pages are
-/// reused quickly), that checks every page given back is `UNDELEGATED`.
-pub struct HostMem {
-    next: u64,
-    end: u64,
-    free: Vec<u64>,
-    allocated: BTreeMap<u64, bool>,
-    /// Pages in the hands of the logic: allocated (`false`) or data pages
-    /// lent by the VMM (`true`).
-    pub violations: Vec<String>,
-    /// Pages handed out and not yet returned.
-    pub outstanding: u64,
-}
-
-impl HostMem {
-    fn new(base: u64, size: u64) -> HostMem {
-        HostMem {
-            next: base,
-            end: base + size,
-            free: Vec::new(),
-            allocated: BTreeMap::new(),
-            violations: Vec::new(),
-            outstanding: 0,
-        }
-    }
-}
-
-/// The model RMM and host memory, shared by the two trait handles.
-pub struct Machine {
-    /// The RMM model.
-    pub rmm: RmmModel,
-    /// Host memory.
-    pub host: HostMem,
-}
-
-/// Shared handle; [`ModelRmi`] and [`ModelAlloc`] borrow it per call.
-pub type Shared = Rc<RefCell<Machine>>;
-
-/// A machine with `size` bytes of host memory at 2 GiB.
-pub fn machine(size: u64) -> (ModelRmi, ModelAlloc, Shared) {
-    let base = 0x8000_0000;
-    let m = Rc::new(RefCell::new(Machine {
-        rmm: RmmModel::new(base, size),
-        host: HostMem::new(base, size),
-    }));
-    (ModelRmi(m.clone()), ModelAlloc(m.clone()), m)
-}
-
-/// [`Rmi`] on the shared machine.
-pub struct ModelRmi(pub Shared);
-/// [`GranuleAlloc`] on the shared machine.
-pub struct ModelAlloc(pub Shared);
-
-impl ModelAlloc {
-    /// A data page lent by the VMM (counted as outstanding until released).
-    pub fn data_page(&mut self) -> Option<Undelegated> {
-        let pa = self.take(1)?;
-        self.0.borrow_mut().host.allocated.insert(pa, true);
-        Undelegated::from_host_page(Pa(pa))
-    }
-
-    /// `count` contiguous data pages lent by the VMM, the first aligned to
-    /// `align` bytes (a huge folio).
-    pub fn data_run(&mut self, count: usize, align: u64) -> Option<Pa> {
-        let mut m = self.0.borrow_mut();
-        let h = &mut m.host;
-        let pa = (h.next + align - 1) & !(align - 1);
-        let end = pa + count as u64 * GRANULE_SIZE;
-        if end > h.end {
-            return None;
-        }
-        // The skipped gap goes to the free list.
-        let mut gap = h.next;
-        while gap < pa {
-            h.free.push(gap);
-            gap += GRANULE_SIZE;
-        }
-        h.next = end;
-        for i in 0..count as u64 {
-            h.allocated.insert(pa + i * GRANULE_SIZE, true);
-        }
-        h.outstanding += count as u64;
-        Some(Pa(pa))
-    }
-
-    fn take(&mut self, n: usize) -> Option<u64> {
-        let mut m = self.0.borrow_mut();
-        let h = &mut m.host;
-        let pa = if n == 1 && !h.free.is_empty() {
-            h.free.pop()?
-        } else {
-            let pa = h.next;
-            if pa + n as u64 * GRANULE_SIZE > h.end {
-                return None;
-            }
-            h.next += n as u64 * GRANULE_SIZE;
-            pa
-        };
-        for i in 0..n as u64 {
-            h.allocated.insert(pa + i * GRANULE_SIZE, false);
-        }
-        h.outstanding += n as u64;
-        Some(pa)
-    }
-
-    fn give(&mut self, pa: Pa, data: bool) {
-        let mut m = self.0.borrow_mut();
-        let st = m.rmm.granule(pa);
-        let h = &mut m.host;
-        if st != GranuleState::Undelegated {
-            h.violations.push(format!(
-                "page {:#x} returned to the host in state {:?}",
-                pa.0, st
-            ));
-            return;
-        }
-        match h.allocated.remove(&pa.0) {
-            Some(was_data) if was_data == data => {}
-            Some(_) => h
-                .violations
-                .push(format!("page {:#x} returned through the wrong path", pa.0)),
-            None => {
-                h.violations.push(format!(
-                    "page {:#x} returned twice or never allocated",
-                    pa.0
-                ));
-                return;
-            }
-        }
-        h.outstanding -= 1;
-        h.free.push(pa.0);
-    }
-}
-
-impl GranuleAlloc for ModelAlloc {
-    fn alloc(&mut self) -> Option<Undelegated> {
-        Undelegated::from_host_page(Pa(self.take(1)?))
-    }
-
-    fn alloc_contiguous(&mut self, count: usize) -> Option<Pa> {
-        self.take(count).map(Pa)
-    }
-
-    fn free(&mut self, page: Undelegated) {
-        self.give(page.pa(), false);
-    }
-
-    fn release_data(&mut self, page: Undelegated) {
-        self.give(page.pa(), true);
-    }
-}
-
-macro_rules! forward {
-    ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
-        impl Rmi for ModelRmi {
-            $(fn $name(&mut self, $($a: $t),*) -> $r { self.0.borrow_mut().rmm.$name($($a),*) })*
-        }
-    };
-}
-
-forward! {
-    version(requested: RmiVersion) -> VersionReply;
-    features(index: u64) -> RmiResult<u64>;
-    granule_delegate(pa: Pa) -> RmiResult;
-    granule_undelegate(pa: Pa) -> RmiResult;
-    data_create(rd: Pa, data: Pa, ipa: Ipa, src: Pa, flags: u64) -> RmiResult;
-    data_create_unknown(rd: Pa, data: Pa, ipa: Ipa) -> RmiResult;
-    data_destroy(rd: Pa, ipa: Ipa) -> RmiResult<Destroyed>;
-    realm_activate(rd: Pa) -> RmiResult;
-    realm_create(rd: Pa, params: &RealmCreate) -> RmiResult;
-    realm_destroy(rd: Pa) -> RmiResult;
-    rec_create(rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult;
-    rec_destroy(rec: Pa) -> RmiResult;
-    rec_enter(rec: Pa, run: &mut RecRun) -> RmiResult;
-    rtt_create(rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult;
-    rtt_destroy(rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa);
-    rtt_map_unprotected(rd: Pa, ipa: Ipa, level: u8, desc: u64) -> RmiResult;
-    rtt_read_entry(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<RttEntry>;
-    rtt_unmap_unprotected(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Ipa>;
-    psci_complete(calling_rec: Pa, target_rec: Pa, status: u64) -> RmiResult;
-    rtt_fold(rd: Pa, ipa: Ipa, level: u8) -> RmiResult<Pa>;
-    rec_aux_count(rd: Pa) -> RmiResult<u64>;
-    rtt_init_ripas(rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
-    rtt_set_ripas(rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
 }
