@@ -196,6 +196,13 @@ impl RttEntry {
         }
     }
 
+    /// Encodes `x1..x4` as the RMM returns them (the inverse of
+    /// [`RttEntry::decode`]).
+    pub const fn encode(&self) -> [u64; 4] {
+        // CAST: widening u8 -> u64.
+        [self.level as u64, self.state.encode(), self.desc, self.ripas_value as u64]
+    }
+
     /// The RIPAS, if it is one the specification defines.
     pub const fn ripas(&self) -> Option<Ripas> {
         Ripas::from_u8(self.ripas_value)

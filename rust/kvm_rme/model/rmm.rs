@@ -21,7 +21,7 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::abi::{enter_flags, exit_reason, MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
+use crate::abi::{exit_reason, MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
 use crate::abi::{Command, Features0, RealmParams, RecExit, RecParams, RecRun, Ripas};
 use crate::abi::{RttEntry, RttEntryState};
 use crate::abi::{
@@ -145,8 +145,10 @@ pub trait Backing {
     /// Entry `index` of `table` (at `level`) is now `e`.
     fn entry_set(&mut self, _table: Pa, _level: u8, _index: usize, _e: Entry) {}
     /// `data` becomes a data granule: a copy of the normal world's `src`,
-    /// or zeroes.
-    fn data_init(&mut self, _data: Pa, _src: Option<Pa>) {}
+    /// or zeroes.  `false` if `src` cannot be read.
+    fn data_init(&mut self, _data: Pa, _src: Option<Pa>) -> bool {
+        true
+    }
 }
 
 /// The host model's backing: state only.
@@ -626,10 +628,9 @@ impl<B: Backing> Rmi for RmmModel<B> {
     }
 
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult {
-        let info = self.rec_enter_begin(rec, run)?;
+        let info = self.rec_enter_begin(rec)?;
         // A pending RIPAS request is answered by this entry.
-        let reject = run.enter.flags & enter_flags::RIPAS_RESPONSE_REJECT != 0;
-        let _ = self.ripas_response(rec, reject);
+        let _ = self.ripas_response(rec);
         let mut gprs = [0u64; 7];
         gprs.copy_from_slice(&run.enter.gprs[..7]);
         self.entries.push(gprs);
@@ -948,7 +949,7 @@ impl<B: Backing> RmmModel<B> {
     /// The checks of `REC_ENTER`, up to running the REC: the REC and its
     /// realm must be able to run.  Counts the call (and may inject a
     /// failure).  Returns the realm the REC runs in.
-    pub fn rec_enter_begin(&mut self, rec: Pa, _run: &RecRun) -> RmiResult<RealmInfo> {
+    pub fn rec_enter_begin(&mut self, rec: Pa) -> RmiResult<RealmInfo> {
         self.inject(Command::RecEnter)?;
         if !self.is(rec, GranuleState::Rec) {
             return input();
@@ -1039,12 +1040,18 @@ impl<B: Backing> RmmModel<B> {
         Ok(())
     }
 
-    /// The REC's RIPAS request, answered by the entry that follows it:
-    /// `(new base, rejected)`, where everything below the new base has
-    /// the requested RIPAS.  `None` if the REC asked for nothing.
-    pub fn ripas_response(&mut self, rec: Pa, reject: bool) -> Option<(u64, bool)> {
-        let req = self.recs.get_mut(&rec.0)?.ripas.take()?;
-        Some((req.next, reject))
+    /// The REC's RIPAS request, taken by the entry that follows it (which
+    /// answers it), with how far the host got (`next`).  `None` if the
+    /// REC asked for nothing.
+    pub fn ripas_response(&mut self, rec: Pa) -> Option<RipasRequest> {
+        self.recs.get_mut(&rec.0)?.ripas.take()
+    }
+
+    /// Whether `pa` is a granule of the delegable memory that is in the
+    /// normal world (`UNDELEGATED`): where the RMM may read host
+    /// structures from.
+    pub fn ns_granule(&self, pa: Pa) -> bool {
+        self.is(pa, GranuleState::Undelegated)
     }
 
     /// The REC's RD and MPIDR.
@@ -1100,6 +1107,11 @@ impl<B: Backing> RmmModel<B> {
             return input();
         };
         if s2sz < 32 || s2sz > f.max_ipa_bits || s2sz > 48 {
+            return input();
+        }
+        // LPA2, SVE and PMU only where FEATURES offers them.
+        let asks = |bit: u64| g.flags & (1 << bit) != 0;
+        if (asks(0) && !f.lpa2) || (asks(1) && !f.sve) || (asks(2) && !f.pmu) || g.flags >> 3 != 0 {
             return input();
         }
         let hash_ok = match g.hash_algo {
@@ -1264,7 +1276,9 @@ impl<B: Backing> RmmModel<B> {
             _ => return err(ErrorStatus::Rtt, 3),
         };
         let new_ripas = if src.is_some() { Ripas::Ram } else { ripas };
-        self.backing.data_init(data, src.map(|(s, _)| s));
+        if !self.backing.data_init(data, src.map(|(s, _)| s)) {
+            return input();
+        }
         self.set_entry(&w, Entry::Assigned(data, new_ripas));
         self.set(data, GranuleState::Data);
         if let Some(r) = self.realms.get_mut(&rd.0) {

@@ -129,4 +129,8 @@ fn rtt_entry_decoding() {
     let e = RttEntry::decode([3, 7, 0, 9]);
     assert_eq!((e.state, e.ripas()), (RttEntryState::Unknown(7), None));
     assert_eq!(RttEntryState::Unknown(7).encode(), 7);
+    // What an RMM encodes decodes to the same entry.
+    for x in [[3, 1, 0x8000_04c3, 1], [2, 2, 0x4000_1000, 0], [1, 0, 0, 2]] {
+        assert_eq!(RttEntry::decode(x).encode(), x);
+    }
 }

@@ -126,6 +126,15 @@ fn realm_create_checks_params() {
         Err(RmiError::input()),
         "more watchpoints than FEATURES"
     );
+    for (bit, what) in [(0, "LPA2"), (1, "SVE"), (2, "a PMU"), (3, "an unknown flag")] {
+        let mut p = params(base, 40, 1);
+        p.flags = 1 << bit;
+        assert_eq!(
+            m.realm_create(rd, &p),
+            Err(RmiError::input()),
+            "{what}, which FEATURES does not offer"
+        );
+    }
     let mut p = params(base, 40, 1);
     p.s2sz = 60;
     assert_eq!(
