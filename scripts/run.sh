@@ -3,10 +3,11 @@
 # boot them in QEMU and go as far towards a confidential guest as the
 # firmware and the code allow, then print the RMI cost counters.
 #
-#   arm64: TF-A + TRP (or RME_RMM_IMAGE=<rmm.img>, a full RMM) -> Linux at
-#          NS-EL2 -> kvm_rme probes the RMM and delegates real granules
-#          (KUnit) -> selftests create VMs; with a full RMM they run realm
-#          payloads and boot a Linux realm guest to its userspace.
+#   arm64: TF-A + our test RMM (tools/testing/rmm; RME_RMM_IMAGE=<rmm.img>
+#          swaps in another RMM, e.g. TF-RMM, and RME_RMM_IMAGE=trp TF-A's
+#          TRP) -> Linux at NS-EL2 -> kvm_rme probes the RMM and delegates
+#          real granules (KUnit) -> selftests run realm payloads and boot
+#          a Linux realm guest to its userspace.
 #   riscv: OpenSBI -> Linux at HS -> kvm_cove probes COVH (absent: TVMs are
 #          refused with EPERM) -> selftests.
 set -euo pipefail
@@ -20,7 +21,10 @@ for arch in arm64 riscv; do
     bash "$here/kernel.sh" build "$arch"
     image=$BUILD/obj-$arch/arch/$arch/boot/Image
     if [ "$arch" = arm64 ]; then
-        bash "$here/firmware.sh" arm64 "$image"
+        case "${RME_RMM_IMAGE:-test}" in
+            trp) RME_RMM_IMAGE= bash "$here/firmware.sh" arm64 "$image" ;;
+            *) RME_RMM_IMAGE=${RME_RMM_IMAGE:-test} bash "$here/firmware.sh" arm64 "$image" ;;
+        esac
         python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$BUILD/console-arm64.log" || status=1
         log "firmware and host on arm64:"
         grep -v '^# realm-guest|' "$BUILD/console-arm64.log" |
@@ -38,7 +42,7 @@ if grep -q 'kvm_rme: .*realms enabled' "$BUILD/console-arm64.log"; then
     log "the Linux realm guest's console (first and last lines):"
     grep -E '^# realm-guest\|' "$BUILD/console-arm64.log" | sed -n '1,12p;$p' | sed 's/^/    /' || true
 else
-    log "realm: not possible with this firmware (see the kvm_rme line above; TRP implements only VERSION and GRANULE_(UN)DELEGATE); RME_RMM_IMAGE=<rmm.img> supplies a full RMM"
+    log "realm: not possible with this firmware (see the kvm_rme line above; TRP implements only VERSION and GRANULE_(UN)DELEGATE); leave RME_RMM_IMAGE unset for the test RMM, or name a full RMM"
 fi
 
 log "RMI calls per 4 KiB of realm memory (realm logic against the RMM model):"
