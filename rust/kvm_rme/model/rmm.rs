@@ -927,17 +927,33 @@ impl<B: Backing> Rmi for RmmModel<B> {
         if m.rd != rd || base.0 != req.next || top.0 > req.top || base.0 >= top.0 {
             return input();
         }
+        // As TF-RMM: every entry of the table the walk ends in that lies
+        // wholly in `[base, top)`, at that entry's level (a block at
+        // once); a range that starts inside a block needs a deeper RTT.
         let w = self.walk(rd, base.0, 3)?;
-        if w.level != 3 {
+        let size = level_size(w.level);
+        if base.0 % size != 0 || base.0 + size > top.0 {
             return err(ErrorStatus::Rtt, w.level);
         }
-        let e = match self.entry(&w) {
-            Entry::Unassigned(_) => Entry::Unassigned(req.ripas),
-            Entry::Assigned(pa, _) => Entry::Assigned(pa, req.ripas),
-            _ => return err(ErrorStatus::Rtt, 3),
-        };
-        self.set_entry(&w, e);
-        let next = base.0 + GRANULE_SIZE;
+        let mut cur = base.0;
+        let mut index = w.index;
+        while index < 512 && cur + size <= top.0 {
+            let ww = Walk {
+                level: w.level,
+                table: w.table,
+                index,
+            };
+            let e = match self.entry(&ww) {
+                Entry::Unassigned(_) => Entry::Unassigned(req.ripas),
+                Entry::Assigned(pa, _) => Entry::Assigned(pa, req.ripas),
+                _ if cur == base.0 => return err(ErrorStatus::Rtt, w.level),
+                _ => break,
+            };
+            self.set_entry(&ww, e);
+            cur += size;
+            index += 1;
+        }
+        let next = cur;
         if let Some(r) = self.recs.get_mut(&rec.0).and_then(|m| m.ripas.as_mut()) {
             r.next = next;
         }

@@ -514,16 +514,26 @@ fn set_ripas_follows_the_request() {
         Err(RmiError::input()),
         "wrong base"
     );
+    // A shorter top first: the RMM goes no further than the host asks.
     assert_eq!(
-        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x1000), Ipa(0x3000)),
+        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x1000), Ipa(0x2000)),
         Ok(Ipa(0x2000))
     );
+    // The rest of the range in one call: every entry of the level-3
+    // table that lies in it.
     assert_eq!(
         rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x2000), Ipa(0x3000)),
         Ok(Ipa(0x3000))
     );
-    let e = rmi.rtt_read_entry(rd, Ipa(0x1000), 3).unwrap();
-    assert_eq!(e.ripas(), Some(Ripas::Empty));
+    assert_eq!(
+        rmi.rtt_set_ripas(rd, rec.pa(), Ipa(0x3000), Ipa(0x3000)),
+        Err(RmiError::input()),
+        "past the request"
+    );
+    for ipa in [0x1000, 0x2000] {
+        let e = rmi.rtt_read_entry(rd, Ipa(ipa), 3).unwrap();
+        assert_eq!(e.ripas(), Some(Ripas::Empty));
+    }
     realm.rec_destroy(&mut rmi, &mut alloc, rec).unwrap();
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_clean(&m);
