@@ -245,4 +245,48 @@ mod rmm_tests {
         assert_eq!(rmi.counts.get(Command::GranuleUndelegate), 2 * N as u64);
         Ok(())
     }
+
+    /// Malformed calls get `RMI_ERROR_INPUT` from an RMM that speaks 1.0
+    /// (the test RMM and TF-RMM alike), change nothing, and leave the RMM
+    /// answering: objects that are not what the call needs, an unaligned
+    /// granule, a delegated granule that is no RD.
+    #[test]
+    fn malformed_calls_get_error_input() -> Result {
+        if !feat_rme() || !at_el2() {
+            kernel::kunit::mark_skipped(c"no FEAT_RME at EL2: no RMM to call");
+            return Ok(());
+        }
+        let mut rmi = SmcRmi::new()?;
+        if rmi.version(RmiVersion::V1_0).status.is_err() {
+            kernel::kunit::mark_skipped(c"the RMM does not speak RMI 1.0");
+            return Ok(());
+        }
+        let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
+        let pa = Pa(page.phys_addr());
+        let input = Err(RmiError::input());
+        let mut run = crate::abi::RecRun::default();
+        // A normal-world page is no RD, REC or RTT.
+        assert_eq!(rmi.realm_activate(pa), input);
+        assert_eq!(rmi.realm_destroy(pa), input);
+        assert_eq!(rmi.rec_enter(pa, &mut run), input);
+        assert_eq!(rmi.rec_aux_count(pa).map(|_| ()), input);
+        assert_eq!(rmi.rtt_create(pa, pa, crate::abi::Ipa(0), 1), input);
+        assert_eq!(rmi.data_destroy(pa, crate::abi::Ipa(0)).map(|_| ()), input);
+        assert_eq!(rmi.psci_complete(pa, pa, 0), input);
+        assert_eq!(rmi.granule_undelegate(pa), input);
+        assert_eq!(rmi.granule_delegate(Pa(pa.0 + 0x800)), input);
+        // Delegated, but not an RD.
+        let g = Undelegated::from_host_page(pa).ok_or(EINVAL)?;
+        let d = granule::delegate(&mut rmi, g).map_err(|_| EIO)?;
+        assert_eq!(rmi.realm_activate(pa), input);
+        assert_eq!(rmi.rec_destroy(pa), input);
+        if granule::undelegate(&mut rmi, d).is_err() {
+            // Still delegated: it must never reach the allocator.
+            core::mem::forget(page);
+            return Err(EIO);
+        }
+        // Still answering.
+        assert!(rmi.version(RmiVersion::V1_0).status.is_ok());
+        Ok(())
+    }
 }
