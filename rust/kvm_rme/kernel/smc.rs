@@ -121,6 +121,9 @@ impl SmcRmi {
         let r = smc(cmd, args);
         self.stage.escape();
         let status = RmiError::decode(r[0]);
+        if status.is_ok() {
+            crate::glue::totals::rmi_ok(cmd);
+        }
         if status.is_err() {
             // SAFETY: the name is a `'static` C string; the tracepoint
             // only copies its arguments into the trace buffer.

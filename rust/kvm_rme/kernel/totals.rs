@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Host-wide totals since boot, for benchmarks that cannot reach a VM's
-//! own stats (a VMM such as QEMU keeps its VM fd): RMI calls by command
-//! and REC exits by class, over every realm.  debugfs shows them as
-//! `kvm_rme/rmi_calls` and `kvm_rme/rec_exits`, one `name count` line
-//! each; `scripts/bench.sh` reads them before and after a run.
+//! Host-wide totals since boot, for benchmarks and tests that cannot
+//! reach a VM's own stats (a VMM such as QEMU keeps its VM fd, a killed
+//! VMM takes its VM with it): RMI calls by command and REC exits by
+//! class, over every realm, and what the RMM holds now.  debugfs shows
+//! them as `kvm_rme/rmi_calls`, `kvm_rme/rec_exits` and
+//! `kvm_rme/granules`, one `name count` line each; `scripts/bench.sh`
+//! reads the first two before and after a run.
 
 use core::fmt;
 
@@ -19,6 +21,28 @@ const COMMANDS: usize = Command::ALL.len();
 
 static RMI_CALLS: [Atomic<u64>; COMMANDS] = [const { Atomic::new(0) }; COMMANDS];
 static REC_EXITS: [Atomic<u64>; EXIT_CLASSES] = [const { Atomic::new(0) }; EXIT_CLASSES];
+/// Granules delegated and not undelegated, by every conduit.
+static DELEGATED: Atomic<i64> = Atomic::new(0);
+/// Realms created and not destroyed.
+static REALMS: Atomic<i64> = Atomic::new(0);
+/// Granules teardown gave up on (left with the RMM on purpose).
+static LEAKED: Atomic<u64> = Atomic::new(0);
+
+/// Accounts a successful `cmd` in the host-wide gauges.
+pub(crate) fn rmi_ok(cmd: Command) {
+    match cmd {
+        Command::GranuleDelegate => DELEGATED.add(1, Relaxed),
+        Command::GranuleUndelegate => DELEGATED.add(-1, Relaxed),
+        Command::RealmCreate => REALMS.add(1, Relaxed),
+        Command::RealmDestroy => REALMS.add(-1, Relaxed),
+        _ => {}
+    }
+}
+
+/// Counts granules a teardown leaked.
+pub(crate) fn leaked(n: u64) {
+    LEAKED.add(n, Relaxed);
+}
 
 /// Counts one call of `cmd`.
 pub(crate) fn rmi_call(cmd: Command) {
@@ -77,11 +101,24 @@ impl fmt::Debug for RecExits {
     }
 }
 
+/// `kvm_rme/granules`: granules delegated now, realms now, granules
+/// leaked since boot.
+struct Granules;
+
+impl fmt::Debug for Granules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "delegated {}", DELEGATED.load(Relaxed))?;
+        writeln!(f, "realms {}", REALMS.load(Relaxed))?;
+        writeln!(f, "leaked {}", LEAKED.load(Relaxed))
+    }
+}
+
 /// The debugfs directory and its files; they go with it.
 pub(crate) struct Files {
     _dir: Dir,
     _calls: Pin<KBox<File<RmiCalls>>>,
     _exits: Pin<KBox<File<RecExits>>>,
+    _granules: Pin<KBox<File<Granules>>>,
 }
 
 impl Files {
@@ -90,10 +127,12 @@ impl Files {
         let dir = Dir::new(c"kvm_rme");
         let calls = KBox::pin_init(dir.read_only_file(c"rmi_calls", RmiCalls), GFP_KERNEL)?;
         let exits = KBox::pin_init(dir.read_only_file(c"rec_exits", RecExits), GFP_KERNEL)?;
+        let granules = KBox::pin_init(dir.read_only_file(c"granules", Granules), GFP_KERNEL)?;
         Ok(Files {
             _dir: dir,
             _calls: calls,
             _exits: exits,
+            _granules: granules,
         })
     }
 }

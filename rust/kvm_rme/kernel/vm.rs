@@ -305,6 +305,7 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
         st.alloc.unpin_all_shared(end.leaked == 0);
         (end.leaked, st.alloc.abandon())
     };
+    crate::glue::totals::leaked(leaked);
     if leaked != 0 || kept != 0 {
         kernel::pr_warn_ratelimited!(
             "realm teardown leaked {} granules ({} pages kept from the allocator)\n",

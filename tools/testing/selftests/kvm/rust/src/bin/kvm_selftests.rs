@@ -33,6 +33,7 @@ const TESTS: &[Test] = {
         test!(realm_run::realm_timer_irq),
         test!(realm_run::realm_shared_blocks),
         test!(realm_linux::realm_linux_guest),
+        test!(realm_linux::realm_vmm_killed),
         test!(trace::rmi_error_trace),
         test!(realm_uapi::realm_type_checks),
         test!(realm_uapi::realm_recs),

@@ -273,3 +273,115 @@ pub fn realm_linux_guest() -> TestResult {
     }
     Ok(Outcome::Pass)
 }
+
+/// What the RMM holds now, host-wide (debugfs `kvm_rme/granules`):
+/// granules delegated, realms, granules leaked since boot.
+fn held() -> Result<(i64, i64, i64), String> {
+    const PATH: &str = "/sys/kernel/debug/kvm_rme/granules";
+    if std::fs::metadata(PATH).is_err() {
+        // SAFETY: NUL-terminated strings; mounting debugfs where the
+        // kernel expects it changes nothing else.
+        unsafe {
+            libc::mount(
+                c"debugfs".as_ptr(),
+                c"/sys/kernel/debug".as_ptr(),
+                c"debugfs".as_ptr(),
+                0,
+                core::ptr::null(),
+            )
+        };
+    }
+    let text = std::fs::read_to_string(PATH).map_err(|e| format!("{PATH}: {e}"))?;
+    let get = |name: &str| -> Result<i64, String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .ok_or(format!("{PATH}: no {name:?} line"))
+    };
+    Ok((get("delegated ")?, get("realms ")?, get("leaked ")?))
+}
+
+/// SIGKILLs a VMM that is booting the Linux realm guest at points from
+/// set-up (populate) to the middle of the guest's boot.  Each kill makes
+/// the kernel tear the realm down in the dying process's exit path,
+/// with its vCPUs stopped wherever they were.  Every time, once the
+/// process is gone, the RMM holds nothing more than before except
+/// counted leaks; while the VMM ran it held granules (so the gauge
+/// counts).  After the last kill a new realm is created, activated and
+/// torn down.
+pub fn realm_vmm_killed() -> TestResult {
+    let kvm = open_kvm()?;
+    let (Ok(image), Ok(dtb)) = (
+        std::fs::read("/realm/Image"),
+        std::fs::read("/realm/guest.dtb"),
+    ) else {
+        return Ok(Outcome::Skip(
+            "no /realm/Image or /realm/guest.dtb in this initramfs".into(),
+        ));
+    };
+    if realm_vm(&kvm)?.is_none() {
+        return Ok(Outcome::Skip(NO_REALMS.into()));
+    }
+    let base = held()?;
+    let mut report = Vec::new();
+    for delay_ms in [100u64, 700, 3_000, 8_000] {
+        // SAFETY: the test runs single-threaded here; the child only
+        // boots the guest (its own threads) and exits.
+        let pid = unsafe { libc::fork() };
+        check!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let r = boot_guest(&kvm, &image, &dtb, false);
+            // SAFETY: ends the child without running the parent's
+            // destructors or atexit handlers.
+            unsafe { libc::_exit(if matches!(r, Ok(Some(_))) { 0 } else { 1 }) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let during = held()?;
+        check!(
+            delay_ms < 700 || during.0 > base.0,
+            "{delay_ms} ms into the boot the RMM holds no granules of it"
+        );
+        let mut status = 0;
+        // SAFETY: `pid` is our child; `status` is a live int.
+        let reaped = unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, &mut status, 0)
+        };
+        check!(reaped == pid, "waitpid: {reaped}");
+        let killed = libc::WIFSIGNALED(status);
+        let now = held()?;
+        let (d, r, l) = (now.0 - base.0, now.1 - base.1, now.2 - base.2);
+        report.push(format!(
+            "{delay_ms} ms: {} holding {} granules, then {d} granules and {r} realms left, {l} leaked",
+            if killed { "killed" } else { "had exited" },
+            during.0 - base.0
+        ));
+        check!(
+            d == l && (l > 0 || r == 0),
+            "after a kill at {delay_ms} ms the RMM holds {d} more granules and {r} more realms, with {l} counted leaks"
+        );
+    }
+    println!("# realm_vmm_killed: {}", report.join("; "));
+    // A new realm starts, runs its set-up and is torn down.
+    let Some(mut vm) = realm_vm(&kvm)? else {
+        return Err("no realm VM after the kills".into());
+    };
+    vm.add_private_memory(0, GUEST_RAM, 2 << 20, &[0u8; 4096])?;
+    vm.set_memory_attributes(GUEST_RAM, 2 << 20, u64::from(kvm::KVM_MEMORY_ATTRIBUTE_PRIVATE))?;
+    check!(vm.rme(RmeCmd::CreateRealm) == 0, "CREATE_REALM after the kills failed");
+    check!(init_ripas(&vm, GUEST_RAM, 2 << 20) == 0, "INIT_RIPAS after the kills failed");
+    check!(populate(&vm, GUEST_RAM, 4096) == 0, "POPULATE after the kills failed");
+    let v0 = vm.create_vcpu(0)?;
+    check!(init_vcpu(&vm, &v0, REC) == 0, "vCPU init after the kills failed");
+    check!(finalize_rec(&v0) == 0, "FINALIZE after the kills failed");
+    check!(vm.rme(RmeCmd::ActivateRealm) == 0, "ACTIVATE_REALM after the kills failed");
+    drop(v0);
+    drop(vm);
+    let end = held()?;
+    check!(
+        end.0 - base.0 == end.2 - base.2 && end.1 == base.1,
+        "the new realm's teardown left {} granules, {} realms",
+        end.0 - base.0,
+        end.1 - base.1
+    );
+    Ok(Outcome::Pass)
+}
