@@ -391,6 +391,22 @@ impl VcpuRun {
                     Err(RealmError::Rmi { err, .. }) if err.status == ErrorStatus::Rtt => {
                         Ok(Step::Enter)
                     }
+                    // Another vCPU faulted on the same page first: its
+                    // guest_memfd page is delegated and mapped already
+                    // (the realm's lock serialises the two), so the
+                    // delegation of the same page is refused.  Only a
+                    // mapping that is really there makes it a retry.
+                    Err(RealmError::Rmi {
+                        cmd: Command::GranuleDelegate,
+                        err,
+                    }) if err.status == ErrorStatus::Input
+                        && matches!(
+                            rmi.rtt_read_entry(realm.rd(), ipa, 3),
+                            Ok(e) if e.state == crate::abi::RttEntryState::Assigned
+                        ) =>
+                    {
+                        Ok(Step::Enter)
+                    }
                     Err(e) => Err(e),
                 }
             }

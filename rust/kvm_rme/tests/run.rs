@@ -40,6 +40,10 @@ struct Gmem {
     blocks: u64,
     /// The SMCCC functions the VMM forwards to itself.
     forwarded: Vec<u32>,
+    /// guest_memfd: the page of each private IPA handed out, and the
+    /// references on it (as `kvm_gmem_get_pfn` gives the same page to
+    /// every lookup of one offset).
+    gmem: std::collections::BTreeMap<u64, (Pa, u32)>,
 }
 
 impl Gmem {
@@ -56,6 +60,7 @@ impl Gmem {
             huge: false,
             blocks: 0,
             forwarded: forwarded.to_vec(),
+            gmem: Default::default(),
         }
     }
 }
@@ -71,6 +76,16 @@ impl GranuleAlloc for Gmem {
         self.alloc.free(page)
     }
     fn release_data(&mut self, page: Undelegated) {
+        // A guest_memfd page goes back when its last reference does.
+        let key = self.gmem.iter().find(|(_, (pa, _))| *pa == page.pa()).map(|(k, _)| *k);
+        if let Some(k) = key {
+            let e = self.gmem.get_mut(&k).unwrap();
+            e.1 -= 1;
+            if e.1 > 0 {
+                return;
+            }
+            self.gmem.remove(&k);
+        }
         self.alloc.release_data(page)
     }
 }
@@ -81,7 +96,14 @@ impl GuestMemory for Gmem {
             return Err(RealmError::Fault);
         }
         self.private_pages += 1;
-        self.alloc.data_page().ok_or(RealmError::NoMemory)
+        let key = ipa.0 & !0xfff;
+        if let Some((pa, refs)) = self.gmem.get_mut(&key) {
+            *refs += 1;
+            return Undelegated::from_host_page(*pa).ok_or(RealmError::Invalid);
+        }
+        let page = self.alloc.data_page().ok_or(RealmError::NoMemory)?;
+        self.gmem.insert(key, (page.pa(), 1));
+        Ok(page)
     }
 
     fn source_page(&mut self, ipa: Ipa) -> Result<Pa, RealmError> {
@@ -957,4 +979,30 @@ fn populate_first_then_init_ripas_over_the_rest_only() {
     vm.rec_destroy(&mut rmi, &mut alloc, rec);
     assert_eq!(vm.destroy(&mut rmi, &mut alloc), 0);
     assert_clean(&m);
+}
+
+/// Two vCPUs fault the same private page: the second finds the
+/// guest_memfd page (the same page, a second reference) already
+/// delegated and mapped by the first.  Its delegation is refused; the
+/// mapping is there, so it enters again, drops its reference, and
+/// nothing leaks or returns to the host still delegated.
+#[test]
+fn a_private_page_faulted_by_two_vcpus_is_mapped_once() {
+    let mut vm = active_vm();
+    let ipa = RAM + 0x5000;
+    vm.script(dabt(ipa, false, 0));
+    vm.script(dabt(ipa, false, 0));
+    vm.script(scripted(exit_reason::PSCI));
+    let calls0 = vm.m.borrow().rmm.counts.get(Command::GranuleDelegate);
+    let r = vm.run(0);
+    assert!(matches!(r, Ok(UserExit::SystemEvent { .. }) | Ok(UserExit::Hypercall { .. })), "{r:?}");
+    assert_eq!(vm.alloc.private_pages, 2, "both faults looked the page up");
+    assert_eq!(vm.realm.stats().data_pages, 1, "mapped once");
+    assert_eq!(
+        vm.m.borrow().rmm.counts.get(Command::GranuleDelegate) - calls0,
+        2,
+        "the second delegation was tried and refused"
+    );
+    assert_eq!(vm.alloc.gmem.values().map(|(_, n)| *n).sum::<u32>(), 1, "one reference left");
+    vm.finish();
 }
