@@ -63,11 +63,6 @@ LIST
         echo "file /etc/confvm-shell $BUILD/empty 0644 0 0" >> "$list.new"
         : > "$BUILD/empty"
     fi
-    # FUZZ_SEED=<seed>: uapi_fuzz replays that run (it prints its seed).
-    if [ -n "${FUZZ_SEED:-}" ]; then
-        echo "$FUZZ_SEED" > "$BUILD/fuzz-seed"
-        echo "file /etc/confvm-fuzz-seed $BUILD/fuzz-seed 0644 0 0" >> "$list.new"
-    fi
     # HOST_KUNIT_ONLY=1: /init runs no selftests (scripts/test.sh's boot
     # on the test RMM, where KUnit is the test).
     if [ -n "${HOST_KUNIT_ONLY:-}" ]; then
@@ -79,6 +74,13 @@ LIST
         echo "$HOST_BENCH" > "$BUILD/bench-args"
         echo "file /etc/confvm-bench $BUILD/bench-args 0644 0 0" >> "$list.new"
     fi
+fi
+# FUZZ_SEED=<seed>: uapi_fuzz (arm64) or cove_uapi_fuzz (riscv64) replays
+# that run (each prints its seed).
+if [ -n "${FUZZ_SEED:-}" ]; then
+    echo "$FUZZ_SEED" > "$BUILD/fuzz-seed"
+    grep -q '^dir /etc ' "$list.new" || echo "dir /etc 0755 0 0" >> "$list.new"
+    echo "file /etc/confvm-fuzz-seed $BUILD/fuzz-seed 0644 0 0" >> "$list.new"
 fi
 if [ "$arch" = arm64 ] && [ -n "${REALM_VMM:-}" ]; then
     # A VMM users have, given by path (built outside this repo), for the

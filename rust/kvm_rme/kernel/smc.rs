@@ -12,6 +12,7 @@
 
 use core::mem::size_of;
 
+use kernel::bindings;
 use kernel::prelude::*;
 
 use crate::abi::{Command, RealmParams, RecParams, RecRun, RttEntry};
@@ -115,6 +116,20 @@ impl SmcRmi {
     }
 
     fn call(&mut self, cmd: Command, args: [u64; 6]) -> (RmiResult, [u64; 5]) {
+        // Failure injection (debugfs fail_rmi/): the call is not issued
+        // and answers a status no RMM gives (0xff, unknown: EIO at the
+        // uAPI edge).  The probe's VERSION and FEATURES are left alone.
+        if !matches!(cmd, Command::Version | Command::Features)
+            // SAFETY: `kvm_rme_should_fail_rmi` only reads the fault
+            // attribute's settings and random state.
+            && unsafe { bindings::kvm_rme_should_fail_rmi() }
+        {
+            crate::glue::totals::injected();
+            let e = RmiError::new(crate::abi::ErrorStatus::Unknown(0xff), 0);
+            // SAFETY: as for the real failures below.
+            unsafe { kvm_rme_rmi_error(cmd.name().as_ptr(), e.encode(), args[0], args[1]) };
+            return (Err(e), [e.encode(), 0, 0, 0, 0]);
+        }
         self.counts.record(cmd);
         crate::glue::totals::rmi_call(cmd);
         self.stage.escape();

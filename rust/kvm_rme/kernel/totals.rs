@@ -27,6 +27,13 @@ static DELEGATED: Atomic<i64> = Atomic::new(0);
 static REALMS: Atomic<i64> = Atomic::new(0);
 /// Granules teardown gave up on (left with the RMM on purpose).
 static LEAKED: Atomic<u64> = Atomic::new(0);
+/// RMI calls failed by injection (debugfs `fail_rmi/`).
+static INJECTED: Atomic<u64> = Atomic::new(0);
+
+/// Counts one injected RMI failure.
+pub(crate) fn injected() {
+    INJECTED.add(1, Relaxed);
+}
 
 /// Accounts a successful `cmd` in the host-wide gauges.
 pub(crate) fn rmi_ok(cmd: Command) {
@@ -102,14 +109,15 @@ impl fmt::Debug for RecExits {
 }
 
 /// `kvm_rme/granules`: granules delegated now, realms now, granules
-/// leaked since boot.
+/// leaked and RMI calls failed by injection since boot.
 struct Granules;
 
 impl fmt::Debug for Granules {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "delegated {}", DELEGATED.load(Relaxed))?;
         writeln!(f, "realms {}", REALMS.load(Relaxed))?;
-        writeln!(f, "leaked {}", LEAKED.load(Relaxed))
+        writeln!(f, "leaked {}", LEAKED.load(Relaxed))?;
+        writeln!(f, "injected {}", INJECTED.load(Relaxed))
     }
 }
 

@@ -32,6 +32,9 @@ const TESTS: &[Test] = {
         test!(realm_uapi::psci_complete_needs_a_realm),
         test!(realm_run::realm_timer_irq),
         test!(realm_run::realm_shared_blocks),
+        test!(realm_run::realm_concurrent_faults),
+        test!(realm_run::realm_rmi_fault_injection),
+        test!(realm_run::realm_rsi_bad_input),
         test!(realm_linux::realm_linux_guest),
         test!(realm_linux::realm_vmm_killed),
         test!(trace::rmi_error_trace),
@@ -53,12 +56,13 @@ const TESTS: &[Test] = {
 
 #[cfg(target_arch = "riscv64")]
 const TESTS: &[Test] = {
-    use confvm_kvm_selftests::tests::cove;
+    use confvm_kvm_selftests::tests::{cove, cove_fuzz};
     &[
         test!(plain::kvm_present),
         test!(plain::plain_vm_mmio),
         test!(cove::cove_vm_type_refused_without_tsm),
         test!(cove::cove_measure_region_needs_a_tvm),
+        test!(cove_fuzz::cove_uapi_fuzz),
         test!(plain::unknown_vm_type_refused),
     ]
 };

@@ -35,6 +35,8 @@ pub mod vmm;
 
 #[cfg(target_arch = "riscv64")]
 pub mod cove;
+#[cfg(target_arch = "riscv64")]
+pub mod cove_fuzz;
 
 use crate::kvm::Kvm;
 

@@ -276,7 +276,7 @@ pub fn realm_linux_guest() -> TestResult {
 
 /// What the RMM holds now, host-wide (debugfs `kvm_rme/granules`):
 /// granules delegated, realms, granules leaked since boot.
-fn held() -> Result<(i64, i64, i64), String> {
+pub(crate) fn held() -> Result<(i64, i64, i64), String> {
     const PATH: &str = "/sys/kernel/debug/kvm_rme/granules";
     if std::fs::metadata(PATH).is_err() {
         // SAFETY: NUL-terminated strings; mounting debugfs where the

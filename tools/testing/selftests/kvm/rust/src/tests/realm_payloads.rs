@@ -311,3 +311,237 @@ payload_fn!(
     confvm_realm_sweep_end,
     "The shared-sweep payload."
 );
+
+// Four-vCPU payload for `realm_concurrent_faults`, on 2 MiB of RAM: each
+// vCPU finds its number in MPIDR.  vCPUs 0-2 write their number + 1 into
+// their own word of each of the 64 pages at RAM + 0x10000 (none mapped
+// yet: all four fault the same pages at once).  vCPU 3 first changes the
+// 64 pages at RAM + 0x100000 to EMPTY and back to RAM twice, writing
+// and reading each page after each change to RAM (its RIPAS changes race
+// with the others' faults), then writes its word of the shared range.
+// All meet at a counter at RAM + 0x1000, check every word of the shared
+// range, and report `errors | vCPU 3's RIPAS problems << 32` by MMIO at
+// PAYLOAD_MMIO + 0x200 + 8 * n; after a second counter at RAM + 0x1008,
+// vCPU 0 powers the realm off and the others spin (a WFI with no
+// interrupt to come would park them for good) until their next entry
+// finds the realm off.
+core::arch::global_asm!(
+    ".pushsection .rodata.realm_race_payload, \"a\"",
+    ".arch_extension lse",
+    ".balign 4",
+    ".global confvm_realm_race_start",
+    ".global confvm_realm_race_end",
+    "confvm_realm_race_start:",
+    "mrs x19, mpidr_el1",
+    "and x19, x19, #0xff",
+    "adr x21, confvm_realm_race_start",
+    "movz x20, #0x0a00, lsl #16",
+    "orr x20, x20, #0x8000000000",
+    "mov x23, #0",
+    "cmp x19, #3",
+    "b.eq 20f",
+    // The shared range: word n of each page = n + 1.
+    "10: add x1, x21, #0x10000",
+    "mov x2, #64",
+    "add x3, x19, #1",
+    "11: str x3, [x1, x19, lsl #3]",
+    "add x1, x1, #0x1000",
+    "subs x2, x2, #1",
+    "b.ne 11b",
+    "b 30f",
+    // vCPU 3: twice EMPTY then RAM over [RAM + 1 MiB, + 256 KiB).
+    "20: mov x22, #2",
+    "21: movz x0, #0x0197",
+    "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x100000",
+    "add x2, x1, #0x40000",
+    "mov x3, #0",
+    "mov x4, #0",
+    "smc #0",
+    "orr x23, x23, x0",
+    "orr x23, x23, x2, lsl #8",
+    "add x5, x21, #0x140000",
+    "cmp x1, x5",
+    "b.eq 22f",
+    "orr x23, x23, #0x10000",
+    "22: movz x0, #0x0197",
+    "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x100000",
+    "add x2, x1, #0x40000",
+    "mov x3, #1",
+    "mov x4, #0",
+    "smc #0",
+    "orr x23, x23, x0",
+    "orr x23, x23, x2, lsl #8",
+    "add x5, x21, #0x140000",
+    "cmp x1, x5",
+    "b.eq 23f",
+    "orr x23, x23, #0x10000",
+    "23: add x1, x21, #0x100000",
+    "mov x2, #64",
+    "24: str x22, [x1, #16]",
+    "ldr x3, [x1, #16]",
+    "cmp x3, x22",
+    "b.eq 25f",
+    "orr x23, x23, #0x20000",
+    "25: add x1, x1, #0x1000",
+    "subs x2, x2, #1",
+    "b.ne 24b",
+    "subs x22, x22, #1",
+    "b.ne 21b",
+    "b 10b",
+    // Everyone has written: check all four words of each page.
+    "30: add x1, x21, #0x1000",
+    "mov x2, #1",
+    "ldaddal x2, x3, [x1]",
+    "31: ldar x3, [x1]",
+    "cmp x3, #4",
+    "b.ne 31b",
+    "mov x24, #0",
+    "add x1, x21, #0x10000",
+    "mov x2, #64",
+    "32: mov x4, #0",
+    "33: ldr x5, [x1, x4, lsl #3]",
+    "add x6, x4, #1",
+    "cmp x5, x6",
+    "cinc x24, x24, ne",
+    "add x4, x4, #1",
+    "cmp x4, #4",
+    "b.ne 33b",
+    "add x1, x1, #0x1000",
+    "subs x2, x2, #1",
+    "b.ne 32b",
+    "orr x24, x24, x23, lsl #32",
+    "add x5, x20, #0x200",
+    "str x24, [x5, x19, lsl #3]",
+    "add x1, x21, #0x1000",
+    "add x1, x1, #8",
+    "mov x2, #1",
+    "ldaddal x2, x3, [x1]",
+    "cbnz x19, 40f",
+    "34: ldar x3, [x1]",
+    "cmp x3, #4",
+    "b.ne 34b",
+    "movz x0, #0x0008",
+    "movk x0, #0x8400, lsl #16",
+    "smc #0",
+    "40: b 40b",
+    "confvm_realm_race_end:",
+    ".popsection",
+);
+
+payload_fn!(
+    race_payload,
+    confvm_realm_race_start,
+    confvm_realm_race_end,
+    "The payload of `realm_concurrent_faults`."
+);
+
+// Malformed RSI and PSCI calls, for `realm_rsi_bad_input`: each status
+// (x0) goes by MMIO to PAYLOAD_MMIO + 0x300 + 8 * i, in this order:
+//  0 REALM_CONFIG at an unaligned IPA            -> RSI_ERROR_INPUT
+//  1 REALM_CONFIG at an unprotected IPA          -> RSI_ERROR_INPUT
+//  2 IPA_STATE_SET of an empty range             -> RSI_ERROR_INPUT
+//  3 IPA_STATE_SET to RIPAS 5                    -> RSI_ERROR_INPUT
+//  4 IPA_STATE_SET from an unaligned base        -> RSI_ERROR_INPUT
+//  5 IPA_STATE_GET with base above top           -> RSI_ERROR_INPUT
+//  6 MEASUREMENT_EXTEND of the RIM (index 0)     -> RSI_ERROR_INPUT
+//  7 MEASUREMENT_EXTEND with 65 bytes            -> RSI_ERROR_INPUT
+//  8 MEASUREMENT_READ of index 5                 -> RSI_ERROR_INPUT
+//  9 HOST_CALL at an unaligned IPA               -> RSI_ERROR_INPUT
+// 10 RSI_VERSION(2.0)                            -> RSI_ERROR_INPUT
+// 11 its x1: the lower revision                  -> 1.0
+// 12 an unknown SMC                              -> SMCCC NOT_SUPPORTED
+// 13 PSCI CPU_ON of MPIDR 7 (no such REC)        -> INVALID_PARAMETERS
+// 14 PSCI_FEATURES of an unknown function        -> NOT_SUPPORTED
+// 15 MEASUREMENT_EXTEND(1, 8 bytes)              -> RSI_SUCCESS
+// 16 then MEASUREMENT_READ(1)                    -> RSI_SUCCESS
+// 17 its first word                              -> not 0
+// then SYSTEM_OFF.
+core::arch::global_asm!(
+    ".pushsection .rodata.realm_bad_rsi_payload, \"a\"",
+    ".balign 4",
+    ".global confvm_realm_bad_rsi_start",
+    ".global confvm_realm_bad_rsi_end",
+    "confvm_realm_bad_rsi_start:",
+    "adr x21, confvm_realm_bad_rsi_start",
+    "movz x20, #0x0a00, lsl #16",
+    "orr x20, x20, #0x8000000000",
+    "add x20, x20, #0x300",
+    // 0: REALM_CONFIG(RAM + 0x2008).
+    "movz x0, #0x0196", "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x2000", "add x1, x1, #8",
+    "smc #0", "str x0, [x20, #0]",
+    // 1: REALM_CONFIG(1 << 39).
+    "movz x0, #0x0196", "movk x0, #0xc400, lsl #16",
+    "mov x1, #0x8000000000",
+    "smc #0", "str x0, [x20, #8]",
+    // 2: IPA_STATE_SET(RAM + 0x8000, RAM + 0x8000, RAM, 0).
+    "movz x0, #0x0197", "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x8000", "mov x2, x1", "mov x3, #1", "mov x4, #0",
+    "smc #0", "str x0, [x20, #16]",
+    // 3: IPA_STATE_SET(RAM + 0x8000, RAM + 0x9000, 5, 0).
+    "movz x0, #0x0197", "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x8000", "add x2, x21, #0x9000", "mov x3, #5", "mov x4, #0",
+    "smc #0", "str x0, [x20, #24]",
+    // 4: IPA_STATE_SET(RAM + 0x8008, RAM + 0x9000, EMPTY, 0).
+    "movz x0, #0x0197", "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x8000", "add x1, x1, #8", "add x2, x21, #0x9000", "mov x3, #0", "mov x4, #0",
+    "smc #0", "str x0, [x20, #32]",
+    // 5: IPA_STATE_GET(RAM + 0x9000, RAM + 0x8000).
+    "movz x0, #0x0198", "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x9000", "add x2, x21, #0x8000",
+    "smc #0", "str x0, [x20, #40]",
+    // 6: MEASUREMENT_EXTEND(0, 8, ...).
+    "movz x0, #0x0193", "movk x0, #0xc400, lsl #16",
+    "mov x1, #0", "mov x2, #8", "mov x3, #0x55",
+    "smc #0", "str x0, [x20, #48]",
+    // 7: MEASUREMENT_EXTEND(1, 65, ...).
+    "movz x0, #0x0193", "movk x0, #0xc400, lsl #16",
+    "mov x1, #1", "mov x2, #65", "mov x3, #0x55",
+    "smc #0", "str x0, [x20, #56]",
+    // 8: MEASUREMENT_READ(5).
+    "movz x0, #0x0192", "movk x0, #0xc400, lsl #16",
+    "mov x1, #5",
+    "smc #0", "str x0, [x20, #64]",
+    // 9: HOST_CALL(RAM + 0x2010).
+    "movz x0, #0x0199", "movk x0, #0xc400, lsl #16",
+    "add x1, x21, #0x2000", "add x1, x1, #0x10",
+    "smc #0", "str x0, [x20, #72]",
+    // 10, 11: RSI_VERSION(2.0).
+    "movz x0, #0x0190", "movk x0, #0xc400, lsl #16",
+    "movz x1, #2, lsl #16",
+    "smc #0", "str x0, [x20, #80]", "str x1, [x20, #88]",
+    // 12: an unknown SMC64 in the standard range.
+    "movz x0, #0x0fff", "movk x0, #0xc400, lsl #16",
+    "smc #0", "str x0, [x20, #96]",
+    // 13: CPU_ON(7, RAM, 0).
+    "movz x0, #0x0003", "movk x0, #0xc400, lsl #16",
+    "mov x1, #7", "mov x2, x21", "mov x3, #0",
+    "smc #0", "str x0, [x20, #104]",
+    // 14: PSCI_FEATURES(0x84000fff).
+    "movz x0, #0x000a", "movk x0, #0x8400, lsl #16",
+    "movz x1, #0x0fff", "movk x1, #0x8400, lsl #16",
+    "smc #0", "str x0, [x20, #112]",
+    // 15: MEASUREMENT_EXTEND(1, 8, 0x55).
+    "movz x0, #0x0193", "movk x0, #0xc400, lsl #16",
+    "mov x1, #1", "mov x2, #8", "mov x3, #0x55",
+    "smc #0", "str x0, [x20, #120]",
+    // 16, 17: MEASUREMENT_READ(1).
+    "movz x0, #0x0192", "movk x0, #0xc400, lsl #16",
+    "mov x1, #1",
+    "smc #0", "str x0, [x20, #128]", "str x1, [x20, #136]",
+    // SYSTEM_OFF.
+    "movz x0, #0x0008", "movk x0, #0x8400, lsl #16",
+    "smc #0",
+    "1: b 1b",
+    "confvm_realm_bad_rsi_end:",
+    ".popsection",
+);
+
+payload_fn!(
+    bad_rsi_payload,
+    confvm_realm_bad_rsi_start,
+    confvm_realm_bad_rsi_end,
+    "The payload of `realm_rsi_bad_input`."
+);
