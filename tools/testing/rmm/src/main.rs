@@ -1254,7 +1254,7 @@ fn complete(info: &RealmInfo, rec: Pa, ctx: &mut Rec, enter: &RecEnter) {
                         ctx.regs.x[rt] = realm::mmio_read_value(esr, enter.gprs[0]);
                     }
                 }
-                ctx.regs.pc += 4;
+                ctx.regs.pc = ctx.regs.pc.wrapping_add(4);
             }
         }
         Pending::Fault(esr) => {
@@ -1366,13 +1366,13 @@ fn handle(info: &RealmInfo, rec: Pa, ctx: &mut Rec, v: Vector, exit: &mut RecExi
     }
     match realm::class(esr) {
         ec::WFX => {
-            ctx.regs.pc += 4;
+            ctx.regs.pc = ctx.regs.pc.wrapping_add(4);
             exit.exit_reason = exit_reason::SYNC;
             exit.esr = esr & ((0x3f << 26) | 1);
             Some(())
         }
         ec::SMC64 => {
-            ctx.regs.pc += 4;
+            ctx.regs.pc = ctx.regs.pc.wrapping_add(4);
             smc_call(info, rec, ctx, exit)
         }
         ec::SYS64 => {
@@ -1386,7 +1386,7 @@ fn handle(info: &RealmInfo, rec: Pa, ctx: &mut Rec, v: Vector, exit: &mut RecExi
                 (esr >> 1) & 0xf,
                 esr & 1 == 1,
             );
-            ctx.regs.pc += 4;
+            ctx.regs.pc = ctx.regs.pc.wrapping_add(4);
             if op0 == 3 && op1 == 0 && crn == 0 && (1..=7).contains(&crm) && read {
                 if rt < 31 {
                     ctx.regs.x[rt] = id_register(crm, op2);
@@ -1445,7 +1445,7 @@ fn handle(info: &RealmInfo, rec: Pa, ctx: &mut Rec, v: Vector, exit: &mut RecExi
         _ => {
             // HVC, SVE, SME and anything else: UNDEFINED for the realm.
             if realm::class(esr) == ec::HVC64 {
-                ctx.regs.pc -= 4;
+                ctx.regs.pc = ctx.regs.pc.wrapping_sub(4);
             }
             inject(ctx, realm::UNDEF_ESR, None);
             None
@@ -1530,7 +1530,7 @@ fn smc_call(info: &RealmInfo, rec: Pa, ctx: &mut Rec, exit: &mut RecExit) -> Opt
         }
         Call::Stage2Fault { ipa, level } => {
             // The call is repeated once the host has mapped the page.
-            ctx.regs.pc -= 4;
+            ctx.regs.pc = ctx.regs.pc.wrapping_sub(4);
             exit.exit_reason = exit_reason::SYNC;
             let esr = realm::translation_fault_esr(level);
             exit.esr = esr;
