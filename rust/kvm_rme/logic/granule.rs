@@ -53,10 +53,21 @@ pub fn delegate<R: Rmi>(
     }
 }
 
-/// `GRANULE_UNDELEGATE`; on failure the granule stays delegated.
+/// How many times `GRANULE_UNDELEGATE` is tried before a granule is
+/// given up on (and counted as leaked): a failure may pass (an RMM that
+/// was busy, an injected failure), and one that does not costs two more
+/// calls.
+pub const UNDELEGATE_TRIES: usize = 3;
+
+/// `GRANULE_UNDELEGATE`, tried up to [`UNDELEGATE_TRIES`] times; on
+/// failure the granule stays delegated, with the last status.
 pub fn undelegate<R: Rmi>(rmi: &mut R, g: Delegated) -> Result<Undelegated, (Delegated, RmiError)> {
-    match rmi.granule_undelegate(g.pa()) {
-        Ok(()) => Ok(g.reclaimed()),
-        Err(e) => Err((g, e)),
+    let mut last = RmiError::input();
+    for _ in 0..UNDELEGATE_TRIES {
+        match rmi.granule_undelegate(g.pa()) {
+            Ok(()) => return Ok(g.reclaimed()),
+            Err(e) => last = e,
+        }
     }
+    Err((g, last))
 }

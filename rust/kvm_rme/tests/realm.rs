@@ -282,12 +282,25 @@ fn recs_and_activation() {
 /// the page never reaches the allocator.
 #[test]
 fn failed_undelegate_is_a_counted_leak() {
+    // One failure is tried again and passes.
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
     m.borrow_mut()
         .rmm
         .fail_next
         .push((Command::GranuleUndelegate, RmiError::input()));
+    realm.destroy(&mut rmi, &mut alloc).unwrap();
+    assert_eq!(realm.stats().leaked, 0, "a passing failure is retried");
+    assert_clean(&m);
+    // A granule that fails every try is given up on.
+    let (mut rmi, mut alloc, m) = small();
+    let mut realm = new_realm(&mut rmi, &mut alloc, 40);
+    for _ in 0..kvm_rme::logic::granule::UNDELEGATE_TRIES {
+        m.borrow_mut()
+            .rmm
+            .fail_next
+            .push((Command::GranuleUndelegate, RmiError::input()));
+    }
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_eq!(realm.stats().leaked, 1);
     let mm = m.borrow();
