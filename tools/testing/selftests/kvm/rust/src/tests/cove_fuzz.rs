@@ -13,6 +13,7 @@
 //! read-only memory; bounded `KVM_RUN`s; VMs closed at random.  Without a
 //! TSM the TVM calls exercise their refusals.
 
+use super::fuzzing::{seed, Arena, Rng};
 use super::open_kvm;
 use crate::cove::{KvmRiscvCoveMeasureRegion, KVM_VM_TYPE_RISCV_COVE};
 use crate::kvm::{Kvm, Vcpu, Vm};
@@ -32,21 +33,6 @@ const MEASURE: &[i32] = &[EINVAL, EPERM, EFAULT, EINTR, ENOMEM, EIO, ENXIO];
 const VCPU_CREATE: &[i32] = &[EINVAL, EEXIST, ENOMEM];
 const MEMSLOT: &[i32] = &[EINVAL, EEXIST, EFAULT, ENOMEM, EPERM];
 const RUN: &[i32] = &[EINTR, EINVAL, EFAULT, ENOMEM, EIO, EPERM];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// Guest addresses and sizes where the edge cases are.
 fn edgy(r: &mut Rng) -> u64 {
@@ -215,44 +201,20 @@ fn run_bounded(vcpu: &Vcpu, ms: i64) -> Result<(i32, u32), String> {
 /// 10,000 random calls on the CoVE uAPI from a printed seed.
 pub fn cove_uapi_fuzz() -> TestResult {
     let kvm = open_kvm()?;
-    let seed = std::fs::read_to_string("/etc/confvm-fuzz-seed")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1);
-            t ^ (u64::from(std::process::id()) << 32)
-        });
-    println!("# cove_uapi_fuzz: seed {seed} (replay: FUZZ_SEED={seed} in scripts/selftests.sh)");
-    // SAFETY: anonymous private mapping, no fixed address.
-    let arena = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            ARENA,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if arena == libc::MAP_FAILED {
-        return Err(format!("mmap: {}", std::io::Error::last_os_error()));
-    }
+    let seed = seed("cove_uapi_fuzz");
+    let arena = Arena::new(ARENA)?;
     let mut r = Rng(seed | 1);
     let mut c = Counts { calls: 0, ok: 0, tvms: 0 };
     let mut guests = Vec::new();
     let mut result = Ok(());
     while c.calls < CALLS {
-        if let Err(e) = step(&kvm, &mut guests, &mut r, arena.cast(), &mut c) {
+        if let Err(e) = step(&kvm, &mut guests, &mut r, arena.ptr(), &mut c) {
             result = Err(format!("call {}: {e} (seed {seed})", c.calls));
             break;
         }
     }
     drop(guests);
-    // SAFETY: the arena mapped above; every VM that used it is closed.
-    unsafe { libc::munmap(arena, ARENA) };
+    drop(arena);
     result?;
     println!(
         "# cove_uapi_fuzz: {} calls, {} returned 0, {} TVMs created{}",

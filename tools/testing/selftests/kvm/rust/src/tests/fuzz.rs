@@ -17,6 +17,7 @@
 
 use std::os::fd::OwnedFd;
 
+use super::fuzzing::{seed, Arena, Rng};
 use super::open_kvm;
 use super::realm::{finalize_rec, init_vcpu, install_alarm, run_bounded};
 use crate::kvm::{Kvm, Vcpu, Vm};
@@ -42,25 +43,6 @@ const MEMSLOT: &[i32] = &[EINVAL, EEXIST, EFAULT, ENOMEM, EPERM];
 const GMEM: &[i32] = &[EINVAL, ENOMEM];
 const ATTRS: &[i32] = &[EINVAL, EFAULT, ENOMEM, EPERM];
 const RUN: &[i32] = &[EINTR, EPERM, ENOEXEC, EINVAL, EFAULT, ENOMEM, EIO];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        // CAST: an index below the slice's length.
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// Addresses and sizes where the edge cases are.
 fn edgy(r: &mut Rng) -> u64 {
@@ -278,45 +260,21 @@ fn step(kvm: &Kvm, guests: &mut Vec<Guest>, r: &mut Rng, arena: *mut u8, c: &mut
 /// At least `CALLS` random uAPI calls answer 0 or a documented errno.
 pub fn uapi_fuzz() -> TestResult {
     let kvm = open_kvm()?;
-    let seed = std::fs::read_to_string("/etc/confvm-fuzz-seed")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1);
-            t ^ (u64::from(std::process::id()) << 32)
-        });
-    println!("# uapi_fuzz: seed {seed} (replay: FUZZ_SEED={seed} in scripts/selftests.sh)");
-    // SAFETY: anonymous private mapping, no fixed address.
-    let arena = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            ARENA,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if arena == libc::MAP_FAILED {
-        return Err(format!("mmap: {}", std::io::Error::last_os_error()));
-    }
+    let seed = seed("uapi_fuzz");
+    let arena = Arena::new(ARENA)?;
     let realms_offered = kvm.check_extension(KVM_CAP_ARM_RME).unwrap_or(0) > 0;
     let mut r = Rng(seed | 1);
     let mut c = Counts { calls: 0, ok: 0, realms: 0 };
     let mut guests = Vec::new();
     let mut result = Ok(());
     while c.calls < CALLS {
-        if let Err(e) = step(&kvm, &mut guests, &mut r, arena.cast(), &mut c) {
+        if let Err(e) = step(&kvm, &mut guests, &mut r, arena.ptr(), &mut c) {
             result = Err(format!("call {}: {e} (seed {seed})", c.calls));
             break;
         }
     }
     drop(guests);
-    // SAFETY: the arena mapped above; every VM that used it is closed.
-    unsafe { libc::munmap(arena, ARENA) };
+    drop(arena);
     result?;
     println!(
         "# uapi_fuzz: {} calls, {} returned 0, {} realm VMs created{}",

@@ -16,6 +16,8 @@
 
 pub mod plain;
 
+mod fuzzing;
+
 #[cfg(target_arch = "aarch64")]
 pub mod fuzz;
 #[cfg(target_arch = "aarch64")]
