@@ -13,7 +13,7 @@
 //! read-only memory; bounded `KVM_RUN`s; VMs closed at random.  Without a
 //! TSM the TVM calls exercise their refusals.
 
-use super::fuzzing::{seed, Arena, Rng};
+use super::fuzzing::{allowed, drive, seed, Arena, Counts, Rng};
 use super::open_kvm;
 use crate::cove::{KvmRiscvCoveMeasureRegion, KVM_VM_TYPE_RISCV_COVE};
 use crate::kvm::{Kvm, Vcpu, Vm};
@@ -53,23 +53,6 @@ struct Guest {
     vcpus: Vec<Vcpu>,
 }
 
-struct Counts {
-    calls: u64,
-    ok: u64,
-    tvms: u64,
-}
-
-fn allowed(what: &str, e: i32, set: &[i32], c: &mut Counts) -> Result<(), String> {
-    c.calls += 1;
-    if e == 0 {
-        c.ok += 1;
-        Ok(())
-    } else if set.contains(&e) {
-        Ok(())
-    } else {
-        Err(format!("{what}: errno {e}, not one the documentation allows"))
-    }
-}
 
 /// A userspace address: in the arena, just past it, or anywhere.
 fn uaddr(r: &mut Rng, arena: *mut u8) -> u64 {
@@ -101,7 +84,7 @@ fn step(kvm: &Kvm, guests: &mut Vec<Guest>, r: &mut Rng, arena: *mut u8, c: &mut
                 c.ok += 1;
                 let tvm = ty == KVM_VM_TYPE_RISCV_COVE;
                 if tvm {
-                    c.tvms += 1;
+                    c.vms += 1;
                 }
                 guests.push(Guest { vm, tvm, vcpus: Vec::new() });
             }
@@ -117,7 +100,10 @@ fn step(kvm: &Kvm, guests: &mut Vec<Guest>, r: &mut Rng, arena: *mut u8, c: &mut
             let mut mr = KvmRiscvCoveMeasureRegion {
                 userspace_addr: uaddr(r, arena),
                 gpa: edgy(r),
-                size: if r.below(2) == 0 { (1 + r.below(8)) << 12 } else { edgy(r) },
+                size: {
+                let odd = edgy(r);
+                r.pick(&[0x1000, 0x2000, 0x8000, 1 << 21, odd])
+            },
             };
             let e = g.vm.cove_measure_region(&mut mr).err().unwrap_or(0);
             if !g.tvm && e != EINVAL {
@@ -203,25 +189,15 @@ pub fn cove_uapi_fuzz() -> TestResult {
     let kvm = open_kvm()?;
     let seed = seed("cove_uapi_fuzz");
     let arena = Arena::new(ARENA)?;
-    let mut r = Rng(seed | 1);
-    let mut c = Counts { calls: 0, ok: 0, tvms: 0 };
-    let mut guests = Vec::new();
-    let mut result = Ok(());
-    while c.calls < CALLS {
-        if let Err(e) = step(&kvm, &mut guests, &mut r, arena.ptr(), &mut c) {
-            result = Err(format!("call {}: {e} (seed {seed})", c.calls));
-            break;
-        }
-    }
-    drop(guests);
+    let c = drive(CALLS, seed, |guests, r, c| step(&kvm, guests, r, arena.ptr(), c));
     drop(arena);
-    result?;
+    let c = c?;
     println!(
         "# cove_uapi_fuzz: {} calls, {} returned 0, {} TVMs created{}",
         c.calls,
         c.ok,
-        c.tvms,
-        if c.tvms == 0 { " (no TSM: their refusals)" } else { "" }
+        c.vms,
+        if c.vms == 0 { " (no TSM: their refusals)" } else { "" }
     );
     Ok(Outcome::Pass)
 }

@@ -17,7 +17,7 @@
 
 use std::os::fd::OwnedFd;
 
-use super::fuzzing::{seed, Arena, Rng};
+use super::fuzzing::{allowed, drive, seed, Arena, Counts, Rng};
 use super::open_kvm;
 use super::realm::{finalize_rec, init_vcpu, install_alarm, run_bounded};
 use crate::kvm::{Kvm, Vcpu, Vm};
@@ -64,23 +64,6 @@ struct Guest {
     gmem: Vec<OwnedFd>,
 }
 
-struct Counts {
-    calls: u64,
-    ok: u64,
-    realms: u64,
-}
-
-fn allowed(what: &str, e: i32, set: &[i32], c: &mut Counts) -> Result<(), String> {
-    c.calls += 1;
-    if e == 0 {
-        c.ok += 1;
-        return Ok(());
-    }
-    if set.contains(&e) {
-        return Ok(());
-    }
-    Err(format!("{what}: errno {e} ({}), not one it may return", std::io::Error::from_raw_os_error(e)))
-}
 
 fn rme_call(g: &Guest, r: &mut Rng, arena: *mut u8, c: &mut Counts) -> Result<(), String> {
     let cmd = r.below(7);
@@ -130,7 +113,7 @@ fn step(kvm: &Kvm, guests: &mut Vec<Guest>, r: &mut Rng, arena: *mut u8, c: &mut
         match kvm.create_vm(ty) {
             Ok(vm) => {
                 if ty & KVM_VM_TYPE_ARM_REALM != 0 {
-                    c.realms += 1;
+                    c.vms += 1;
                 }
                 c.calls += 1;
                 c.ok += 1;
@@ -263,24 +246,14 @@ pub fn uapi_fuzz() -> TestResult {
     let seed = seed("uapi_fuzz");
     let arena = Arena::new(ARENA)?;
     let realms_offered = kvm.check_extension(KVM_CAP_ARM_RME).unwrap_or(0) > 0;
-    let mut r = Rng(seed | 1);
-    let mut c = Counts { calls: 0, ok: 0, realms: 0 };
-    let mut guests = Vec::new();
-    let mut result = Ok(());
-    while c.calls < CALLS {
-        if let Err(e) = step(&kvm, &mut guests, &mut r, arena.ptr(), &mut c) {
-            result = Err(format!("call {}: {e} (seed {seed})", c.calls));
-            break;
-        }
-    }
-    drop(guests);
+    let c = drive(CALLS, seed, |guests, r, c| step(&kvm, guests, r, arena.ptr(), c));
     drop(arena);
-    result?;
+    let c = c?;
     println!(
         "# uapi_fuzz: {} calls, {} returned 0, {} realm VMs created{}",
         c.calls,
         c.ok,
-        c.realms,
+        c.vms,
         if realms_offered { "" } else { " (no realm support: their refusals)" }
     );
     Ok(Outcome::Pass)

@@ -19,7 +19,6 @@ impl Rng {
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
-    #[allow(dead_code)]
     pub(crate) fn pick<T: Copy>(&mut self, v: &[T]) -> T {
         // CAST: an index below the slice's length.
         v[self.below(v.len() as u64) as usize]
@@ -41,6 +40,51 @@ pub(crate) fn seed(test: &str) -> u64 {
         });
     println!("# {test}: seed {seed} (replay: FUZZ_SEED={seed} in scripts/selftests.sh)");
     seed
+}
+
+/// What a fuzzer run did: calls made, calls that returned 0, and
+/// confidential VMs (realms, TVMs) created.
+#[derive(Default)]
+pub(crate) struct Counts {
+    pub(crate) calls: u64,
+    pub(crate) ok: u64,
+    pub(crate) vms: u64,
+}
+
+/// Counts a call that answered `e` (0 or an errno): an errno outside
+/// `set`, what the documentation allows, ends the run.
+pub(crate) fn allowed(what: &str, e: i32, set: &[i32], c: &mut Counts) -> Result<(), String> {
+    c.calls += 1;
+    if e == 0 {
+        c.ok += 1;
+        return Ok(());
+    }
+    if set.contains(&e) {
+        return Ok(());
+    }
+    Err(format!("{what}: errno {e} ({}), not one it may return", std::io::Error::from_raw_os_error(e)))
+}
+
+/// Runs `step` until `calls` calls are made, with the generator seeded
+/// by `seed`, over a list of VMs that is closed before returning; an
+/// error names the call and the seed.
+pub(crate) fn drive<G>(
+    calls: u64,
+    seed: u64,
+    mut step: impl FnMut(&mut Vec<G>, &mut Rng, &mut Counts) -> Result<(), String>,
+) -> Result<Counts, String> {
+    let mut r = Rng(seed | 1);
+    let mut c = Counts::default();
+    let mut guests = Vec::new();
+    let mut result = Ok(());
+    while c.calls < calls {
+        if let Err(e) = step(&mut guests, &mut r, &mut c) {
+            result = Err(format!("call {}: {e} (seed {seed})", c.calls));
+            break;
+        }
+    }
+    drop(guests);
+    result.map(|()| c)
 }
 
 /// Anonymous memory the fuzzer's memslots point into, unmapped on drop
