@@ -90,6 +90,19 @@ global_asm!(
     r#"
     .arch_extension fp
     .arch_extension simd
+    // x2..x29 of the realm's register block at x0 (x0, x1 and x30 are
+    // moved apart), and q0..q31 of an FP area at x0.
+    .macro gprs op
+    .irp n, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29
+    \op    x\n, [x0, #(8 * \n)]
+    .endr
+    .endm
+    .macro qregs op
+    .irp n, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31
+    \op    q\n, [x0, #(16 * \n)]
+    .endr
+    .endm
+
     .section .data
     .balign 8
 rmm_cold_flag:
@@ -180,20 +193,7 @@ rmm_realm_run:
     msr     elr_el2, x1
     ldr     x1, [x0, #256]
     msr     spsr_el2, x1
-    ldp     x2, x3, [x0, #16]
-    ldp     x4, x5, [x0, #32]
-    ldp     x6, x7, [x0, #48]
-    ldp     x8, x9, [x0, #64]
-    ldp     x10, x11, [x0, #80]
-    ldp     x12, x13, [x0, #96]
-    ldp     x14, x15, [x0, #112]
-    ldp     x16, x17, [x0, #128]
-    ldp     x18, x19, [x0, #144]
-    ldp     x20, x21, [x0, #160]
-    ldp     x22, x23, [x0, #176]
-    ldp     x24, x25, [x0, #192]
-    ldp     x26, x27, [x0, #208]
-    ldp     x28, x29, [x0, #224]
+    gprs    ldr
     ldr     x30, [x0, #240]
     ldp     x0, x1, [x0, #0]
     eret
@@ -204,20 +204,7 @@ rmm_realm_run:
     // stack.
 rmm_realm_exit:
     mrs     x0, tpidr_el2
-    stp     x2, x3, [x0, #16]
-    stp     x4, x5, [x0, #32]
-    stp     x6, x7, [x0, #48]
-    stp     x8, x9, [x0, #64]
-    stp     x10, x11, [x0, #80]
-    stp     x12, x13, [x0, #96]
-    stp     x14, x15, [x0, #112]
-    stp     x16, x17, [x0, #128]
-    stp     x18, x19, [x0, #144]
-    stp     x20, x21, [x0, #160]
-    stp     x22, x23, [x0, #176]
-    stp     x24, x25, [x0, #192]
-    stp     x26, x27, [x0, #208]
-    stp     x28, x29, [x0, #224]
+    gprs    str
     str     x30, [x0, #240]
     ldp     x2, x3, [sp], #16
     stp     x2, x3, [x0, #0]
@@ -279,22 +266,7 @@ rmm_el2_sync:
     // rmm_fp_save(fp) / rmm_fp_load(fp): q0..q31, FPSR, FPCR.
     .global rmm_fp_save
 rmm_fp_save:
-    stp     q0, q1, [x0, #0]
-    stp     q2, q3, [x0, #32]
-    stp     q4, q5, [x0, #64]
-    stp     q6, q7, [x0, #96]
-    stp     q8, q9, [x0, #128]
-    stp     q10, q11, [x0, #160]
-    stp     q12, q13, [x0, #192]
-    stp     q14, q15, [x0, #224]
-    stp     q16, q17, [x0, #256]
-    stp     q18, q19, [x0, #288]
-    stp     q20, q21, [x0, #320]
-    stp     q22, q23, [x0, #352]
-    stp     q24, q25, [x0, #384]
-    stp     q26, q27, [x0, #416]
-    stp     q28, q29, [x0, #448]
-    stp     q30, q31, [x0, #480]
+    qregs   str
     mrs     x1, fpsr
     mrs     x2, fpcr
     add     x0, x0, #512
@@ -302,22 +274,7 @@ rmm_fp_save:
     ret
     .global rmm_fp_load
 rmm_fp_load:
-    ldp     q0, q1, [x0, #0]
-    ldp     q2, q3, [x0, #32]
-    ldp     q4, q5, [x0, #64]
-    ldp     q6, q7, [x0, #96]
-    ldp     q8, q9, [x0, #128]
-    ldp     q10, q11, [x0, #160]
-    ldp     q12, q13, [x0, #192]
-    ldp     q14, q15, [x0, #224]
-    ldp     q16, q17, [x0, #256]
-    ldp     q18, q19, [x0, #288]
-    ldp     q20, q21, [x0, #320]
-    ldp     q22, q23, [x0, #352]
-    ldp     q24, q25, [x0, #384]
-    ldp     q26, q27, [x0, #416]
-    ldp     q28, q29, [x0, #448]
-    ldp     q30, q31, [x0, #480]
+    qregs   ldr
     add     x0, x0, #512
     ldp     x1, x2, [x0]
     msr     fpsr, x1
