@@ -284,30 +284,26 @@ rmm_fp_load:
     // Exceptions in the RMM are bugs of this firmware, reported; but a
     // fault in rmm_ns_copy is the host's bad address.  Exceptions from
     // the realm end rmm_realm_run.
+    // `n` vectors from number `first` that report the exception.
+    .macro report first, n
+    .set    i, \first
+    .rept   \n
+    .balign 128
+    mov     x0, #i
+    mrs     x1, esr_el2
+    mrs     x2, elr_el2
+    mrs     x3, far_el2
+    b       rmm_exception
+    .set    i, i + 1
+    .endr
+    .endm
+
     .balign 2048
 rmm_vectors:
-    .set    i, 0
-    .rept   4
-    .balign 128
-    mov     x0, #i
-    mrs     x1, esr_el2
-    mrs     x2, elr_el2
-    mrs     x3, far_el2
-    b       rmm_exception
-    .set    i, i + 1
-    .endr
+    report  0, 4
     .balign 128
     b       rmm_el2_sync
-    .set    i, 5
-    .rept   3
-    .balign 128
-    mov     x0, #i
-    mrs     x1, esr_el2
-    mrs     x2, elr_el2
-    mrs     x3, far_el2
-    b       rmm_exception
-    .set    i, i + 1
-    .endr
+    report  5, 3
     .set    i, 0
     .rept   4
     .balign 128
@@ -316,16 +312,7 @@ rmm_vectors:
     b       rmm_realm_exit
     .set    i, i + 1
     .endr
-    .set    i, 12
-    .rept   4
-    .balign 128
-    mov     x0, #i
-    mrs     x1, esr_el2
-    mrs     x2, elr_el2
-    mrs     x3, far_el2
-    b       rmm_exception
-    .set    i, i + 1
-    .endr
+    report  12, 4
 "#,
     max_cpus = const boot::MAX_CPUS,
     stack_shift = const STACK_SHIFT,
