@@ -238,16 +238,18 @@ pub(crate) fn boot_guest(
     Ok(Some(GuestBoot { text, summary }))
 }
 
+/// The Linux realm guest's Image and DTB from the initramfs, if there.
+fn guest_files() -> Option<(Vec<u8>, Vec<u8>)> {
+    Some((std::fs::read("/realm/Image").ok()?, std::fs::read("/realm/guest.dtb").ok()?))
+}
+
 /// Boots the Linux realm guest (/realm/Image and /realm/guest.dtb) with
 /// [`boot_guest`] and checks that it found itself in a realm, brought up
 /// its second CPU and reached its userspace, without a kernel warning
 /// (needs an RMM speaking RMI 1.0).
 pub fn realm_linux_guest() -> TestResult {
     let kvm = open_kvm()?;
-    let (Ok(image), Ok(dtb)) = (
-        std::fs::read("/realm/Image"),
-        std::fs::read("/realm/guest.dtb"),
-    ) else {
+    let Some((image, dtb)) = guest_files() else {
         return Ok(Outcome::Skip(
             "no /realm/Image or /realm/guest.dtb in this initramfs".into(),
         ));
@@ -310,10 +312,7 @@ pub(crate) fn held() -> Result<(i64, i64, i64), String> {
 /// torn down.
 pub fn realm_vmm_killed() -> TestResult {
     let kvm = open_kvm()?;
-    let (Ok(image), Ok(dtb)) = (
-        std::fs::read("/realm/Image"),
-        std::fs::read("/realm/guest.dtb"),
-    ) else {
+    let Some((image, dtb)) = guest_files() else {
         return Ok(Outcome::Skip(
             "no /realm/Image or /realm/guest.dtb in this initramfs".into(),
         ));
