@@ -10,7 +10,7 @@
 //! is safe: the page is never reused.  The realm logic drops one only after
 //! an undelegation failed, and counts it.
 
-use crate::abi::{Pa, RmiError};
+use crate::abi::{ErrorStatus, Pa, RmiError, RmiResult};
 use crate::logic::rmi::Rmi;
 
 /// A granule-aligned host page in the normal world, owned by its holder
@@ -53,21 +53,33 @@ pub fn delegate<R: Rmi>(
     }
 }
 
-/// How many times `GRANULE_UNDELEGATE` is tried before a granule is
-/// given up on (and counted as leaked): a failure may pass (an RMM that
-/// was busy, an injected failure), and one that does not costs two more
-/// calls.
-pub const UNDELEGATE_TRIES: usize = 3;
+/// How many times a teardown call (`GRANULE_UNDELEGATE`, `DATA_DESTROY`,
+/// `RTT_DESTROY`, `RTT_UNMAP_UNPROTECTED`, `REALM_DESTROY`) is tried when
+/// the RMM refuses it with anything but `ERROR_RTT`.  A refused destroy
+/// changes nothing, so trying it again is safe; a refusal that passes (a
+/// busy RMM, an injected failure) then costs the realm nothing, and one
+/// that does not costs two more calls.  `ERROR_RTT` is walk information
+/// the caller acts on, never retried.
+pub const TEARDOWN_TRIES: usize = 3;
 
-/// `GRANULE_UNDELEGATE`, tried up to [`UNDELEGATE_TRIES`] times; on
-/// failure the granule stays delegated, with the last status.
-pub fn undelegate<R: Rmi>(rmi: &mut R, g: Delegated) -> Result<Undelegated, (Delegated, RmiError)> {
-    let mut last = RmiError::input();
-    for _ in 0..UNDELEGATE_TRIES {
-        match rmi.granule_undelegate(g.pa()) {
-            Ok(()) => return Ok(g.reclaimed()),
-            Err(e) => last = e,
+/// `call`, tried again up to [`TEARDOWN_TRIES`] times in all while it
+/// fails with a status other than `ERROR_RTT`; the last result.
+pub fn retried<T>(mut call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
+    let mut r = call();
+    for _ in 1..TEARDOWN_TRIES {
+        match &r {
+            Err(e) if e.status != ErrorStatus::Rtt => r = call(),
+            _ => break,
         }
     }
-    Err((g, last))
+    r
+}
+
+/// `GRANULE_UNDELEGATE`, [`retried`]; on failure the granule stays
+/// delegated, with the last status.
+pub fn undelegate<R: Rmi>(rmi: &mut R, g: Delegated) -> Result<Undelegated, (Delegated, RmiError)> {
+    match retried(|| rmi.granule_undelegate(g.pa())) {
+        Ok(()) => Ok(g.reclaimed()),
+        Err(e) => Err((g, e)),
+    }
 }

@@ -19,7 +19,7 @@ use crate::abi::{
 };
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, GRANULE_SIZE};
 use crate::cvm_fw::{count, errno};
-use crate::logic::granule::{delegate, undelegate, Delegated, GranuleAlloc, Undelegated};
+use crate::logic::granule::{delegate, retried, undelegate, Delegated, GranuleAlloc, Undelegated};
 use crate::logic::rmi::{RealmCreate, RecCreate, Rmi};
 
 /// Deepest RTT level (4 KiB pages).
@@ -828,8 +828,9 @@ impl Realm {
     pub fn unmap_shared<R: Rmi>(&mut self, rmi: &mut R, ipa: Ipa) -> Result<bool> {
         self.check_shared(ipa)?;
         let mut level = RTT_PAGE_LEVEL;
+        let rd = self.rd;
         loop {
-            match rmi.rtt_unmap_unprotected(self.rd, ipa, level) {
+            match retried(|| rmi.rtt_unmap_unprotected(rd, ipa, level)) {
                 Ok(_) => return Ok(true),
                 Err(e)
                     if e.status == ErrorStatus::Rtt
@@ -881,9 +882,10 @@ impl Realm {
     ) -> Result {
         let mut cur = start;
         let mut splits = 0;
+        let rd = self.rd;
         while cur < end {
             if !self.geo.is_protected(Ipa(cur)) {
-                match rmi.rtt_unmap_unprotected(self.rd, Ipa(cur), RTT_PAGE_LEVEL) {
+                match retried(|| rmi.rtt_unmap_unprotected(rd, Ipa(cur), RTT_PAGE_LEVEL)) {
                     Ok(top) => cur = top.0.max(cur + GRANULE_SIZE),
                     Err(e) if e.status == ErrorStatus::Rtt => {
                         // The walk stopped above the pages: at a block
@@ -904,7 +906,7 @@ impl Realm {
                 }
                 continue;
             }
-            match rmi.data_destroy(self.rd, Ipa(cur)) {
+            match retried(|| rmi.data_destroy(rd, Ipa(cur))) {
                 Ok(d) => {
                     count::take_or_note(&mut self.stats.data_pages, 1, &mut self.stats.anomalies);
                     self.give_back_data(rmi, alloc, Delegated::returned_by_firmware(d.pa));
@@ -1104,7 +1106,8 @@ impl Realm {
             let _ = self.destroy_table(rmi, alloc, self.geo.start_level + 1, base)?;
             self.mark_table(base, false);
         }
-        rmi.realm_destroy(self.rd)
+        let rd = self.rd;
+        retried(|| rmi.realm_destroy(rd))
             .map_err(RealmError::rmi(Command::RealmDestroy))?;
         self.state = RealmState::Destroyed;
         self.give_back(rmi, alloc, Delegated::returned_by_firmware(self.rd));
@@ -1134,8 +1137,17 @@ impl Realm {
         base: u64,
     ) -> Result<u64> {
         let span = level_size(level - 1);
+        let rd = self.rd;
         for _ in 0..MAX_RETRIES {
-            match rmi.rtt_destroy(self.rd, Ipa(base), level) {
+            // The RMM's `top` comes with either answer; retried only
+            // while the status carries no walk information.
+            let mut top = Ipa(0);
+            let r = retried(|| {
+                let (r, t) = rmi.rtt_destroy(rd, Ipa(base), level);
+                top = t;
+                r
+            });
+            match (r, top) {
                 (Ok(pa), top) => {
                     count::take_or_note(&mut self.stats.rtt_pages, 1, &mut self.stats.anomalies);
                     self.give_back(rmi, alloc, Delegated::returned_by_firmware(pa));

@@ -167,6 +167,10 @@ pub struct RealmVm {
 /// Most VMIDs tried when the RMM says one is taken.
 const VMID_TRIES: usize = 8;
 
+/// Failed teardown tries in a row, none of which gave a granule back,
+/// after which a realm is abandoned (its granules leaked, counted).
+pub const TEARDOWN_STALLS: usize = 3;
+
 impl RealmVm {
     /// State for a realm VM of `ipa_bits`, before `CREATE_REALM`.
     pub fn new(ipa_bits: u8, features: Features0) -> RealmVm {
@@ -403,9 +407,24 @@ impl RealmVm {
         let Some(mut realm) = self.realm.take() else {
             return RealmStats::default();
         };
-        for _ in 0..3 {
+        // Each failed try keeps what it undid, so a teardown that fails
+        // now and then still gets through: it is tried again as long as
+        // the realm holds fewer granules than ever before, and given up
+        // after TEARDOWN_STALLS tries in a row without that progress.
+        // The count is finite and only new lows reset the stalls, so this
+        // ends.
+        let mut low = realm.stats().delegated;
+        let mut stalls = 0;
+        while stalls < TEARDOWN_STALLS {
             if realm.destroy(rmi, alloc).is_ok() {
                 return realm.stats();
+            }
+            let held = realm.stats().delegated;
+            if held < low {
+                low = held;
+                stalls = 0;
+            } else {
+                stalls += 1;
             }
         }
         realm.leak();

@@ -224,6 +224,9 @@ pub struct RmmModel<B: Backing = NoBacking> {
     pub fail_next: Vec<(Command, RmiError)>,
     /// Calls failed by injection.
     pub injected: u64,
+    /// If not 0, every `fail_every`-th call (but `VERSION`) fails with
+    /// `ERROR_INPUT`: a firmware that fails now and then, predictably.
+    pub fail_every: u64,
     rng: XorShift,
     /// Real memory, if any.
     pub backing: B,
@@ -295,6 +298,7 @@ impl<B: Backing> RmmModel<B> {
             inject_ppm: 0,
             fail_next: Vec::new(),
             injected: 0,
+            fail_every: 0,
             rng: XorShift::new(0x9e37_79b9_7f4a_7c15),
             backing,
         }
@@ -476,6 +480,13 @@ impl<B: Backing> RmmModel<B> {
         if let Some(i) = self.fail_next.iter().position(|(c, _)| *c == cmd) {
             self.injected += 1;
             return Err(self.fail_next.remove(i).1);
+        }
+        if self.fail_every != 0
+            && cmd != Command::Version
+            && self.counts.total() % self.fail_every == 0
+        {
+            self.injected += 1;
+            return input();
         }
         if self.inject_ppm == 0 || cmd == Command::Version {
             return Ok(());

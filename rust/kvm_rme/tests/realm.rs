@@ -295,7 +295,7 @@ fn failed_undelegate_is_a_counted_leak() {
     // A granule that fails every try is given up on.
     let (mut rmi, mut alloc, m) = small();
     let mut realm = new_realm(&mut rmi, &mut alloc, 40);
-    for _ in 0..kvm_rme::logic::granule::UNDELEGATE_TRIES {
+    for _ in 0..kvm_rme::logic::granule::TEARDOWN_TRIES {
         m.borrow_mut()
             .rmm
             .fail_next
@@ -326,10 +326,13 @@ fn teardown_errors_are_retryable() {
             .map_unknown(&mut rmi, &mut alloc, Ipa(i * 0x1000), p)
             .unwrap();
     }
-    m.borrow_mut()
-        .rmm
-        .fail_next
-        .push((Command::RealmDestroy, RmiError::new(ErrorStatus::Realm, 0)));
+    // A refusal on every try of REALM_DESTROY.
+    for _ in 0..kvm_rme::logic::granule::TEARDOWN_TRIES {
+        m.borrow_mut()
+            .rmm
+            .fail_next
+            .push((Command::RealmDestroy, RmiError::new(ErrorStatus::Realm, 0)));
+    }
     assert!(realm.destroy(&mut rmi, &mut alloc).is_err());
     assert_eq!(realm.state(), RealmState::New);
     realm.destroy(&mut rmi, &mut alloc).unwrap();

@@ -171,7 +171,9 @@ fn destroy_gives_up_after_retries_and_counts() {
     let (mut rmi, mut alloc, m) = small();
     let mut v = RealmVm::new(40, features());
     v.create(&mut rmi, &mut alloc, &mut || 1).unwrap();
-    for _ in 0..3 {
+    // Every try of every teardown refused, without progress.
+    let refusals = kvm_rme::logic::granule::TEARDOWN_TRIES * kvm_rme::logic::vm::TEARDOWN_STALLS;
+    for _ in 0..refusals {
         m.borrow_mut().rmm.fail_next.push((
             Command::RealmDestroy,
             RmiError::new(kvm_rme::abi::ErrorStatus::Realm, 0),
