@@ -146,6 +146,10 @@ impl SharedMem for Pinned {
         Ok(Pa(pa))
     }
 
+    fn holds(&self, gpa: Gpa) -> bool {
+        self.pages.iter().any(|&(g, _)| g == gpa.0)
+    }
+
     fn release_shared(&mut self, gpa: Gpa) {
         if let Some(i) = self.pages.iter().position(|&(g, _)| g == gpa.0) {
             if let Ok((_, pa)) = self.pages.remove(i) {

@@ -283,6 +283,19 @@ impl<B: BatchTable> Pool<B> {
         Ok(Pa(b.base))
     }
 
+    /// Gives back the `n` pages at `pa` that the last [`Pool::take`]
+    /// handed out, unused (the TSM refused to map them): they are handed
+    /// out again next.  Pages that are not the last ones taken stay where
+    /// they are, reclaimed with their batch.
+    pub fn untake(&mut self, pa: Pa, n: u64) {
+        if let Some(b) = self.batches.as_mut_slice().iter_mut().find(|b| {
+            b.used >= n && Pa(b.base).add_pages(b.used - n) == pa
+        }) {
+            b.used -= n;
+            count::take_or_note(&mut self.stats.handed_out, n, &mut self.stats.anomalies);
+        }
+    }
+
     /// After the TVM is destroyed (every page unassigned): reclaims each
     /// batch with one call and frees its pages; a batch the TSM will not
     /// reclaim is leaked, counted.

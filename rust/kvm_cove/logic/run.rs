@@ -26,6 +26,10 @@ pub trait SharedMem {
     fn shared_page(&mut self, gpa: Gpa) -> core::result::Result<Pa, TvmError>;
     /// Unpins the page pinned for `gpa`, if any.
     fn release_shared(&mut self, gpa: Gpa);
+    /// Whether a page is pinned for `gpa`: one is exactly while it is
+    /// mapped in the TVM (pinned before the mapping, unpinned when it
+    /// fails or at unshare).
+    fn holds(&self, gpa: Gpa) -> bool;
 }
 
 /// What userspace sees from `KVM_RUN`.
@@ -117,6 +121,8 @@ pub struct VcpuRun {
     awaiting: Awaiting,
     /// GPR writes for the next entry: `(register, value)`.
     pending: [Option<(u8, u64)>; 2],
+    /// The page of this vCPU's last fault, if it was found mapped already.
+    raced: Option<Gpa>,
     /// Exits seen.
     pub exits: ExitCounts,
 }
@@ -128,6 +134,7 @@ impl VcpuRun {
             id,
             awaiting: Awaiting::Nothing,
             pending: [None; 2],
+            raced: None,
             exits: ExitCounts::default(),
         }
     }
@@ -214,7 +221,19 @@ impl VcpuRun {
             }
             Exit::Fault { gpa } => {
                 c.fault += 1;
-                fault(tvm, tsm, alloc, mem, gpa)?;
+                let page = Gpa(gpa.0 & !(PAGE_SIZE - 1));
+                match fault(tvm, tsm, alloc, mem, page) {
+                    Ok(Fault::Mapped) => self.raced = None,
+                    // The vCPUs run at once and their exits are served
+                    // one at a time, so another vCPU's fault on this page
+                    // may have been served since this one exited: the
+                    // page is there, and the vCPU is entered again.  The
+                    // same answer twice in a row for one vCPU's page is
+                    // no race but the TSM and the host disagreeing.
+                    Ok(Fault::Present) if self.raced != Some(page) => self.raced = Some(page),
+                    Ok(Fault::Present) => return Err(TvmError::Tsm(SbiError::AlreadyAvailable)),
+                    Err(e) => return Err(e),
+                }
                 Ok(Step::Enter)
             }
             Exit::Share { gpa, len } => {
@@ -281,27 +300,42 @@ impl VcpuRun {
     }
 }
 
-/// A fault in a confidential region: a VMM page where the TVM shared the
-/// range, else a zero page (a whole 2 MiB block when the block lies in one
-/// region and none of it is shared).
+/// What serving a fault found.
+enum Fault {
+    /// The page was mapped now.
+    Mapped,
+    /// The page was mapped already (by another vCPU's fault).
+    Present,
+}
+
+/// A fault in a confidential region on `page`: a VMM page where the TVM
+/// shared the range, else a zero page (a whole 2 MiB block when the block
+/// lies in one region and none of it is shared).
 fn fault<T: Tsm, A: PageAlloc, B: BatchTable>(
     tvm: &mut Tvm<B>,
     tsm: &mut T,
     alloc: &mut A,
     mem: &mut dyn SharedMem,
-    gpa: Gpa,
-) -> Result {
-    let page = Gpa(gpa.0 & !(PAGE_SIZE - 1));
+    page: Gpa,
+) -> Result<Fault> {
     if tvm.is_shared(page) {
+        if mem.holds(page) {
+            return Ok(Fault::Present);
+        }
         let pa = mem.shared_page(page).map_err(|_| TvmError::Invalid)?;
         let r = tvm.map_shared(tsm, page, pa);
         if r.is_err() {
             mem.release_shared(page);
         }
-        return r;
+        return r.map(|()| Fault::Mapped);
     }
     let block = PageType::Page2M.size();
-    let base = gpa.0 & !(block - 1);
+    let base = page.0 & !(block - 1);
     let whole = (0..block / PAGE_SIZE).all(|i| !tvm.is_shared(Gpa(base + i * PAGE_SIZE)));
-    tvm.map_zero(tsm, alloc, page, whole)
+    match tvm.map_zero(tsm, alloc, page, whole) {
+        Ok(()) => Ok(Fault::Mapped),
+        // Not for the host to map twice: another vCPU's fault did.
+        Err(TvmError::Tsm(SbiError::AlreadyAvailable)) => Ok(Fault::Present),
+        Err(e) => Err(e),
+    }
 }

@@ -441,7 +441,10 @@ impl<B: BatchTable> Tvm<B> {
         {
             let pa = self.pool.take(tsm, alloc, BLOCK_PAGES)?;
             if pa.0 % PageType::Page2M.size() == 0 {
-                tsm.add_zero_pages(self.gid, pa, PageType::Page2M, 1, Gpa(base))?;
+                if let Err(e) = tsm.add_zero_pages(self.gid, pa, PageType::Page2M, 1, Gpa(base)) {
+                    self.pool.untake(pa, BLOCK_PAGES);
+                    return Err(e.into());
+                }
                 self.stats.zero_pages += BLOCK_PAGES;
                 return Ok(());
             }
@@ -460,13 +463,16 @@ impl<B: BatchTable> Tvm<B> {
             return Ok(());
         }
         let pa = self.pool.take(tsm, alloc, 1)?;
-        tsm.add_zero_pages(
+        if let Err(e) = tsm.add_zero_pages(
             self.gid,
             pa,
             PageType::Page4K,
             1,
             Gpa(gpa.0 & !(PAGE_SIZE - 1)),
-        )?;
+        ) {
+            self.pool.untake(pa, 1);
+            return Err(e.into());
+        }
         self.note_small(gpa);
         self.stats.zero_pages += 1;
         Ok(())

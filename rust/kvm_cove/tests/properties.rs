@@ -29,6 +29,10 @@ impl SharedMem for Vmm {
         Ok(pa)
     }
 
+    fn holds(&self, gpa: Gpa) -> bool {
+        self.1.contains_key(&gpa.0)
+    }
+
     fn release_shared(&mut self, gpa: Gpa) {
         if let Some(pa) = self.1.remove(&gpa.0) {
             self.0.free(Plain::from_host_page(pa).unwrap());

@@ -45,6 +45,10 @@ impl SharedMem for VmmPages {
         Ok(pa)
     }
 
+    fn holds(&self, gpa: Gpa) -> bool {
+        self.pinned.contains_key(&gpa.0)
+    }
+
     fn release_shared(&mut self, gpa: Gpa) {
         if let Some(pa) = self.pinned.remove(&gpa.0) {
             self.a.free(Plain::from_host_page(pa).unwrap());
@@ -382,5 +386,133 @@ fn out_of_memory_fails_the_run_without_leaks() {
     let mut vm = vm_with(1 << 20, 16, 4 << 20, |_, _, _| {});
     vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, RAM, 0));
     assert_eq!(vm.step(), Err(TvmError::NoMemory));
+    vm.destroy_clean();
+}
+
+/// A TVM with `n` vCPUs (ids 0..n) on 64 MiB, 8 MiB at `RAM`.
+fn smp_vm(n: u64) -> (Vm, Vec<VcpuRun>) {
+    let vm = vm_with(64 << 20, 512, 8 << 20, |tvm, t, a| {
+        for id in 1..n {
+            tvm.create_vcpu(t, a, id).unwrap();
+        }
+    });
+    (vm, (1..n).map(VcpuRun::new).collect())
+}
+
+/// Exits are served one at a time (under the TVM's mutex), but once the
+/// vCPUs of a TVM run at once (the mutex not held across `TVM_VCPU_RUN`,
+/// as on arm64; needed for SMP TVMs in parallel), several can exit on the
+/// same GPA before the first exit is served.  Four vCPUs fault one page, then one 4 KiB page of a
+/// block another vCPU is about to map whole: every exit is served, the
+/// page is mapped once, and nothing leaks.
+#[test]
+fn a_page_faulted_by_several_vcpus_at_once_is_mapped_once() {
+    let (mut vm, mut others) = smp_vm(4);
+    for gpa in [RAM + 0x1234, RAM + 0x40_0000 + 0x5000] {
+        // All four are in the TSM (entered) before any exit is served.
+        let mut exits = Vec::new();
+        vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, gpa, 0));
+        exits.push(vm.v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap());
+        for v in others.iter_mut() {
+            vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, gpa + 8, 0));
+            exits.push(v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap());
+        }
+        let mut exits = exits.into_iter();
+        let first = exits.next().unwrap();
+        assert_eq!(
+            vm.v.handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, first),
+            Ok(Step::Enter)
+        );
+        for (v, x) in others.iter_mut().zip(exits) {
+            assert_eq!(
+                v.handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, x),
+                Ok(Step::Enter),
+                "vCPU {}'s fault at {gpa:#x}, served after vCPU 0's",
+                v.id()
+            );
+        }
+        assert_eq!(vm.mapped(gpa & !0xfff), Some(true));
+    }
+    // Both faults mapped their block whole, once each; the three others
+    // of each found it mapped (the TSM's refusal).
+    assert_eq!(vm.calls(Covh::TvmAddZeroPages), 8);
+    assert_eq!(vm.tvm.stats().zero_pages, 1024);
+    vm.destroy_clean();
+}
+
+/// A share (COVG) on one vCPU races with faults on the others: faults on
+/// the range before and after the share are served, the shared page comes
+/// from the VMM, and teardown leaves nothing converted or pinned.
+#[test]
+fn a_share_racing_with_faults_on_other_vcpus() {
+    let (mut vm, mut others) = smp_vm(3);
+    let page = RAM + 0x60_0000;
+    // vCPU 1 faults the page as confidential; vCPU 0 shares it before
+    // that fault is served; vCPU 2 then faults it again, as shared.
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, page, 0));
+    let x1 = others[0].enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    vm.script(ecall(EXT_COVG, Covg::ShareMemory as u64, &[page, 0x1000]));
+    let x0 = vm.v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    assert_eq!(
+        vm.v.handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, x0),
+        Ok(Step::Enter)
+    );
+    vm.script(irq());
+    vm.v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    assert_eq!(vm.answered().0, 0, "the share succeeded");
+    // vCPU 1's fault, now on a shared page, maps the VMM's page.
+    assert_eq!(
+        others[0].handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, x1),
+        Ok(Step::Enter)
+    );
+    vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, page + 4, 0));
+    let x2 = others[1].enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    assert_eq!(
+        others[1].handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, x2),
+        Ok(Step::Enter),
+        "a second fault on the shared page"
+    );
+    assert_eq!(vm.mapped(page), Some(false), "mapped shared");
+    assert_eq!(vm.vmm.pins, 1, "the VMM's page pinned once");
+    // Unshared again while vCPU 2 faults next to it.
+    vm.script(ecall(EXT_COVG, Covg::UnshareMemory as u64, &[page, 0x1000]));
+    let x0 = vm.v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, page + 0x1000, 0));
+    let x2 = others[1].enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    assert_eq!(
+        vm.v.handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, x0),
+        Ok(Step::Enter)
+    );
+    assert!(vm.vmm.pinned.is_empty(), "unpinned at unshare");
+    assert_eq!(
+        others[1].handle(&mut vm.tvm, &mut vm.t, &mut vm.a, &mut vm.vmm, x2),
+        Ok(Step::Enter)
+    );
+    vm.script(irq());
+    vm.v.enter(&mut vm.tvm, &mut vm.t, &mut vm.n).unwrap();
+    assert_eq!(vm.answered().0, 0, "the unshare succeeded");
+    vm.destroy_clean();
+}
+
+/// A vCPU that faults again on a page the TSM says is mapped is taken for
+/// a race once; the second time in a row the TSM and the host disagree,
+/// and `KVM_RUN` fails instead of entering the vCPU for ever.
+#[test]
+fn a_fault_on_a_mapped_page_twice_in_a_row_is_an_error() {
+    let mut vm = vm();
+    for _ in 0..2 {
+        vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM, 0));
+        assert_eq!(vm.step(), Ok(Step::Enter));
+    }
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM + 8, 0));
+    assert_eq!(
+        vm.step(),
+        Err(TvmError::Tsm(kvm_cove::abi::SbiError::AlreadyAvailable))
+    );
+    // Another page in between resets it.
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM + 0x20_0000, 0));
+    assert_eq!(vm.step(), Ok(Step::Enter));
+    vm.script(fault(cause::LOAD_GUEST_PAGE_FAULT, RAM, 0));
+    assert_eq!(vm.step(), Ok(Step::Enter));
     vm.destroy_clean();
 }
