@@ -69,6 +69,11 @@ arm64_flash() {
         PLAT=qemu ENABLE_RME=1 QEMU_USE_GIC_DRIVER=QEMU_GICV3 \
         BL33="$image" ARM_LINUX_KERNEL_AS_BL33=1 ${rmm:+RMM="$rmm"} \
         all fip >"$bdir.log" 2>&1 || { tail -n 30 "$bdir.log"; die "TF-A build failed"; }
+    # The flash holds BL1 and, from 256 KiB on, the FIP (BL33 inside).
+    local fip_size
+    fip_size=$(stat -c %s "$bdir/qemu/release/fip.bin")
+    [ "$fip_size" -le $(( (64 << 20) - (256 << 10) )) ] ||
+        die "the FIP ($fip_size bytes, BL33 $(stat -c %s "$image")) does not fit the 64 MiB flash"
     rm -f "$out.tmp"
     dd if="$bdir/qemu/release/bl1.bin" of="$out.tmp" bs=4096 conv=notrunc status=none
     dd if="$bdir/qemu/release/fip.bin" of="$out.tmp" bs=4096 seek=64 conv=notrunc status=none

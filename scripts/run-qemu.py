@@ -80,9 +80,12 @@ def boot(cmd, log_path, timeout):
 
 SUITE_SUM = re.compile(r"^# (\S+): pass:(\d+) fail:(\d+) skip:(\d+) total:(\d+)")
 SELF_SUM = re.compile(r"^# Totals: pass:(\d+) fail:(\d+) xfail:\d+ xpass:\d+ skip:(\d+) error:(\d+)")
+# The kernel's own KVM selftests (kvm_selftests --upstream): their own suite.
+UP_SUM = re.compile(r"^# Upstream totals: pass:(\d+) fail:(\d+) skip:(\d+)")
+UP_PREFIX = "upstream/"
 
 
-def judge(arch, lines, reason):
+def judge(arch, lines, reason, upstream=None):
     """Counts results.  Per-test lines are listed, but the counts come from
     the summary lines (KUnit's per-suite "# suite: pass:.. fail:.." and the
     selftests' "# Totals:"), which survive better when EL3 firmware output
@@ -119,6 +122,10 @@ def judge(arch, lines, reason):
             p, f, k = int(ss.group(2)), int(ss.group(3)), int(ss.group(4))
             summary[("kunit", ss.group(1))] = [p, f, k]
             continue
+        us = UP_SUM.match(text)
+        if not kernel and us:
+            summary[("upstream", "")] = [int(x) for x in us.groups()]
+            continue
         st = SELF_SUM.match(text)
         if not kernel and st:
             p, f, k, e = (int(x) for x in st.groups())
@@ -136,18 +143,25 @@ def judge(arch, lines, reason):
         if kernel:
             kunit_cases += 1
             key, label = ("kunit", suite), f"{arch}/kunit/{suite}.{name.strip()}"
+        elif name.startswith(UP_PREFIX):
+            key, label = ("upstream", ""), f"{arch}/{name.strip()}"
         else:
             key, label = ("selftest", ""), f"{arch}/selftest/{name.strip()}"
         counts = seen.setdefault(key, [0, 0, 0])
         if directive == "SKIP":
             counts[2] += 1
+            result = "skip"
             print(f"SKIP {label}: {why}")
         elif status == "ok":
             counts[0] += 1
+            result = "pass"
             print(f"PASS {label}")
         else:
             counts[1] += 1
+            result = "fail"
             print(f"FAIL {label}")
+        if key[0] == "upstream" and upstream is not None:
+            upstream[name.strip()[len(UP_PREFIX):]] = result
     passed = failed = skipped = 0
     for key in set(seen) | set(summary):
         p, f, k = summary.get(key, seen.get(key, [0, 0, 0]))
@@ -179,6 +193,32 @@ def judge(arch, lines, reason):
     return passed, failed, skipped
 
 
+def read_stock(path):
+    """The upstream KVM selftests' results on a stock v7.2 kernel of the
+    same config (scripts/stock-kvm-selftests.sh): "test pass|skip|fail"."""
+    stock = {}
+    with open(path) as f:
+        for line in f:
+            line = line.split("#", 1)[0].split()
+            if len(line) == 2:
+                stock[line[0]] = line[1]
+    return stock
+
+
+def compare_stock(arch, upstream, stock):
+    """Every upstream test must end as on the stock kernel: one that
+    passes there and not here is ours to fix.  Returns the failures."""
+    failed = 0
+    for name in sorted(set(stock) | set(upstream)):
+        want, got = stock.get(name, "absent"), upstream.get(name, "absent")
+        if want != got:
+            print(f"FAIL {arch}/upstream-vs-stock/{name}: stock v7.2 {want}, this kernel {got}")
+            failed += 1
+    if not failed:
+        print(f"# {arch}: the {len(upstream)} upstream KVM selftests ended as on stock v7.2")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("arch", choices=["arm64", "riscv"])
@@ -190,6 +230,10 @@ def main():
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--smp", type=int, default=2)
     ap.add_argument("--mem")
+    ap.add_argument("--stock", metavar="FILE",
+                    help="the upstream KVM selftests' results on stock v7.2: any difference fails")
+    ap.add_argument("--record-stock", metavar="FILE",
+                    help="write the upstream KVM selftests' results there (a stock kernel's boot)")
     ap.add_argument("--expect", action="append", default=[], metavar="NAME=REGEX",
                     help="a test NAME that passes if a console line matches REGEX")
     a = ap.parse_args()
@@ -202,7 +246,22 @@ def main():
     t0 = time.monotonic()
     lines, reason = boot(cmd, a.log, a.timeout)
     print(f"# {a.arch}: boot ended by {reason} after {time.monotonic() - t0:.0f} s; log in {a.log}")
-    passed, failed, skipped = judge(a.arch, lines, reason)
+    upstream = {}
+    passed, failed, skipped = judge(a.arch, lines, reason, upstream)
+    if a.record_stock:
+        with open(a.record_stock, "w") as f:
+            f.write(f"# {a.arch}: the upstream KVM selftests on stock v7.2 "
+                    "(scripts/stock-kvm-selftests.sh)\n")
+            for name in sorted(upstream):
+                f.write(f"{name} {upstream[name]}\n")
+    if a.stock:
+        # Only for a boot that runs them (on arm64, the one with realms
+        # enabled): there, none at all is a failure.
+        if upstream:
+            failed += compare_stock(a.arch, upstream, read_stock(a.stock))
+        else:
+            print(f"FAIL {a.arch}/upstream: no upstream KVM selftest ran")
+            failed += 1
     for e in a.expect:
         name, _, rx = e.partition("=")
         if any(re.search(rx, l) for l in lines):

@@ -107,4 +107,9 @@ file /vmm/run $BUILD/vmm-run 0644 0 0
 file /vmm/run.sh $BUILD/vmm-run.sh 0755 0 0
 LIST
 fi
+# The kernel's own KVM selftests under /upstream; UPSTREAM_KVM_SELFTESTS=0
+# leaves them out.
+if [ "${UPSTREAM_KVM_SELFTESTS:-1}" != 0 ]; then
+    bash "$here/kvm-selftests.sh" "$arch" >> "$list.new"
+fi
 cmp -s "$list.new" "$list" && rm "$list.new" || mv "$list.new" "$list"

@@ -8,8 +8,10 @@
 #[cfg(target_arch = "aarch64")]
 pub mod bench;
 pub mod kvm;
+pub mod process;
 pub mod tap;
 pub mod tests;
+pub mod upstream;
 
 #[cfg(target_arch = "riscv64")]
 pub mod cove;

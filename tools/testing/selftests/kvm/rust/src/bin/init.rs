@@ -56,6 +56,20 @@ fn shell() -> ! {
     power_off()
 }
 
+/// The upstream KVM selftests' list (`kvm_selftests --upstream`).
+const UPSTREAM: &str = "/upstream/list";
+
+/// Runs `cmd` and returns its exit code (-1 if it did not exit or start).
+fn run(cmd: &mut Command) -> i32 {
+    match cmd.status() {
+        Ok(s) => s.code().unwrap_or(-1),
+        Err(e) => {
+            println!("# init: cannot run {:?}: {e}", cmd.get_program());
+            -1
+        }
+    }
+}
+
 fn main() {
     mount("devtmpfs", "/dev", "devtmpfs");
     mount("proc", "/proc", "proc");
@@ -83,13 +97,18 @@ fn main() {
         mount("debugfs", "/sys/kernel/debug", "debugfs");
         cmd.arg("--bench").args(b.split_whitespace());
     }
-    let status = match cmd.status() {
-        Ok(s) => s.code().unwrap_or(-1),
-        Err(e) => {
-            println!("# init: cannot run /bin/kvm_selftests: {e}");
-            -1
+    // scripts/stock-kvm-selftests.sh: a stock kernel runs only the
+    // upstream KVM selftests.
+    let ours = !std::path::Path::new("/etc/confvm-upstream-only").exists();
+    let mut status = if ours { run(&mut cmd) } else { 0 };
+    // The kernel's own KVM selftests, where scripts/kvm-selftests.sh put
+    // them (not with a benchmark).
+    if bench.is_none() && std::path::Path::new(UPSTREAM).exists() {
+        let up = run(Command::new("/bin/kvm_selftests").args(["--upstream", UPSTREAM]));
+        if status == 0 {
+            status = up;
         }
-    };
+    }
     println!("confvm-selftests-exit: {status}");
     println!("confvm-run-complete");
     power_off()

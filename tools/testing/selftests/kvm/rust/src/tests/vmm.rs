@@ -7,13 +7,12 @@
 //! the guest reaches its userspace and the VMM exits with 0.  Leaks of
 //! the realm's teardown fail the boot (the runner reads the kernel log).
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::open_kvm;
 use super::realm::NO_REALMS;
 use crate::check;
+use crate::process::run_bounded;
 use crate::rme::KVM_CAP_ARM_RME;
 use crate::tap::{Outcome, TestResult};
 
@@ -46,54 +45,22 @@ pub(crate) fn vmm_argv() -> Option<Vec<String>> {
     )
 }
 
-/// Runs `argv` to its end (killed after [`LIMIT`]), its output drained
-/// while it runs: a full pipe would stop it.
+/// Runs `argv` to its end; one still running after [`LIMIT`] is killed
+/// and is an error.
 pub(crate) fn run_vmm(argv: &[String]) -> Result<VmmRun, String> {
-    let Some((vmm, args)) = argv.split_first() else {
-        return Err(format!("{RUN} is empty"));
+    let r = run_bounded(argv, LIMIT)?;
+    let Some(status) = r.status else {
+        return Err(format!(
+            "{} still running after {} s: killed",
+            argv.first().map(String::as_str).unwrap_or(""),
+            LIMIT.as_secs()
+        ));
     };
-    let t0 = Instant::now();
-    let mut child = Command::new(vmm)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("starting {vmm}: {e}"))?;
-    let drain = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut b);
-            }
-            String::from_utf8_lossy(&b).into_owned()
-        })
-    };
-    let out_t = drain(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
-    let err_t = drain(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
-    let status = loop {
-        if let Some(s) = child
-            .try_wait()
-            .map_err(|e| format!("waiting for {vmm}: {e}"))?
-        {
-            break s;
-        }
-        if t0.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!(
-                "{vmm} still running after {} s: killed",
-                LIMIT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let took = t0.elapsed();
     Ok(VmmRun {
-        took,
+        took: r.took,
         status,
-        stdout: out_t.join().unwrap_or_default(),
-        stderr: err_t.join().unwrap_or_default(),
+        stdout: r.stdout,
+        stderr: r.stderr,
     })
 }
 
