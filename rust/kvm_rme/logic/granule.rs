@@ -59,7 +59,8 @@ pub fn delegate<R: Rmi>(
 /// changes nothing, so trying it again is safe; a refusal that passes (a
 /// busy RMM, an injected failure) then costs the realm nothing, and one
 /// that does not costs two more calls.  `ERROR_RTT` is walk information
-/// the caller acts on, never retried.
+/// the caller acts on, never retried.  The calls are the same wherever
+/// they are made: teardown, memslot removal, private-to-shared changes.
 pub const TEARDOWN_TRIES: usize = 3;
 
 /// `call`, tried again up to [`TEARDOWN_TRIES`] times in all while it
