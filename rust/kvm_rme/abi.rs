@@ -3,24 +3,38 @@
 //! The Realm Management Interface: version-neutral types.
 //!
 //! Each RMM specification version the host speaks has its own private
-//! submodule (`v1_0`) with function IDs and shared-memory layouts.  This
+//! submodule (`v1_0`, `v2_0`) with its shared-memory layouts and register
+//! encodings; the function IDs of both are one table (`command`).  This
 //! module is the one face the rest of the backend sees: it holds what the
-//! versions share (addresses, the status word, version numbers) and
-//! re-exports the versioned items the logic is written against, so no
-//! caller names a version.
+//! versions share (addresses, the status word, version numbers, the
+//! commands) and re-exports the versioned items.  The logic is written
+//! against the neutral items and asks the conduit which version it speaks
+//! ([`crate::logic::rmi::Rmi::abi`]); only the conduits (the SMC conduit,
+//! the RMM model, the test RMM's decoder) encode a version's layouts, the
+//! 2.0 ones through [`v2`].
 //! Status codes from the firmware stay [`RmiError`]; they become an errno
 //! only at the uAPI edge, through [`RmiError::errno`].
 
+mod command;
 mod v1_0;
+mod v2_0;
 
+pub use command::{CallCounts, Command};
 pub use v1_0::{enter_flags, exit_reason};
-pub use v1_0::{CallCounts, Command, Features0, HashAlgo, RealmParams};
+pub use v1_0::{Features0, HashAlgo, RealmParams};
 pub use v1_0::{RecEnter, RecExit, RecParams, RecRun, Ripas, RttEntry, RttEntryState};
 pub use v1_0::{DATA_FLAG_MEASURE, GICV3_HCR_HOST_MASK, MAX_REC_AUX_GRANULES, MAX_START_RTTS};
 pub use v1_0::{REC_GIC_NUM_LRS, REC_NUM_GPRS, REC_PARAMS_FLAG_RUNNABLE};
 
 /// A physical address the host hands to the RMM.
 pub use crate::cvm_fw::addr::Pa;
+
+/// The RMI 2.0 wire formats, for the conduits.
+pub mod v2 {
+    pub use super::v2_0::{incomplete, AddrRangeDesc, DonateReq, Features1, MemRequest};
+    pub use super::v2_0::{RealmParams, RecParams, RecRun, RmmConfig};
+    pub use super::v2_0::{ADDR_TYPE_SINGLE, RECLAIM_FLAG_UNDELEGATED};
+}
 
 /// Size of a granule, the unit the RMM tracks (4 KiB in RMI 1.0).
 pub const GRANULE_SIZE: u64 = crate::cvm_fw::addr::PAGE_SIZE;
@@ -42,7 +56,24 @@ pub enum ErrorStatus {
     Rec,
     /// `RMI_ERROR_RTT` (4): an RTT walk ended early; the index is the level.
     Rtt,
-    /// A status this host does not know (newer RMM, or firmware bug).
+    /// 2.0 `RMI_ERROR_NOT_SUPPORTED` (5): the command is not implemented.
+    NotSupported,
+    /// 2.0 `RMI_BUSY` (10): a shared object is in use; nothing changed and
+    /// the same call may be made again.
+    Busy,
+    /// 2.0 `RMI_ERROR_GLOBAL` (11): the RMM is not in the state the
+    /// command needs (not activated, for one).
+    Global,
+    /// 2.0 `RMI_INCOMPLETE` (13): a stateful operation is in progress; the
+    /// conduits turn it into [`crate::logic::rmi::Sro::Incomplete`].
+    Incomplete,
+    /// 2.0 `RMI_BLOCKED` (14): another operation on the object must finish
+    /// first; nothing changed.
+    Blocked,
+    /// 2.0 `RMI_ERROR_GPT` (15): a GPT walk ended at an unexpected level.
+    Gpt,
+    /// A status this host does not know (device, SMMU and plane statuses
+    /// 6 to 9 and 12 included: the host uses none of those features).
     Unknown(u8),
 }
 
@@ -54,6 +85,12 @@ impl ErrorStatus {
             ErrorStatus::Realm => 2,
             ErrorStatus::Rec => 3,
             ErrorStatus::Rtt => 4,
+            ErrorStatus::NotSupported => 5,
+            ErrorStatus::Busy => 10,
+            ErrorStatus::Global => 11,
+            ErrorStatus::Incomplete => 13,
+            ErrorStatus::Blocked => 14,
+            ErrorStatus::Gpt => 15,
             ErrorStatus::Unknown(c) => c,
         }
     }
@@ -64,6 +101,12 @@ impl ErrorStatus {
             2 => ErrorStatus::Realm,
             3 => ErrorStatus::Rec,
             4 => ErrorStatus::Rtt,
+            5 => ErrorStatus::NotSupported,
+            10 => ErrorStatus::Busy,
+            11 => ErrorStatus::Global,
+            13 => ErrorStatus::Incomplete,
+            14 => ErrorStatus::Blocked,
+            15 => ErrorStatus::Gpt,
             c => ErrorStatus::Unknown(c),
         }
     }
@@ -101,7 +144,9 @@ impl RmiError {
         RmiError::new(ErrorStatus::Input, 0)
     }
 
-    /// Decodes the `x0` of an RMI return.
+    /// Decodes the `x0` of an RMI return.  A 2.0 `RMI_INCOMPLETE` is an
+    /// [`ErrorStatus::Incomplete`] here, its memory request in the index;
+    /// the commands that start stateful operations decode it further.
     pub const fn decode(x0: u64) -> RmiResult {
         // CAST: the status is x0[7:0], the index x0[15:8]; higher bits are RES0.
         let code = (x0 & 0xff) as u8;
@@ -123,14 +168,22 @@ impl RmiError {
     ///
     /// `ERROR_INPUT` is `EINVAL`; a realm or REC in the wrong state is
     /// `EPERM`/`EBUSY`; an RTT the host failed to prepare is `ENXIO`
-    /// (a host bug, also reported in the log); anything else is `EIO`.
+    /// (a host bug, also reported in the log); a `BUSY` or `BLOCKED` the
+    /// host's retries did not get past is `EBUSY`; a command the RMM does
+    /// not implement is `EOPNOTSUPP`; anything else is `EIO`.
     pub const fn errno(self) -> i32 {
         match self.status {
             ErrorStatus::Input => crate::cvm_fw::errno::EINVAL,
             ErrorStatus::Realm => crate::cvm_fw::errno::EPERM,
-            ErrorStatus::Rec => crate::cvm_fw::errno::EBUSY,
+            ErrorStatus::Rec | ErrorStatus::Busy | ErrorStatus::Blocked => {
+                crate::cvm_fw::errno::EBUSY
+            }
             ErrorStatus::Rtt => crate::cvm_fw::errno::ENXIO,
-            ErrorStatus::Unknown(_) => crate::cvm_fw::errno::EIO,
+            ErrorStatus::NotSupported => crate::cvm_fw::errno::EOPNOTSUPP,
+            ErrorStatus::Global
+            | ErrorStatus::Incomplete
+            | ErrorStatus::Gpt
+            | ErrorStatus::Unknown(_) => crate::cvm_fw::errno::EIO,
         }
     }
 }
@@ -147,6 +200,8 @@ pub struct RmiVersion {
 impl RmiVersion {
     /// RMM specification 1.0.
     pub const V1_0: RmiVersion = RmiVersion { major: 1, minor: 0 };
+    /// RMM specification 2.0 (TF-RMM v0.9.0).
+    pub const V2_0: RmiVersion = RmiVersion { major: 2, minor: 0 };
 
     /// The wire encoding.
     pub const fn encode(self) -> u64 {
@@ -174,7 +229,7 @@ pub struct VersionInfo {
 }
 
 /// The interface versions this host implements, newest first.
-pub const SUPPORTED: [RmiVersion; 1] = [RmiVersion::V1_0];
+pub const SUPPORTED: [RmiVersion; 2] = [RmiVersion::V2_0, RmiVersion::V1_0];
 
 /// Picks the ABI to speak: the newest [`SUPPORTED`] version inside the
 /// RMM's `[lower, higher]` range, where a minor revision the host does not

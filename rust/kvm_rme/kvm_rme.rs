@@ -67,24 +67,43 @@ impl kernel::Module for KvmRme {
             Probe::Incompatible(i) | Probe::FeaturesFailed(i) => {
                 let (lo, hi) = (fmt_version(i.lower), fmt_version(i.higher));
                 pr_info!(
-                    "RMM implements RMI {}.{}..{}.{}, this host speaks 1.0: realms disabled\n",
+                    "RMM implements RMI {}.{}..{}.{}, this host speaks 2.0 and 1.0: realms disabled\n",
                     lo.0,
                     lo.1,
                     hi.0,
                     hi.1
                 );
             }
+            Probe::ActivationFailed(i, e) => {
+                let hi = fmt_version(i.higher);
+                pr_info!(
+                    "RMM implements RMI {}.{} but refused RMM_ACTIVATE ({:?}): realms disabled\n",
+                    hi.0,
+                    hi.1,
+                    e
+                );
+            }
             Probe::Ready {
                 version, features, ..
             } => {
+                crate::glue::smc::set_abi(version);
                 crate::glue::vm::set_ready(features);
-                pr_info!(
-                    "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
-                    version.major,
-                    version.minor,
-                    features.max_ipa_bits,
-                    features.gic_lrs()
-                );
+                if version.major >= 2 {
+                    pr_info!(
+                        "RMM implements RMI {}.{}: realms enabled (activated; IPA {} bits, GIC list registers in the CPU)\n",
+                        version.major,
+                        version.minor,
+                        features.max_ipa_bits
+                    );
+                } else {
+                    pr_info!(
+                        "RMM implements RMI {}.{}: realms enabled (IPA {} bits, {} GIC LRs)\n",
+                        version.major,
+                        version.minor,
+                        features.max_ipa_bits,
+                        features.gic_lrs()
+                    );
+                }
             }
         }
         // Without them a benchmark has less to read; realms still work.
@@ -138,8 +157,9 @@ mod abi_tests {
         };
         assert_eq!(negotiate(v((1, 0), (1, 0))), Some(RmiVersion::V1_0));
         assert_eq!(negotiate(v((0, 0), (0, 0))), None);
-        assert_eq!(negotiate(v((1, 0), (2, 0))), Some(RmiVersion::V1_0));
-        assert_eq!(negotiate(v((2, 0), (2, 0))), None);
+        assert_eq!(negotiate(v((1, 0), (2, 0))), Some(RmiVersion::V2_0));
+        assert_eq!(negotiate(v((2, 0), (2, 0))), Some(RmiVersion::V2_0));
+        assert_eq!(negotiate(v((2, 1), (3, 0))), None);
     }
 
     #[test]
@@ -157,7 +177,7 @@ mod abi_tests {
 #[kunit_tests(kvm_rme_rmm)]
 mod rmm_tests {
     use crate::abi::Command;
-    use crate::abi::{Pa, RmiError, RmiVersion};
+    use crate::abi::{Pa, RmiError};
     use crate::logic::granule::{self, Undelegated};
     use crate::logic::rmi::Rmi;
     use crate::glue::smc::{at_el2, feat_rme, SmcRmi};
@@ -174,7 +194,7 @@ mod rmm_tests {
             return Ok(());
         }
         let mut rmi = SmcRmi::new()?;
-        let reply = rmi.version(RmiVersion::V1_0);
+        let reply = rmi.version(rmi.abi());
         assert!(reply.info.lower <= reply.info.higher);
         if let Err(e) = reply.status {
             assert_eq!(e, RmiError::input());
@@ -214,7 +234,12 @@ mod rmm_tests {
             };
             // A granule cannot be delegated twice.  The RMM says
             // ERROR_INPUT; TRP passes EL3's own status (-3) through.
-            if rmi.granule_delegate(pa).is_ok() {
+            let again = if rmi.abi().major >= 2 {
+                rmi.granule_range_delegate(pa, pa.add_pages(1)).map(|_| ())
+            } else {
+                rmi.granule_delegate(pa)
+            };
+            if again.is_ok() {
                 failures += 1;
             }
             match granule::undelegate(&mut rmi, d) {
@@ -226,7 +251,12 @@ mod rmm_tests {
                     continue;
                 }
             }
-            if rmi.granule_undelegate(pa).is_ok() {
+            let again = if rmi.abi().major >= 2 {
+                rmi.granule_range_undelegate(pa, pa.add_pages(1)).map(|_| ())
+            } else {
+                rmi.granule_undelegate(pa)
+            };
+            if again.is_ok() {
                 failures += 1;
             }
             // Back in the normal world: the host can write and read it.
@@ -241,15 +271,16 @@ mod rmm_tests {
             }
         }
         assert_eq!(failures, 0);
-        assert_eq!(rmi.counts.get(Command::GranuleDelegate), 2 * N as u64);
-        assert_eq!(rmi.counts.get(Command::GranuleUndelegate), 2 * N as u64);
+        let (d, u) = (granule::delegate_command(&rmi), granule::undelegate_command(&rmi));
+        assert_eq!(rmi.counts.get(d), 2 * N as u64);
+        assert_eq!(rmi.counts.get(u), 2 * N as u64);
         Ok(())
     }
 
-    /// Malformed calls get `RMI_ERROR_INPUT` from an RMM that speaks 1.0
-    /// (the test RMM and TF-RMM alike), change nothing, and leave the RMM
-    /// answering: objects that are not what the call needs, an unaligned
-    /// granule, a delegated granule that is no RD.
+    /// Malformed calls get `RMI_ERROR_INPUT` from an RMM that speaks the
+    /// negotiated version (the test RMM, TF-RMM v0.8.0 and v0.9.0), change
+    /// nothing, and leave the RMM answering: objects that are not what the
+    /// call needs, an unaligned granule, a delegated granule that is no RD.
     #[test]
     fn malformed_calls_get_error_input() -> Result {
         if !feat_rme() || !at_el2() {
@@ -257,8 +288,9 @@ mod rmm_tests {
             return Ok(());
         }
         let mut rmi = SmcRmi::new()?;
-        if rmi.version(RmiVersion::V1_0).status.is_err() {
-            kernel::kunit::mark_skipped(c"the RMM does not speak RMI 1.0");
+        let v = rmi.abi();
+        if rmi.version(v).status.is_err() {
+            kernel::kunit::mark_skipped(c"the RMM does not speak a version this host does");
             return Ok(());
         }
         let page = Page::alloc_page(GFP_KERNEL | __GFP_ZERO)?;
@@ -269,24 +301,38 @@ mod rmm_tests {
         assert_eq!(rmi.realm_activate(pa), input);
         assert_eq!(rmi.realm_destroy(pa), input);
         assert_eq!(rmi.rec_enter(pa, &mut run), input);
-        assert_eq!(rmi.rec_aux_count(pa).map(|_| ()), input);
         assert_eq!(rmi.rtt_create(pa, pa, crate::abi::Ipa(0), 1), input);
-        assert_eq!(rmi.data_destroy(pa, crate::abi::Ipa(0)).map(|_| ()), input);
         assert_eq!(rmi.psci_complete(pa, pa, 0), input);
-        assert_eq!(rmi.granule_undelegate(pa), input);
-        assert_eq!(rmi.granule_delegate(Pa(pa.0 + 0x800)), input);
+        if v.major >= 2 {
+            let (i0, i1) = (crate::abi::Ipa(0), crate::abi::Ipa(0x1000));
+            assert_eq!(rmi.rtt_data_unmap(pa, i0, i1).map(|_| ()), input);
+            assert_eq!(rmi.rtt_data_map(pa, i0, i1, pa).map(|_| ()), input);
+            assert_eq!(rmi.granule_range_undelegate(pa, pa.add_pages(1)).map(|_| ()), input);
+            let odd = Pa(pa.0 + 0x800);
+            assert_eq!(rmi.granule_range_delegate(odd, odd.add_pages(1)).map(|_| ()), input);
+            // Activated once, at boot.
+            assert_eq!(
+                rmi.rmm_activate().map_err(|e| e.status),
+                Err(crate::abi::ErrorStatus::Global)
+            );
+        } else {
+            assert_eq!(rmi.rec_aux_count(pa).map(|_| ()), input);
+            assert_eq!(rmi.data_destroy(pa, crate::abi::Ipa(0)).map(|_| ()), input);
+            assert_eq!(rmi.granule_undelegate(pa), input);
+            assert_eq!(rmi.granule_delegate(Pa(pa.0 + 0x800)), input);
+        }
         // Delegated, but not an RD.
         let g = Undelegated::from_host_page(pa).ok_or(EINVAL)?;
         let d = granule::delegate(&mut rmi, g).map_err(|_| EIO)?;
         assert_eq!(rmi.realm_activate(pa), input);
-        assert_eq!(rmi.rec_destroy(pa), input);
+        assert_eq!(rmi.rec_destroy(pa).map(|_| ()), input);
         if granule::undelegate(&mut rmi, d).is_err() {
             // Still delegated: it must never reach the allocator.
             core::mem::forget(page);
             return Err(EIO);
         }
         // Still answering.
-        assert!(rmi.version(RmiVersion::V1_0).status.is_ok());
+        assert!(rmi.version(v).status.is_ok());
         Ok(())
     }
 }

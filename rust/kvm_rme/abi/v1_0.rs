@@ -1,110 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! RMI as of RMM specification 1.0-rel0: function IDs, constants and the
-//! 4 KiB structures shared with the RMM through granules.
+//! RMI as of RMM specification 1.0-rel0: constants and the 4 KiB
+//! structures shared with the RMM through granules (the function IDs of
+//! both versions are in `command.rs`).
 //!
 //! Layouts are pinned at compile time against the specification's offset
 //! tables; nothing outside the crate depends on this module's version.
 
 use core::mem::{offset_of, size_of};
-
-/// Function-ID base: SMC64, fast call, standard-service range.
-const FID_BASE: u32 = 0xC400_0000;
-
-crate::cvm_fw::calls::call_table! {
-    /// The RMI 1.0 commands.  The discriminant is the function-number part of
-    /// the SMC function ID ([`Command::fid`]).
-    pub enum Command: u32, counted by CallCounts {
-        /// `RMI_VERSION(req) -> (lower, higher)`.
-        Version = 0x150,
-        /// `RMI_GRANULE_DELEGATE(pa)`.
-        GranuleDelegate = 0x151,
-        /// `RMI_GRANULE_UNDELEGATE(pa)`.
-        GranuleUndelegate = 0x152,
-        /// `RMI_DATA_CREATE(rd, data, ipa, src, flags)`.
-        DataCreate = 0x153,
-        /// `RMI_DATA_CREATE_UNKNOWN(rd, data, ipa)`.
-        DataCreateUnknown = 0x154,
-        /// `RMI_DATA_DESTROY(rd, ipa) -> (data, top)`.
-        DataDestroy = 0x155,
-        /// `RMI_REALM_ACTIVATE(rd)`.
-        RealmActivate = 0x157,
-        /// `RMI_REALM_CREATE(rd, params)`.
-        RealmCreate = 0x158,
-        /// `RMI_REALM_DESTROY(rd)`.
-        RealmDestroy = 0x159,
-        /// `RMI_REC_CREATE(rd, rec, params)`.
-        RecCreate = 0x15A,
-        /// `RMI_REC_DESTROY(rec)`.
-        RecDestroy = 0x15B,
-        /// `RMI_REC_ENTER(rec, run)`.
-        RecEnter = 0x15C,
-        /// `RMI_RTT_CREATE(rd, rtt, ipa, level)`.
-        RttCreate = 0x15D,
-        /// `RMI_RTT_DESTROY(rd, ipa, level) -> (rtt, top)`.
-        RttDestroy = 0x15E,
-        /// `RMI_RTT_MAP_UNPROTECTED(rd, ipa, level, desc)`.
-        RttMapUnprotected = 0x15F,
-        /// `RMI_RTT_READ_ENTRY(rd, ipa, level) -> (level, state, desc, ripas)`.
-        RttReadEntry = 0x161,
-        /// `RMI_RTT_UNMAP_UNPROTECTED(rd, ipa, level) -> top`.
-        RttUnmapUnprotected = 0x162,
-        /// `RMI_PSCI_COMPLETE(calling_rec, target_rec, status)`.
-        PsciComplete = 0x164,
-        /// `RMI_FEATURES(index) -> value`.
-        Features = 0x165,
-        /// `RMI_RTT_FOLD(rd, ipa, level) -> rtt`.
-        RttFold = 0x166,
-        /// `RMI_REC_AUX_COUNT(rd) -> count`.
-        RecAuxCount = 0x167,
-        /// `RMI_RTT_INIT_RIPAS(rd, base, top) -> top`.
-        RttInitRipas = 0x168,
-        /// `RMI_RTT_SET_RIPAS(rd, rec, base, top) -> top`.
-        RttSetRipas = 0x169,
-    }
-}
-
-impl Command {
-    /// The SMC function ID.
-    pub const fn fid(self) -> u32 {
-        FID_BASE | self.number()
-    }
-
-    /// The command with function ID `fid`, if it is an RMI 1.0 command.
-    pub fn from_fid(fid: u32) -> Option<Command> {
-        Command::from_number(fid.checked_sub(FID_BASE)?)
-    }
-
-    /// The specification's name, as a C string for the
-    /// `kvm_rme:kvm_rme_rmi_error` tracepoint.
-    pub const fn name(self) -> &'static core::ffi::CStr {
-        match self {
-            Command::Version => c"VERSION",
-            Command::GranuleDelegate => c"GRANULE_DELEGATE",
-            Command::GranuleUndelegate => c"GRANULE_UNDELEGATE",
-            Command::DataCreate => c"DATA_CREATE",
-            Command::DataCreateUnknown => c"DATA_CREATE_UNKNOWN",
-            Command::DataDestroy => c"DATA_DESTROY",
-            Command::RealmActivate => c"REALM_ACTIVATE",
-            Command::RealmCreate => c"REALM_CREATE",
-            Command::RealmDestroy => c"REALM_DESTROY",
-            Command::RecCreate => c"REC_CREATE",
-            Command::RecDestroy => c"REC_DESTROY",
-            Command::RecEnter => c"REC_ENTER",
-            Command::RttCreate => c"RTT_CREATE",
-            Command::RttDestroy => c"RTT_DESTROY",
-            Command::RttMapUnprotected => c"RTT_MAP_UNPROTECTED",
-            Command::RttReadEntry => c"RTT_READ_ENTRY",
-            Command::RttUnmapUnprotected => c"RTT_UNMAP_UNPROTECTED",
-            Command::PsciComplete => c"PSCI_COMPLETE",
-            Command::Features => c"FEATURES",
-            Command::RttFold => c"RTT_FOLD",
-            Command::RecAuxCount => c"REC_AUX_COUNT",
-            Command::RttInitRipas => c"RTT_INIT_RIPAS",
-            Command::RttSetRipas => c"RTT_SET_RIPAS",
-        }
-    }
-}
 
 /// Realm IPA state.
 #[repr(u8)]

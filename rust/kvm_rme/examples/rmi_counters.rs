@@ -6,6 +6,9 @@
 //! on every machine.
 //!
 //!     cargo run --release -p kvm_rme --example rmi_counters --features model
+//!
+//! `KVM_RME_MODEL_RMI=2.0` runs it against the model's RMI 2.0
+//! personality (TF-RMM v0.9.0's answers: one granule per range call).
 
 use kvm_rme::abi::Command;
 use kvm_rme::abi::Ipa;
@@ -49,6 +52,8 @@ fn teardown(name: &str, mut rmi: ModelRmi, mut alloc: ModelAlloc, m: Shared, mut
 }
 
 fn main() {
+    let v = kvm_rme::model::model_version();
+    println!("RMM model speaking RMI {}.{}", v.major, v.minor);
     // 1. Populate 1 GiB, measured, before activation.
     let (mut rmi, mut alloc, m, mut realm) = setup();
     let before = counts(&m);
@@ -70,7 +75,7 @@ fn main() {
             .expect("populate");
     }
     let d = counts(&m).since(&before);
-    report("populate 1 GiB (INIT_RIPAS + measured DATA_CREATE)", &d);
+    report("populate 1 GiB (INIT_RIPAS + measured DATA_CREATE / RTT_DATA_MAP_INIT)", &d);
     println!(
         "    RTT pages held: {} (start level included: {})",
         realm.stats().rtt_pages,
@@ -95,10 +100,10 @@ fn main() {
         assert!(realm.fold(&mut rmi, &mut alloc, Ipa(ipa), 3).expect("fold"));
     }
     let d = counts(&m).since(&before);
-    report("fault in 1 GiB (DATA_CREATE_UNKNOWN, folded to 2 MiB)", &d);
+    report("fault in 1 GiB (DATA_CREATE_UNKNOWN / RTT_DATA_MAP, folded to 2 MiB)", &d);
     let per_page = d.total() as f64 / PAGES as f64;
     println!(
-        "    floor in RMI 1.0: 2 per page + 1/512 for RTTs = {:.4}; this is {:.2}% above",
+        "    floor with one granule per call: 2 per page + 1/512 for RTTs = {:.4}; this is {:.2}% above",
         2.0 + 1.0 / 512.0,
         (per_page / (2.0 + 1.0 / 512.0) - 1.0) * 100.0
     );

@@ -10,7 +10,7 @@
 //! is safe: the page is never reused.  The realm logic drops one only after
 //! an undelegation failed, and counts it.
 
-use crate::abi::{ErrorStatus, Pa, RmiError, RmiResult};
+use crate::abi::{Command, ErrorStatus, Pa, RmiError, RmiResult};
 use crate::logic::rmi::Rmi;
 
 /// A granule-aligned host page in the normal world, owned by its holder
@@ -42,15 +42,75 @@ pub trait GranuleAlloc {
     fn release_data(&mut self, page: Undelegated);
 }
 
-/// `GRANULE_DELEGATE`; on failure the page comes back unchanged.
+/// The command that delegates or undelegates one granule on `rmi`'s
+/// version: 1.0's `GRANULE_(UN)DELEGATE`, or 2.0's range command over
+/// `[pa, pa + 4 KiB)`, which must report `pa + 4 KiB` as its next address.
+/// Any other answer (the RMM stopping short of the one granule it was
+/// given, or going past it) is refused as `ERROR_INPUT`: the granule's
+/// state is then not known, and the caller treats it as the RMM's.
+fn transition<R: Rmi>(rmi: &mut R, pa: Pa, delegate: bool) -> RmiResult {
+    if rmi.abi().major < 2 {
+        return if delegate {
+            rmi.granule_delegate(pa)
+        } else {
+            rmi.granule_undelegate(pa)
+        };
+    }
+    let top = pa.add_pages(1);
+    let next = if delegate {
+        rmi.granule_range_delegate(pa, top)?
+    } else {
+        rmi.granule_range_undelegate(pa, top)?
+    };
+    if next == top {
+        Ok(())
+    } else {
+        Err(RmiError::input())
+    }
+}
+
+/// The command [`delegate`] issues on `rmi`'s version.
+pub fn delegate_command<R: Rmi>(rmi: &R) -> Command {
+    if rmi.abi().major < 2 {
+        Command::GranuleDelegate
+    } else {
+        Command::GranuleRangeDelegate
+    }
+}
+
+/// The command [`undelegate`] issues on `rmi`'s version.
+pub fn undelegate_command<R: Rmi>(rmi: &R) -> Command {
+    if rmi.abi().major < 2 {
+        Command::GranuleUndelegate
+    } else {
+        Command::GranuleRangeUndelegate
+    }
+}
+
+/// Delegates `page` (`GRANULE_DELEGATE`, or 2.0's range delegation of
+/// the one granule), tried again on 2.0's `BUSY`; on failure the page
+/// comes back unchanged.
 pub fn delegate<R: Rmi>(
     rmi: &mut R,
     page: Undelegated,
 ) -> Result<Delegated, (Undelegated, RmiError)> {
-    match rmi.granule_delegate(page.pa()) {
+    match busy_retried(|| transition(rmi, page.pa(), true)) {
         Ok(()) => Ok(Delegated::transferred(page)),
         Err(e) => Err((page, e)),
     }
+}
+
+/// `call`, tried again up to [`TEARDOWN_TRIES`] times in all while the
+/// RMM answers `BUSY` (2.0: a contended object, nothing changed).
+pub fn busy_retried<T>(mut call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
+    let mut r = call();
+    for _ in 1..TEARDOWN_TRIES {
+        match &r {
+            Err(e) if e.status == ErrorStatus::Busy => r = call(),
+            _ => break,
+        }
+    }
+    r
 }
 
 /// How many times a teardown call (`GRANULE_UNDELEGATE`, `DATA_DESTROY`,
@@ -79,7 +139,7 @@ pub fn retried<T>(mut call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
 /// `GRANULE_UNDELEGATE`, [`retried`]; on failure the granule stays
 /// delegated, with the last status.
 pub fn undelegate<R: Rmi>(rmi: &mut R, g: Delegated) -> Result<Undelegated, (Delegated, RmiError)> {
-    match retried(|| rmi.granule_undelegate(g.pa())) {
+    match retried(|| transition(rmi, g.pa(), false)) {
         Ok(()) => Ok(g.reclaimed()),
         Err(e) => Err((g, e)),
     }

@@ -19,8 +19,9 @@ use crate::abi::{
 };
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, GRANULE_SIZE};
 use crate::cvm_fw::{count, errno};
-use crate::logic::granule::{delegate, retried, undelegate, Delegated, GranuleAlloc, Undelegated};
-use crate::logic::rmi::{RealmCreate, RecCreate, Rmi};
+use crate::logic::granule::{busy_retried, delegate, delegate_command, retried, undelegate};
+use crate::logic::granule::{Delegated, GranuleAlloc, Undelegated};
+use crate::logic::rmi::{Destroyed, RealmCreate, RecCreate, Rmi, Sro, SroStep};
 
 /// Deepest RTT level (4 KiB pages).
 pub const RTT_PAGE_LEVEL: u8 = 3;
@@ -323,7 +324,7 @@ impl Realm {
                 Err((page, e)) => {
                     alloc.free(page);
                     failed = Some(RealmError::Rmi {
-                        cmd: Command::GranuleDelegate,
+                        cmd: delegate_command(rmi),
                         err: e,
                     });
                 }
@@ -421,7 +422,7 @@ impl Realm {
             Err((page, e)) => {
                 alloc.free(page);
                 Err(RealmError::Rmi {
-                    cmd: Command::GranuleDelegate,
+                    cmd: delegate_command(rmi),
                     err: e,
                 })
             }
@@ -674,6 +675,18 @@ impl Realm {
         page: Undelegated,
     ) -> Result {
         let ok = matches!(self.state, RealmState::New | RealmState::Active);
+        if rmi.abi().major >= 2 {
+            // 2.0: `RTT_DATA_MAP` of the one granule, which the RMM zeroes.
+            let top = Ipa(ipa.0 + GRANULE_SIZE);
+            return self.map_data(rmi, alloc, ipa, page, ok, Command::RttDataMap, move |rmi, rd, data| {
+                match rmi.rtt_data_map(rd, ipa, top, data)? {
+                    next if next == top => Ok(()),
+                    // Mapped or not, the RMM said something else: the
+                    // granule is the RMM's, and the map is refused.
+                    _ => Err(RmiError::input()),
+                }
+            });
+        }
         self.map_data(
             rmi,
             alloc,
@@ -714,7 +727,7 @@ impl Realm {
             Err((page, err)) => {
                 alloc.release_data(page);
                 return Err(RealmError::Rmi {
-                    cmd: Command::GranuleDelegate,
+                    cmd: delegate_command(rmi),
                     err,
                 });
             }
@@ -906,8 +919,20 @@ impl Realm {
                 }
                 continue;
             }
-            match retried(|| rmi.data_destroy(rd, Ipa(cur))) {
-                Ok(d) => {
+            let v2 = rmi.abi().major >= 2;
+            let destroyed = if v2 {
+                // 2.0: `RTT_DATA_UNMAP` of one page, which also reports
+                // where the next live entry is when there is none here.
+                retried(|| rmi.rtt_data_unmap(rd, Ipa(cur), Ipa(end))).map(|u| match u.pa {
+                    Some(pa) => Ok(Destroyed { pa, top: u.top }),
+                    None => Err(u.top),
+                })
+            } else {
+                retried(|| rmi.data_destroy(rd, Ipa(cur))).map(Ok)
+            };
+            match destroyed {
+                Ok(Err(top)) => cur = top.0.clamp(cur + GRANULE_SIZE, end.max(cur + GRANULE_SIZE)),
+                Ok(Ok(d)) => {
                     count::take_or_note(&mut self.stats.data_pages, 1, &mut self.stats.anomalies);
                     self.give_back_data(rmi, alloc, Delegated::returned_by_firmware(d.pa));
                     cur = d
@@ -941,7 +966,11 @@ impl Realm {
                 Err(e) if e.status == ErrorStatus::Rtt => cur += GRANULE_SIZE,
                 Err(e) => {
                     return Err(RealmError::Rmi {
-                        cmd: Command::DataDestroy,
+                        cmd: if v2 {
+                            Command::RttDataUnmap
+                        } else {
+                            Command::DataDestroy
+                        },
                         err: e,
                     })
                 }
@@ -963,6 +992,9 @@ impl Realm {
     ) -> Result<Rec> {
         if self.state != RealmState::New {
             return Err(RealmError::State);
+        }
+        if rmi.abi().major >= 2 {
+            return self.rec_create_sro(rmi, alloc, mpidr, pc, gprs, runnable);
         }
         let num_aux = match self.aux_count {
             Some(n) => n,
@@ -1029,6 +1061,275 @@ impl Realm {
         })
     }
 
+    /// 2.0's `REC_CREATE`, a stateful operation: the RMM asks for its
+    /// auxiliary granules (`OP_MEM_DONATE`) and finishes on
+    /// `OP_CONTINUE`.  Granules are delegated as the RMM asks for them.
+    /// If the operation cannot go on (no memory, an RMM error, an answer
+    /// outside the protocol), it is cancelled where the RMM allows that;
+    /// otherwise the REC and every granule donated stay the RMM's and are
+    /// counted as leaked: none returns to the allocator.
+    fn rec_create_sro<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        mpidr: u64,
+        pc: u64,
+        gprs: [u64; 8],
+        runnable: bool,
+    ) -> Result<Rec> {
+        let rec = self.take_granule(rmi, alloc)?;
+        let params = RecCreate {
+            runnable,
+            mpidr,
+            pc,
+            gprs,
+            aux: [Pa(0); MAX_REC_AUX_GRANULES],
+            num_aux: 0,
+        };
+        let rd = self.rd;
+        let mut sro = match busy_retried(|| rmi.rec_create(rd, rec.pa(), &params)) {
+            Ok(s) => s,
+            Err(err) => {
+                self.give_back(rmi, alloc, rec);
+                return Err(RealmError::Rmi {
+                    cmd: Command::RecCreate,
+                    err,
+                });
+            }
+        };
+        // From here the RMM holds the REC granule.
+        let rec_pa = rec.hand_over();
+        let mut aux = [Pa(0); MAX_REC_AUX_GRANULES];
+        let mut num_aux = 0usize;
+        // Each step donates at least one granule or continues; a
+        // well-behaved RMM needs at most MAX + 2 of them.
+        let mut failure = RealmError::Protocol;
+        let mut refused = false;
+        for _ in 0..2 * MAX_REC_AUX_GRANULES + 6 {
+            let (handle, next, can_cancel) = match sro {
+                Sro::Done => {
+                    self.recs = self.recs.saturating_add(1);
+                    return Ok(Rec {
+                        pa: rec_pa,
+                        aux,
+                        num_aux,
+                        mpidr,
+                    });
+                }
+                Sro::Incomplete {
+                    handle,
+                    next,
+                    can_cancel,
+                } => (handle, next, can_cancel),
+            };
+            let step = match next {
+                SroStep::Continue => {
+                    let r = busy_retried(|| rmi.op_continue(handle));
+                    match r {
+                        // The RMM refused the REC (2.0 checks the realm
+                        // and the MPIDR order only now) after taking
+                        // back what it was given: the REC granule is
+                        // delegated again.
+                        Err(err) if refused && num_aux == 0 => {
+                            self.give_back(rmi, alloc, Delegated::returned_by_firmware(rec_pa));
+                            return Err(RealmError::Rmi {
+                                cmd: Command::RecCreate,
+                                err,
+                            });
+                        }
+                        r => r.map_err(RealmError::rmi(Command::OpContinue)),
+                    }
+                }
+                SroStep::Donate(req) => {
+                    self.donate(rmi, alloc, handle, req, &mut aux, &mut num_aux)
+                }
+                SroStep::Reclaim => {
+                    refused = true;
+                    self.reclaim(rmi, alloc, handle, &mut aux, &mut num_aux)
+                }
+            };
+            match step {
+                Ok(s) => sro = s,
+                Err(e) => {
+                    failure = e;
+                    if can_cancel && busy_retried(|| rmi.op_cancel(handle)).is_ok() {
+                        // Cancelled: the REC and what was donated are
+                        // delegated and the host's again.
+                        self.give_back(rmi, alloc, Delegated::returned_by_firmware(rec_pa));
+                        for pa in aux.iter().take(num_aux) {
+                            self.give_back(rmi, alloc, Delegated::returned_by_firmware(*pa));
+                        }
+                        return Err(failure);
+                    }
+                    break;
+                }
+            }
+        }
+        // Stuck in an intermediate state the host cannot leave.
+        // CAST: num_aux <= 16.
+        let n = 1 + num_aux as u64;
+        count::take_or_note(&mut self.stats.delegated, n, &mut self.stats.anomalies);
+        count::add(&mut self.stats.leaked, n);
+        count::add(&mut self.stats.anomalies, 1);
+        Err(failure)
+    }
+
+    /// Delegates the granules `req` asks for and donates them; records
+    /// those the RMM took in `aux`.
+    fn donate<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        handle: u64,
+        req: crate::abi::v2::DonateReq,
+        aux: &mut [Pa; MAX_REC_AUX_GRANULES],
+        num_aux: &mut usize,
+    ) -> Result<Sro> {
+        let want = usize::from(req.count);
+        // One granule per block, delegated, wherever they are: all that a
+        // REC asks for.  Anything else the host cannot provide.
+        if req.blk_size != 0
+            || req.undelegated
+            || (req.contiguous && want > 1)
+            || want == 0
+            || want > MAX_REC_AUX_GRANULES - *num_aux
+        {
+            return Err(RealmError::Protocol);
+        }
+        let mut pas = [Pa(0); MAX_REC_AUX_GRANULES];
+        let mut got = 0;
+        while got < want {
+            match self.take_granule(rmi, alloc) {
+                Ok(g) => {
+                    pas[got] = g.hand_over();
+                    got += 1;
+                }
+                Err(e) => {
+                    for pa in pas.iter().take(got) {
+                        self.give_back(rmi, alloc, Delegated::returned_by_firmware(*pa));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let r = busy_retried(|| rmi.op_mem_donate(handle, &pas[..got]));
+        let taken = match &r {
+            Ok((n, _)) => (*n).min(got),
+            Err(_) => 0,
+        };
+        for (i, pa) in pas.iter().take(got).enumerate() {
+            if i < taken {
+                aux[*num_aux] = *pa;
+                *num_aux += 1;
+            } else {
+                self.give_back(rmi, alloc, Delegated::returned_by_firmware(*pa));
+            }
+        }
+        match r {
+            Ok((n, sro)) if n <= got => Ok(sro),
+            Ok(_) => Err(RealmError::Protocol),
+            Err(err) => Err(RealmError::Rmi {
+                cmd: Command::OpMemDonate,
+                err,
+            }),
+        }
+    }
+
+    /// `OP_MEM_RECLAIM`: takes back from the RMM granules of `owned`
+    /// (the first `n`), undelegates and frees them, and removes them from
+    /// `owned`.  A granule the host did not give is a protocol error (and
+    /// stays unfreed).
+    fn reclaim<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        handle: u64,
+        owned: &mut [Pa; MAX_REC_AUX_GRANULES],
+        n: &mut usize,
+    ) -> Result<Sro> {
+        let mut out = [Pa(0); MAX_REC_AUX_GRANULES];
+        let (got, sro) = retried(|| rmi.op_mem_reclaim(handle, &mut out)).map_err(RealmError::rmi(Command::OpMemReclaim))?;
+        if got > MAX_REC_AUX_GRANULES {
+            return Err(RealmError::Protocol);
+        }
+        for pa in out.iter().take(got) {
+            let Some(i) = owned.iter().take(*n).position(|a| a == pa) else {
+                return Err(RealmError::Protocol);
+            };
+            // Keep `owned[..n]` the granules still the RMM's.
+            *n -= 1;
+            owned.swap(i, *n);
+            self.give_back(rmi, alloc, Delegated::returned_by_firmware(*pa));
+        }
+        Ok(sro)
+    }
+
+    /// 2.0's `REC_DESTROY`: the RMM gives the auxiliary granules back
+    /// (`OP_MEM_RECLAIM`, still delegated) and finishes on `OP_CONTINUE`.
+    /// Only granules the REC was given are taken back.  A REC whose
+    /// operation fails after it started stays the RMM's, with every
+    /// granule not reclaimed, and is counted as leaked; that is not an
+    /// error for the caller, which would otherwise destroy it again.
+    fn rec_destroy_sro<R: Rmi, A: GranuleAlloc>(
+        &mut self,
+        rmi: &mut R,
+        alloc: &mut A,
+        rec: Rec,
+    ) -> core::result::Result<(), (Rec, RealmError)> {
+        let mut sro = match rmi.rec_destroy(rec.pa) {
+            Ok(s) => s,
+            Err(err) => {
+                return Err((
+                    rec,
+                    RealmError::Rmi {
+                        cmd: Command::RecDestroy,
+                        err,
+                    },
+                ))
+            }
+        };
+        let mut owned = rec.aux;
+        let mut n = rec.num_aux.min(MAX_REC_AUX_GRANULES);
+        let mut ended = false;
+        for _ in 0..MAX_REC_AUX_GRANULES + 4 {
+            let (handle, next) = match sro {
+                Sro::Done => {
+                    self.take_rec();
+                    self.give_back(rmi, alloc, Delegated::returned_by_firmware(rec.pa));
+                    ended = true;
+                    break;
+                }
+                Sro::Incomplete { handle, next, .. } => (handle, next),
+            };
+            let step = match next {
+                SroStep::Continue => retried(|| rmi.op_continue(handle))
+                    .map_err(RealmError::rmi(Command::OpContinue)),
+                SroStep::Reclaim => self.reclaim(rmi, alloc, handle, &mut owned, &mut n),
+                SroStep::Donate(_) => Err(RealmError::Protocol),
+            };
+            match step {
+                Ok(s) => sro = s,
+                Err(_) => break,
+            }
+        }
+        if !ended {
+            // Half-destroyed: the REC stays the RMM's.
+            self.take_rec();
+            n += 1;
+        }
+        // Whatever was not given back stays the RMM's: leaked, counted.
+        // The REC is consumed either way; a caller that retried would
+        // count it twice.
+        if n != 0 {
+            // CAST: at most 17.
+            let n = n as u64;
+            count::take_or_note(&mut self.stats.delegated, n, &mut self.stats.anomalies);
+            count::add(&mut self.stats.leaked, n);
+            count::add(&mut self.stats.anomalies, 1);
+        }
+        Ok(())
+    }
+
     /// Destroys a REC and frees its granules.  On an RMM error the REC is
     /// handed back so the caller can retry or [`Realm::rec_leak`] it.
     pub fn rec_destroy<R: Rmi, A: GranuleAlloc>(
@@ -1037,6 +1338,9 @@ impl Realm {
         alloc: &mut A,
         rec: Rec,
     ) -> core::result::Result<(), (Rec, RealmError)> {
+        if rmi.abi().major >= 2 {
+            return self.rec_destroy_sro(rmi, alloc, rec);
+        }
         if let Err(err) = rmi.rec_destroy(rec.pa) {
             return Err((
                 rec,

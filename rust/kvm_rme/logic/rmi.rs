@@ -1,13 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The RMI 1.0 command set as a trait, and per-command call counters.
+//! The RMI command sets of 1.0 and 2.0 as one trait, and per-command call
+//! counters.
 //!
 //! The kernel implements [`Rmi`] with SMCs; host tests implement it with
-//! the executable RMM model.  Realm logic is written against the trait, so
-//! everything above the SMC is tested on the host.
+//! the executable RMM model, in either version's personality.  Realm logic
+//! is written against the trait, so everything above the SMC is tested on
+//! the host.  Each method is one command of one version (the commands both
+//! versions have are shared); [`Rmi::abi`] says which version the other
+//! side speaks, and the logic calls that version's commands only.  A
+//! command the other side lacks answers `ERROR_NOT_SUPPORTED`.
 
 pub use crate::abi::CallCounts;
 use crate::abi::{HashAlgo, RealmParams, RecParams, RecRun, RttEntry};
+use crate::abi::v2::DonateReq;
 use crate::abi::{Ipa, Pa, RmiResult, RmiVersion, VersionInfo};
 use crate::abi::{MAX_REC_AUX_GRANULES, REC_PARAMS_FLAG_RUNNABLE};
 
@@ -121,11 +127,51 @@ pub struct Destroyed {
     pub top: Ipa,
 }
 
-/// The RMI 1.0 commands, one method each.
+/// Where a 2.0 stateful operation (SRO) stands after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sro {
+    /// The command, and the operation it started, completed.
+    Done,
+    /// `RMI_INCOMPLETE`: the object is in an intermediate state until the
+    /// host takes [`SroStep`] on `handle`.
+    Incomplete {
+        /// The operation's handle (any value, 0 included).
+        handle: u64,
+        /// What the RMM asks for next.
+        next: SroStep,
+        /// Whether `OP_CANCEL` may end the operation.
+        can_cancel: bool,
+    },
+}
+
+/// The next step of an incomplete operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SroStep {
+    /// `OP_CONTINUE`.
+    Continue,
+    /// `OP_MEM_DONATE` with granules as described.
+    Donate(DonateReq),
+    /// `OP_MEM_RECLAIM`.
+    Reclaim,
+}
+
+/// Result of 2.0's `RTT_DATA_UNMAP` over one page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unmapped {
+    /// The data granule unmapped, now `DELEGATED`; `None` when the entry
+    /// at `base` was not live (nothing to unmap).
+    pub pa: Option<Pa>,
+    /// The next IPA worth visiting.
+    pub top: Ipa,
+}
+
+/// The RMI commands of both versions, one method each.
 ///
 /// Implementations return the firmware's status untouched; they neither
 /// retry nor translate errors.
 pub trait Rmi {
+    /// The interface version this conduit speaks.
+    fn abi(&self) -> RmiVersion;
     /// `RMI_VERSION`.  The RMM reports its range even when it does not
     /// implement `requested` (status `ERROR_INPUT`).
     fn version(&mut self, requested: RmiVersion) -> VersionReply;
@@ -147,10 +193,12 @@ pub trait Rmi {
     fn realm_create(&mut self, rd: Pa, params: &RealmCreate) -> RmiResult;
     /// `RMI_REALM_DESTROY`.
     fn realm_destroy(&mut self, rd: Pa) -> RmiResult;
-    /// `RMI_REC_CREATE`.
-    fn rec_create(&mut self, rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult;
-    /// `RMI_REC_DESTROY`.
-    fn rec_destroy(&mut self, rec: Pa) -> RmiResult;
+    /// `RMI_REC_CREATE`.  In 1.0 always [`Sro::Done`] on success; in 2.0
+    /// the auxiliary granules are asked for through [`Sro::Incomplete`].
+    fn rec_create(&mut self, rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult<Sro>;
+    /// `RMI_REC_DESTROY`.  In 2.0 the auxiliary granules come back
+    /// through [`SroStep::Reclaim`].
+    fn rec_destroy(&mut self, rec: Pa) -> RmiResult<Sro>;
     /// `RMI_REC_ENTER`: `run` lives in a granule the RMM reads and writes.
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult;
     /// `RMI_RTT_CREATE`.
@@ -176,4 +224,33 @@ pub trait Rmi {
     fn rtt_init_ripas(&mut self, rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
     /// `RMI_RTT_SET_RIPAS`; returns how far it got.
     fn rtt_set_ripas(&mut self, rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
+
+    /// 2.0 `RMI_RMM_CONFIG_SET` with the default configuration (4 KiB RMI
+    /// granules, the default tracking region).
+    fn rmm_config_set(&mut self) -> RmiResult;
+    /// 2.0 `RMI_RMM_ACTIVATE`.
+    fn rmm_activate(&mut self) -> RmiResult;
+    /// 2.0 `RMI_GRANULE_RANGE_DELEGATE`: delegates from `base` towards
+    /// `top`; returns where it stopped (the RMM may stop early).
+    fn granule_range_delegate(&mut self, base: Pa, top: Pa) -> RmiResult<Pa>;
+    /// 2.0 `RMI_GRANULE_RANGE_UNDELEGATE`, as the delegation.
+    fn granule_range_undelegate(&mut self, base: Pa, top: Pa) -> RmiResult<Pa>;
+    /// 2.0 `RMI_RTT_DATA_MAP` of the delegated granule `data` at `base`
+    /// (one granule, zeroed; `top` bounds the range); returns the next IPA.
+    fn rtt_data_map(&mut self, rd: Pa, base: Ipa, top: Ipa, data: Pa) -> RmiResult<Ipa>;
+    /// 2.0 `RMI_RTT_DATA_UNMAP` from `base` (one granule per call).  On
+    /// `ERROR_RTT` the walk stopped above the page level at a block.
+    fn rtt_data_unmap(&mut self, rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Unmapped>;
+    /// 2.0 `RMI_OP_CONTINUE`.
+    fn op_continue(&mut self, handle: u64) -> RmiResult<Sro>;
+    /// 2.0 `RMI_OP_MEM_DONATE` of delegated `granules`; returns how many
+    /// the RMM took (the rest stay the host's) and where the operation
+    /// stands.
+    fn op_mem_donate(&mut self, handle: u64, granules: &[Pa]) -> RmiResult<(usize, Sro)>;
+    /// 2.0 `RMI_OP_MEM_RECLAIM`: granules the RMM gives back (delegated)
+    /// are written to `out`; returns how many, and where the operation
+    /// stands.
+    fn op_mem_reclaim(&mut self, handle: u64, out: &mut [Pa]) -> RmiResult<(usize, Sro)>;
+    /// 2.0 `RMI_OP_CANCEL`.
+    fn op_cancel(&mut self, handle: u64) -> RmiResult;
 }

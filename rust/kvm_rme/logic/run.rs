@@ -396,10 +396,9 @@ impl VcpuRun {
                     // (the realm's lock serialises the two), so the
                     // delegation of the same page is refused.  Only a
                     // mapping that is really there makes it a retry.
-                    Err(RealmError::Rmi {
-                        cmd: Command::GranuleDelegate,
-                        err,
-                    }) if err.status == ErrorStatus::Input
+                    Err(RealmError::Rmi { cmd, err })
+                        if cmd == crate::logic::granule::delegate_command(rmi)
+                            && err.status == ErrorStatus::Input
                         && matches!(
                             rmi.rtt_read_entry(realm.rd(), ipa, 3),
                             Ok(e) if e.state == crate::abi::RttEntryState::Assigned

@@ -14,7 +14,7 @@ use std::vec::Vec;
 use super::rmm::{GranuleState, RmmModel};
 use crate::abi::{Ipa, Pa, RecRun, RmiResult, RmiVersion, RttEntry, GRANULE_SIZE};
 use crate::logic::granule::{GranuleAlloc, Undelegated};
-use crate::logic::rmi::{Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
+use crate::logic::rmi::{Destroyed, RealmCreate, RecCreate, Rmi, Sro, Unmapped, VersionReply};
 
 /// Host memory: a bump allocator with a LIFO free list (so freed pages are
 /// reused quickly), that checks every page given back is `UNDELEGATED`.
@@ -54,11 +54,34 @@ pub struct Machine {
 /// Shared handle; [`ModelRmi`] and [`ModelAlloc`] borrow it per call.
 pub type Shared = Rc<RefCell<Machine>>;
 
-/// A machine with `size` bytes of host memory at 2 GiB.
+/// The interface version the host tests' RMM model speaks:
+/// `KVM_RME_MODEL_RMI=2.0` in the environment makes it 2.0, otherwise 1.0.
+/// The test command runs the suite once per version.
+pub fn model_version() -> RmiVersion {
+    match std::env::var("KVM_RME_MODEL_RMI").as_deref() {
+        Ok("2.0") => RmiVersion::V2_0,
+        _ => RmiVersion::V1_0,
+    }
+}
+
+/// A machine with `size` bytes of host memory at 2 GiB, whose RMM speaks
+/// [`model_version`] and, for 2.0, is activated.
 pub fn machine(size: u64) -> (ModelRmi, ModelAlloc, Shared) {
+    machine_speaking(size, model_version(), true)
+}
+
+/// A machine whose RMM speaks `v`; a 2.0 RMM is activated if `activate`.
+pub fn machine_speaking(size: u64, v: RmiVersion, activate: bool) -> (ModelRmi, ModelAlloc, Shared) {
     let base = 0x8000_0000;
+    let mut rmm = RmmModel::new(base, size);
+    rmm.speak(v);
+    if v.major >= 2 && activate {
+        let _ = rmm.rmm_activate();
+        // The host's boot made these calls, not the test.
+        rmm.counts = Default::default();
+    }
     let m = Rc::new(RefCell::new(Machine {
-        rmm: RmmModel::new(base, size),
+        rmm,
         host: HostMem::new(base, size),
     }));
     (ModelRmi(m.clone()), ModelAlloc(m.clone()), m)
@@ -171,6 +194,9 @@ impl GranuleAlloc for ModelAlloc {
 macro_rules! forward {
     ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
         impl Rmi for ModelRmi {
+            fn abi(&self) -> RmiVersion {
+                self.0.borrow().rmm.abi
+            }
             $(fn $name(&mut self, $($a: $t),*) -> $r { self.0.borrow_mut().rmm.$name($($a),*) })*
         }
     };
@@ -187,8 +213,8 @@ forward! {
     realm_activate(rd: Pa) -> RmiResult;
     realm_create(rd: Pa, params: &RealmCreate) -> RmiResult;
     realm_destroy(rd: Pa) -> RmiResult;
-    rec_create(rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult;
-    rec_destroy(rec: Pa) -> RmiResult;
+    rec_create(rd: Pa, rec: Pa, params: &RecCreate) -> RmiResult<Sro>;
+    rec_destroy(rec: Pa) -> RmiResult<Sro>;
     rec_enter(rec: Pa, run: &mut RecRun) -> RmiResult;
     rtt_create(rd: Pa, rtt: Pa, ipa: Ipa, level: u8) -> RmiResult;
     rtt_destroy(rd: Pa, ipa: Ipa, level: u8) -> (RmiResult<Pa>, Ipa);
@@ -200,4 +226,14 @@ forward! {
     rec_aux_count(rd: Pa) -> RmiResult<u64>;
     rtt_init_ripas(rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
     rtt_set_ripas(rd: Pa, rec: Pa, base: Ipa, top: Ipa) -> RmiResult<Ipa>;
+    rmm_config_set() -> RmiResult;
+    rmm_activate() -> RmiResult;
+    granule_range_delegate(base: Pa, top: Pa) -> RmiResult<Pa>;
+    granule_range_undelegate(base: Pa, top: Pa) -> RmiResult<Pa>;
+    rtt_data_map(rd: Pa, base: Ipa, top: Ipa, data: Pa) -> RmiResult<Ipa>;
+    rtt_data_unmap(rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Unmapped>;
+    op_continue(handle: u64) -> RmiResult<Sro>;
+    op_mem_donate(handle: u64, granules: &[Pa]) -> RmiResult<(usize, Sro)>;
+    op_mem_reclaim(handle: u64, out: &mut [Pa]) -> RmiResult<(usize, Sro)>;
+    op_cancel(handle: u64) -> RmiResult;
 }

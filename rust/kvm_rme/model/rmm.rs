@@ -29,7 +29,9 @@ use crate::abi::{
 };
 use crate::cvm_fw::xorshift::XorShift;
 use crate::logic::realm::level_size;
+use crate::abi::v2;
 use crate::logic::rmi::{CallCounts, Destroyed, RealmCreate, RecCreate, Rmi, VersionReply};
+use crate::logic::rmi::{Sro, SroStep, Unmapped};
 
 /// Granule states (RMM specification, "Granule state").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,6 +198,29 @@ pub struct RipasRequest {
     pub next: u64,
 }
 
+/// A 2.0 stateful operation in progress.
+enum SroKind {
+    /// `REC_CREATE`, waiting for its auxiliary granules.
+    RecCreate {
+        rd: Pa,
+        rec: Pa,
+        params: v2::RecParams,
+        donated: Vec<Pa>,
+        /// Set when the final `OP_CONTINUE` found the request invalid:
+        /// the granules are reclaimed, then `OP_CONTINUE` reports it.
+        failed: Option<RmiError>,
+    },
+    /// `REC_DESTROY`, giving back `aux` (then the REC itself).
+    RecDestroy { rec: Pa, aux: Vec<Pa> },
+}
+
+struct SroM {
+    handle: u64,
+    kind: SroKind,
+    /// The step the host must take next.
+    next: SroStep,
+}
+
 /// The RMM model's state, over the backing `B`.
 pub struct RmmModel<B: Backing = NoBacking> {
     granules: BTreeMap<u64, GranuleState>,
@@ -230,6 +255,18 @@ pub struct RmmModel<B: Backing = NoBacking> {
     rng: XorShift,
     /// Real memory, if any.
     pub backing: B,
+    /// The interface version the model speaks ([`RmmModel::speak`]).
+    pub abi: RmiVersion,
+    /// 2.0: `RMM_ACTIVATE` was called (always true for 1.0).
+    activated: bool,
+    /// 2.0: granules one `GRANULE_RANGE_(UN)DELEGATE` handles at most
+    /// (TF-RMM v0.9.0: 1), so hosts see partial ranges.
+    pub range_chunk: u64,
+    /// 2.0: the stateful operation in progress (TF-RMM keeps one per
+    /// CPU; the model, one).
+    sro: Option<SroM>,
+    next_handle: u64,
+    next_vmid: u16,
 }
 
 /// What the RMM accepts in an unprotected descriptor from the host: the
@@ -301,7 +338,33 @@ impl<B: Backing> RmmModel<B> {
             fail_every: 0,
             rng: XorShift::new(0x9e37_79b9_7f4a_7c15),
             backing,
+            abi: RmiVersion::V1_0,
+            activated: true,
+            range_chunk: 1,
+            sro: None,
+            next_handle: 0,
+            next_vmid: 1,
         }
+    }
+
+    /// Makes the model speak interface version `v` (1.0 or 2.0) from now
+    /// on: `RMI_VERSION`'s range, the commands it answers, and for 2.0
+    /// the need for `RMM_ACTIVATE`, `RMI_INCOMPLETE` for RECs, one
+    /// granule per range call, `BUSY` among the injected failures, and
+    /// VMIDs allocated by the RMM.
+    pub fn speak(&mut self, v: RmiVersion) {
+        self.abi = v;
+        self.version = VersionInfo { lower: v, higher: v };
+        self.activated = v.major < 2;
+        if v.major >= 2 {
+            // 2.0 reports no list-register count.
+            self.features.gicv3_num_lrs = 15;
+        }
+    }
+
+    /// Whether the stateful operation of a REC is in progress.
+    pub fn sro_in_progress(&self) -> bool {
+        self.sro.is_some()
     }
 
     /// Seeds the fault-injection generator.
@@ -467,7 +530,13 @@ impl<B: Backing> RmmModel<B> {
         let Some(t) = self.rtts.get(&w.table.0) else {
             return ipa;
         };
-        let next = (w.index..512).find(|&i| !matches!(t.entries[i], Entry::Unassigned(_)));
+        // As TF-RMM's `s2tt_skip_non_live_entries`: a live entry at the
+        // walk's index gives `ipa` itself (unaligned), otherwise the first
+        // live entry after it, or the table's end.
+        if !matches!(t.entries[w.index], Entry::Unassigned(_)) {
+            return ipa;
+        }
+        let next = (w.index + 1..512).find(|&i| !matches!(t.entries[i], Entry::Unassigned(_)));
         Ipa(table_base + next.unwrap_or(512) as u64 * size)
     }
 
@@ -477,6 +546,14 @@ impl<B: Backing> RmmModel<B> {
 
     fn inject(&mut self, cmd: Command) -> RmiResult {
         self.counts.record(cmd);
+        if !cmd.in_version(self.abi) {
+            return err(ErrorStatus::NotSupported, 0);
+        }
+        if !self.activated
+            && !matches!(cmd, Command::Version | Command::Features | Command::RmmConfigSet | Command::RmmActivate)
+        {
+            return err(ErrorStatus::Global, 0);
+        }
         if let Some(i) = self.fail_next.iter().position(|(c, _)| *c == cmd) {
             self.injected += 1;
             return Err(self.fail_next.remove(i).1);
@@ -496,10 +573,12 @@ impl<B: Backing> RmmModel<B> {
             // ERROR_RTT is not injected: its index is walk information the
             // host acts on (create a level, skip an empty range), so a
             // fake one models an RMM that lies, not one that fails.
-            let st = match self.next_rand() % 4 {
+            let st = match self.next_rand() % 5 {
                 0 => ErrorStatus::Input,
                 1 => ErrorStatus::Realm,
                 2 => ErrorStatus::Rec,
+                // 2.0: a contended object; nothing changed.
+                3 if self.abi.major >= 2 => ErrorStatus::Busy,
                 _ => ErrorStatus::Unknown(0x7f),
             };
             return err(st, (self.next_rand() % 4) as u8);
@@ -513,6 +592,10 @@ fn pa_of(desc: u64) -> u64 {
 }
 
 impl<B: Backing> Rmi for RmmModel<B> {
+    fn abi(&self) -> RmiVersion {
+        self.abi
+    }
+
     fn version(&mut self, requested: RmiVersion) -> VersionReply {
         self.counts.record(Command::Version);
         let ok = requested >= self.version.lower && requested <= self.version.higher;
@@ -524,6 +607,14 @@ impl<B: Backing> Rmi for RmmModel<B> {
 
     fn features(&mut self, index: u64) -> RmiResult<u64> {
         self.inject(Command::Features)?;
+        if self.abi.major >= 2 {
+            let (f0, f1) = v2::Features1::split(&self.features);
+            return Ok(match index {
+                0 => f0,
+                1 => f1,
+                _ => 0,
+            });
+        }
         Ok(if index == 0 {
             self.features.encode()
         } else {
@@ -561,36 +652,7 @@ impl<B: Backing> Rmi for RmmModel<B> {
 
     fn data_destroy(&mut self, rd: Pa, ipa: Ipa) -> RmiResult<Destroyed> {
         self.inject(Command::DataDestroy)?;
-        if ipa.0 % GRANULE_SIZE != 0 || !self.protected(rd, ipa.0) {
-            return input();
-        }
-        let w = self.walk(rd, ipa.0, 3)?;
-        if w.level != 3 {
-            return err(ErrorStatus::Rtt, w.level);
-        }
-        let Entry::Assigned(pa, ripas) = self.entry(&w) else {
-            return err(ErrorStatus::Rtt, 3);
-        };
-        let new_ripas = if ripas == Ripas::Ram {
-            Ripas::Destroyed
-        } else {
-            ripas
-        };
-        self.set_entry(&w, Entry::Unassigned(new_ripas));
-        self.set(pa, GranuleState::Delegated);
-        if let Some(r) = self.realms.get_mut(&rd.0) {
-            r.data -= 1;
-        }
-        // Top: the next assigned entry in this table, or the table's end.
-        let table_base = ipa.0 - (w.index as u64) * GRANULE_SIZE;
-        let entries = &self.rtts[&w.table.0].entries;
-        let next = (w.index + 1..512)
-            .find(|&i| matches!(entries[i], Entry::Assigned(..)))
-            .unwrap_or(512);
-        Ok(Destroyed {
-            pa,
-            top: Ipa(table_base + next as u64 * GRANULE_SIZE),
-        })
+        self.destroy_page(rd, ipa)
     }
 
     fn realm_activate(&mut self, rd: Pa) -> RmiResult {
@@ -608,6 +670,9 @@ impl<B: Backing> Rmi for RmmModel<B> {
     fn realm_create(&mut self, rd: Pa, p: &RealmCreate) -> RmiResult {
         // Read the granule the host encoded, as an RMM does, not the
         // host's own structure.
+        if self.abi.major >= 2 {
+            return self.realm_create_v2(rd, &v2::RealmParams::from_v1(&p.params()));
+        }
         self.realm_create_raw(rd, &p.params())
     }
 
@@ -615,15 +680,28 @@ impl<B: Backing> Rmi for RmmModel<B> {
         self.realm_destroy_impl(rd)
     }
 
-    fn rec_create(&mut self, rd: Pa, rec: Pa, p: &RecCreate) -> RmiResult {
+    fn rec_create(&mut self, rd: Pa, rec: Pa, p: &RecCreate) -> RmiResult<Sro> {
         // The granule the host encoded, as an RMM reads it.
-        self.rec_create_raw(rd, rec, &p.params())
+        if self.abi.major >= 2 {
+            return self.rec_create_v2(rd, rec, &v2::RecParams::from_v1(&p.params()));
+        }
+        self.rec_create_raw(rd, rec, &p.params()).map(|()| Sro::Done)
     }
 
-    fn rec_destroy(&mut self, rec: Pa) -> RmiResult {
+    fn rec_destroy(&mut self, rec: Pa) -> RmiResult<Sro> {
         self.inject(Command::RecDestroy)?;
+        if self.sro.is_some() {
+            return err(ErrorStatus::Blocked, 0);
+        }
         if !self.is(rec, GranuleState::Rec) {
             return input();
+        }
+        if self.abi.major >= 2 {
+            let Some(m) = self.recs.get(&rec.0) else {
+                return input();
+            };
+            let aux = m.aux.clone();
+            return Ok(self.start_sro(SroKind::RecDestroy { rec, aux }, SroStep::Reclaim));
         }
         let Some(m) = self.recs.remove(&rec.0) else {
             return input();
@@ -635,7 +713,7 @@ impl<B: Backing> Rmi for RmmModel<B> {
         if let Some(r) = self.realms.get_mut(&m.rd.0) {
             r.recs -= 1;
         }
-        Ok(())
+        Ok(Sro::Done)
     }
 
     fn rec_enter(&mut self, rec: Pa, run: &mut RecRun) -> RmiResult {
@@ -969,6 +1047,222 @@ impl<B: Backing> Rmi for RmmModel<B> {
             r.next = next;
         }
         Ok(Ipa(next))
+    }
+
+    fn rmm_config_set(&mut self) -> RmiResult {
+        self.inject(Command::RmmConfigSet)?;
+        // Only before activation, as TF-RMM v0.9.0.
+        if self.activated {
+            return err(ErrorStatus::Global, 0);
+        }
+        Ok(())
+    }
+
+    fn rmm_activate(&mut self) -> RmiResult {
+        self.inject(Command::RmmActivate)?;
+        if self.activated {
+            return err(ErrorStatus::Global, 0);
+        }
+        self.activated = true;
+        Ok(())
+    }
+
+    fn granule_range_delegate(&mut self, base: Pa, top: Pa) -> RmiResult<Pa> {
+        self.inject(Command::GranuleRangeDelegate)?;
+        self.range_transition(base, top, true)
+    }
+
+    fn granule_range_undelegate(&mut self, base: Pa, top: Pa) -> RmiResult<Pa> {
+        self.inject(Command::GranuleRangeUndelegate)?;
+        self.range_transition(base, top, false)
+    }
+
+    fn rtt_data_map(&mut self, rd: Pa, base: Ipa, top: Ipa, data: Pa) -> RmiResult<Ipa> {
+        self.inject(Command::RttDataMap)?;
+        if top.0 < base.0 || top.0 - base.0 < GRANULE_SIZE {
+            return input();
+        }
+        self.data_create_common(rd, data, base, None)?;
+        Ok(Ipa(base.0 + GRANULE_SIZE))
+    }
+
+    fn rtt_data_unmap(&mut self, rd: Pa, base: Ipa, top: Ipa) -> RmiResult<Unmapped> {
+        self.inject(Command::RttDataUnmap)?;
+        if top.0 < base.0 || top.0 - base.0 < GRANULE_SIZE {
+            return input();
+        }
+        // TF-RMM v0.9.0 runs 1.0's DATA_DESTROY and reports its walk: an
+        // entry that is not live is skipped (success, nothing unmapped);
+        // a block at `base` is ERROR_RTT at its level.
+        match self.destroy_page(rd, base) {
+            Ok(d) => Ok(Unmapped {
+                pa: Some(d.pa),
+                top: Ipa(d.top.0.min(top.0)),
+            }),
+            Err(e) if e.status == ErrorStatus::Rtt => {
+                let next = self.skip_non_live(rd, base);
+                if next == base {
+                    Err(e)
+                } else {
+                    Ok(Unmapped {
+                        pa: None,
+                        top: Ipa(next.0.min(top.0)),
+                    })
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn op_continue(&mut self, handle: u64) -> RmiResult<Sro> {
+        self.inject(Command::OpContinue)?;
+        let sro = self.expect_sro(handle, |s| matches!(s, SroStep::Continue))?;
+        match sro.kind {
+            SroKind::RecCreate {
+                rec,
+                failed: Some(e),
+                ..
+            } => {
+                self.set(rec, GranuleState::Delegated);
+                Err(e)
+            }
+            SroKind::RecCreate {
+                rd,
+                rec,
+                params,
+                donated,
+                failed: None,
+            } => {
+                // As TF-RMM v0.9.0: the realm and the MPIDR are checked
+                // only now.  A refusal is reported after the host has
+                // taken the donated granules back.
+                if let Err(e) = self.rec_create_check(rd, &params) {
+                    let handle = sro.handle;
+                    self.sro = Some(SroM {
+                        handle,
+                        kind: SroKind::RecCreate {
+                            rd,
+                            rec,
+                            params,
+                            donated,
+                            failed: Some(e),
+                        },
+                        next: SroStep::Reclaim,
+                    });
+                    return Ok(Sro::Incomplete {
+                        handle,
+                        next: SroStep::Reclaim,
+                        can_cancel: false,
+                    });
+                }
+                let mut g = params.to_v1();
+                // CAST: at most MAX_REC_AUX_GRANULES, checked on donation.
+                g.num_aux = donated.len() as u64;
+                for (d, a) in g.aux.iter_mut().zip(donated.iter()) {
+                    *d = a.0;
+                }
+                self.finish_rec_create(rd, rec, &g, &donated);
+                Ok(Sro::Done)
+            }
+            SroKind::RecDestroy { rec, .. } => {
+                if let Some(m) = self.recs.remove(&rec.0) {
+                    if let Some(r) = self.realms.get_mut(&m.rd.0) {
+                        r.recs -= 1;
+                    }
+                }
+                self.set(rec, GranuleState::Delegated);
+                Ok(Sro::Done)
+            }
+        }
+    }
+
+    fn op_mem_donate(&mut self, handle: u64, granules: &[Pa]) -> RmiResult<(usize, Sro)> {
+        self.inject(Command::OpMemDonate)?;
+        let need = match self.sro.as_ref() {
+            Some(SroM {
+                handle: h,
+                next: SroStep::Donate(req),
+                ..
+            }) if *h == handle => usize::from(req.count),
+            _ => return input(),
+        };
+        let ok = granules.len() <= need
+            && granules.iter().enumerate().all(|(i, g)| {
+                self.is(*g, GranuleState::Delegated) && !granules[..i].contains(g)
+            });
+        if !ok {
+            return input();
+        }
+        for g in granules {
+            self.set(*g, GranuleState::RecAux);
+        }
+        let Some(sro) = self.sro.as_mut() else {
+            return input();
+        };
+        let SroKind::RecCreate { donated, .. } = &mut sro.kind else {
+            return input();
+        };
+        donated.extend_from_slice(granules);
+        let left = need - granules.len();
+        sro.next = if left == 0 {
+            SroStep::Continue
+        } else {
+            SroStep::Donate(v2::DonateReq {
+                blk_size: 0,
+                // CAST: left < need <= MAX_REC_AUX_GRANULES.
+                count: left as u16,
+                contiguous: false,
+                undelegated: false,
+            })
+        };
+        let (handle, next) = (sro.handle, sro.next);
+        Ok((
+            granules.len(),
+            Sro::Incomplete {
+                handle,
+                next,
+                can_cancel: false,
+            },
+        ))
+    }
+
+    fn op_mem_reclaim(&mut self, handle: u64, out: &mut [Pa]) -> RmiResult<(usize, Sro)> {
+        self.inject(Command::OpMemReclaim)?;
+        let Some(sro) = self.sro.as_mut() else {
+            return input();
+        };
+        if sro.handle != handle || sro.next != SroStep::Reclaim {
+            return input();
+        }
+        let aux = match &mut sro.kind {
+            SroKind::RecDestroy { aux, .. } => aux,
+            SroKind::RecCreate { donated, .. } => donated,
+        };
+        let n = out.len().min(aux.len());
+        let given: Vec<Pa> = aux.drain(..n).collect();
+        if aux.is_empty() {
+            sro.next = SroStep::Continue;
+        }
+        let (handle, next) = (sro.handle, sro.next);
+        for (o, g) in out.iter_mut().zip(given.iter()) {
+            *o = *g;
+            self.set(*g, GranuleState::Delegated);
+        }
+        Ok((
+            n,
+            Sro::Incomplete {
+                handle,
+                next,
+                can_cancel: false,
+            },
+        ))
+    }
+
+    fn op_cancel(&mut self, handle: u64) -> RmiResult {
+        self.inject(Command::OpCancel)?;
+        // TF-RMM v0.9.0 never offers cancelling a REC operation.
+        let _ = handle;
+        input()
     }
 }
 
@@ -1317,6 +1611,172 @@ impl<B: Backing> RmmModel<B> {
             }
         }
         Ok(())
+    }
+
+    /// 1.0's `DATA_DESTROY` after the command's checks, which 2.0's
+    /// `RTT_DATA_UNMAP` reuses (as TF-RMM v0.9.0 does).
+    fn destroy_page(&mut self, rd: Pa, ipa: Ipa) -> RmiResult<Destroyed> {
+        if ipa.0 % GRANULE_SIZE != 0 || !self.protected(rd, ipa.0) {
+            return input();
+        }
+        let w = self.walk(rd, ipa.0, 3)?;
+        if w.level != 3 {
+            return err(ErrorStatus::Rtt, w.level);
+        }
+        let Entry::Assigned(pa, ripas) = self.entry(&w) else {
+            return err(ErrorStatus::Rtt, 3);
+        };
+        let new_ripas = if ripas == Ripas::Ram {
+            Ripas::Destroyed
+        } else {
+            ripas
+        };
+        self.set_entry(&w, Entry::Unassigned(new_ripas));
+        self.set(pa, GranuleState::Delegated);
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.data -= 1;
+        }
+        // Top: the next assigned entry in this table, or the table's end.
+        let table_base = ipa.0 - (w.index as u64) * GRANULE_SIZE;
+        let entries = &self.rtts[&w.table.0].entries;
+        let next = (w.index + 1..512)
+            .find(|&i| matches!(entries[i], Entry::Assigned(..)))
+            .unwrap_or(512);
+        Ok(Destroyed {
+            pa,
+            top: Ipa(table_base + next as u64 * GRANULE_SIZE),
+        })
+    }
+
+    fn range_transition(&mut self, base: Pa, top: Pa, delegate: bool) -> RmiResult<Pa> {
+        if base.0 % GRANULE_SIZE != 0 || top.0 % GRANULE_SIZE != 0 || top.0 <= base.0 {
+            return input();
+        }
+        let (from, to) = if delegate {
+            (GranuleState::Undelegated, GranuleState::Delegated)
+        } else {
+            (GranuleState::Delegated, GranuleState::Undelegated)
+        };
+        let mut cur = base;
+        let mut done = 0;
+        while cur.0 < top.0 && done < self.range_chunk.max(1) {
+            let ok = self.is(cur, from)
+                && if delegate {
+                    self.backing.delegate(cur)
+                } else {
+                    self.backing.undelegate(cur)
+                };
+            if !ok {
+                break;
+            }
+            self.set(cur, to);
+            cur = cur.add_pages(1);
+            done += 1;
+        }
+        if done == 0 {
+            return input();
+        }
+        Ok(cur)
+    }
+
+    fn start_sro(&mut self, kind: SroKind, next: SroStep) -> Sro {
+        let handle = self.next_handle;
+        self.next_handle = self.next_handle.wrapping_add(1);
+        self.sro = Some(SroM { handle, kind, next });
+        Sro::Incomplete {
+            handle,
+            next,
+            can_cancel: false,
+        }
+    }
+
+    fn expect_sro(&mut self, handle: u64, ok: impl Fn(&SroStep) -> bool) -> RmiResult<SroM> {
+        match self.sro.take() {
+            Some(s) if s.handle == handle && ok(&s.next) => Ok(s),
+            other => {
+                self.sro = other;
+                input()
+            }
+        }
+    }
+
+    /// 2.0 `REC_CREATE`: checked as 1.0's, then the REC waits for its
+    /// auxiliary granules.
+    fn rec_create_v2(&mut self, rd: Pa, rec: Pa, g: &v2::RecParams) -> RmiResult<Sro> {
+        self.inject(Command::RecCreate)?;
+        if self.sro.is_some() {
+            return err(ErrorStatus::Blocked, 0);
+        }
+        if !self.is(rec, GranuleState::Delegated) {
+            return input();
+        }
+        self.set(rec, GranuleState::Rec);
+        let req = v2::DonateReq {
+            blk_size: 0,
+            // CAST: aux_count <= MAX_REC_AUX_GRANULES (16).
+            count: self.aux_count.min(MAX_REC_AUX_GRANULES as u64) as u16,
+            contiguous: false,
+            undelegated: false,
+        };
+        let kind = SroKind::RecCreate {
+            rd,
+            rec,
+            params: *g,
+            donated: Vec::new(),
+            failed: None,
+        };
+        Ok(self.start_sro(kind, SroStep::Donate(req)))
+    }
+
+    /// What 2.0's final `OP_CONTINUE` of `REC_CREATE` checks: the realm
+    /// is NEW and the REC is the next in MPIDR-index order
+    /// (`Aff0 | Aff1 << 4 | Aff2 << 12 | Aff3 << 20`, other bits 0).
+    fn rec_create_check(&self, rd: Pa, g: &v2::RecParams) -> RmiResult {
+        let r = self.realm(rd)?;
+        if r.state != ModelRealmState::New {
+            return err(ErrorStatus::Realm, 0);
+        }
+        let m = g.mpidr;
+        if m & !0xff_ff_ff_0f != 0 {
+            return input();
+        }
+        let index = (m & 0xf) | ((m >> 8) & 0xff) << 4 | ((m >> 16) & 0xff) << 12 | ((m >> 24) & 0xff) << 20;
+        if index != r.recs {
+            return input();
+        }
+        Ok(())
+    }
+
+    fn finish_rec_create(&mut self, rd: Pa, rec: Pa, g: &RecParams, aux: &[Pa]) {
+        self.set(rec, GranuleState::Rec);
+        self.recs.insert(
+            rec.0,
+            RecM {
+                rd,
+                aux: aux.to_vec(),
+                mpidr: g.mpidr,
+                runnable: g.flags & REC_PARAMS_FLAG_RUNNABLE != 0,
+                ripas: None,
+                pending_psci: None,
+                pending_psci_fn: 0,
+            },
+        );
+        if let Some(r) = self.realms.get_mut(&rd.0) {
+            r.recs += 1;
+        }
+    }
+
+    /// 2.0 `REALM_CREATE`: 1.0's checks without the VMID, which the RMM
+    /// allocates.
+    fn realm_create_v2(&mut self, rd: Pa, g: &v2::RealmParams) -> RmiResult {
+        let mut p = g.to_v1();
+        let mut vmid = self.next_vmid;
+        while self.vmids.contains(&vmid) || vmid == 0 {
+            vmid = vmid.wrapping_add(1);
+        }
+        self.next_vmid = vmid.wrapping_add(1);
+        p.vmid = vmid;
+        self.realm_create_raw(rd, &p)
     }
 
     /// Marks a pending PSCI request on `rec` targeting `mpidr` (tests).

@@ -19,7 +19,6 @@ use kvm_rme::abi::{Ipa, Pa};
 use kvm_rme::cvm_fw::testing::{run_property, Tape};
 use kvm_rme::logic::granule::{GranuleAlloc, Undelegated};
 use kvm_rme::logic::realm::{Realm, RealmConfig, RealmState, Rec};
-use kvm_rme::logic::rmi::Rmi;
 use kvm_rme::model::{machine, Entry, GranuleState, ModelAlloc, ModelRmi, Shared};
 
 /// What the sequences did, summed over all cases: the coverage guards
@@ -344,10 +343,17 @@ fn run_sequence(rng: &mut Tape<'_>, steps: u64) -> Coverage {
             10 | 11 => {
                 what = "rec_create";
                 w.next_mpidr += 1;
+                // 2.0 takes RECs in MPIDR-index order only.
+                let i = w.recs.len() as u64;
+                let mpidr = if common::v2() {
+                    (i & 0xf) | ((i >> 4) & 0xff) << 8
+                } else {
+                    w.next_mpidr
+                };
                 if let Ok(rec) = realm.rec_create(
                     &mut w.rmi,
                     &mut w.alloc,
-                    w.next_mpidr,
+                    mpidr,
                     0,
                     [0; 8],
                     w.recs.is_empty(),
@@ -472,13 +478,13 @@ fn the_checker_catches_broken_states() {
     // A delegated page freed to the host allocator.
     fails("delegated page freed", &|w| {
         let page = w.alloc.alloc().unwrap();
-        w.rmi.granule_delegate(page.pa()).unwrap();
+        common::raw_delegate(&mut w.rmi, page.pa()).unwrap();
         w.alloc.free(page);
     });
     // A granule delegated that no realm or leak count accounts for.
     fails("unaccounted delegation", &|w| {
         let page = w.alloc.alloc().unwrap();
-        w.rmi.granule_delegate(page.pa()).unwrap();
+        common::raw_delegate(&mut w.rmi, page.pa()).unwrap();
         w.held.push(page);
     });
     // A page taken from the allocator and dropped on the floor.

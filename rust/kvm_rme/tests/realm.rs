@@ -83,7 +83,7 @@ fn create_failure_gives_back_everything() {
     m.borrow_mut()
         .rmm
         .fail_next
-        .push((Command::GranuleDelegate, RmiError::input()));
+        .push((delegate_cmd(), RmiError::input()));
     assert!(Realm::create(&mut rmi, &mut alloc, &RealmConfig::new(40, 1)).is_err());
     assert_clean(&m);
     // Bad IPA width.
@@ -288,7 +288,7 @@ fn failed_undelegate_is_a_counted_leak() {
     m.borrow_mut()
         .rmm
         .fail_next
-        .push((Command::GranuleUndelegate, RmiError::input()));
+        .push((undelegate_cmd(), RmiError::input()));
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_eq!(realm.stats().leaked, 0, "a passing failure is retried");
     assert_clean(&m);
@@ -299,7 +299,7 @@ fn failed_undelegate_is_a_counted_leak() {
         m.borrow_mut()
             .rmm
             .fail_next
-            .push((Command::GranuleUndelegate, RmiError::input()));
+            .push((undelegate_cmd(), RmiError::input()));
     }
     realm.destroy(&mut rmi, &mut alloc).unwrap();
     assert_eq!(realm.stats().leaked, 1);

@@ -1015,13 +1015,14 @@ fn a_private_page_faulted_by_two_vcpus_is_mapped_once() {
     vm.script(dabt(ipa, false, 0));
     vm.script(dabt(ipa, false, 0));
     vm.script(scripted(exit_reason::PSCI));
-    let calls0 = vm.m.borrow().rmm.counts.get(Command::GranuleDelegate);
+    let delegate = kvm_rme::logic::granule::delegate_command(&vm.rmi);
+    let calls0 = vm.m.borrow().rmm.counts.get(delegate);
     let r = vm.run(0);
     assert!(matches!(r, Ok(UserExit::SystemEvent { .. }) | Ok(UserExit::Hypercall { .. })), "{r:?}");
     assert_eq!(vm.alloc.private_pages, 2, "both faults looked the page up");
     assert_eq!(vm.realm.stats().data_pages, 1, "mapped once");
     assert_eq!(
-        vm.m.borrow().rmm.counts.get(Command::GranuleDelegate) - calls0,
+        vm.m.borrow().rmm.counts.get(delegate) - calls0,
         2,
         "the second delegation was tried and refused"
     );

@@ -35,6 +35,41 @@ pub fn assert_clean(m: &Shared) {
     assert_eq!(m.host.outstanding, 0, "pages not returned to the host");
 }
 
+/// The command the logic delegates one granule with on the model's version
+/// (no borrow of the machine, so it can name a failure to inject).
+pub fn delegate_cmd() -> kvm_rme::abi::Command {
+    if kvm_rme::model::model_version().major >= 2 {
+        kvm_rme::abi::Command::GranuleRangeDelegate
+    } else {
+        kvm_rme::abi::Command::GranuleDelegate
+    }
+}
+
+/// As [`delegate_cmd`], for undelegation.
+pub fn undelegate_cmd() -> kvm_rme::abi::Command {
+    if kvm_rme::model::model_version().major >= 2 {
+        kvm_rme::abi::Command::GranuleRangeUndelegate
+    } else {
+        kvm_rme::abi::Command::GranuleUndelegate
+    }
+}
+
+/// Whether the model speaks 2.0.
+pub fn v2() -> bool {
+    kvm_rme::model::model_version().major >= 2
+}
+
+/// Delegates the granule at `pa` with the command of the model's
+/// version, bypassing the logic (for tests that break the rules).
+pub fn raw_delegate(rmi: &mut ModelRmi, pa: Pa) -> kvm_rme::abi::RmiResult {
+    use kvm_rme::logic::rmi::Rmi;
+    if rmi.abi().major >= 2 {
+        rmi.granule_range_delegate(pa, pa.add_pages(1)).map(|_| ())
+    } else {
+        rmi.granule_delegate(pa)
+    }
+}
+
 /// A source page (normal world) for populate.
 pub fn src(alloc: &mut ModelAlloc) -> Pa {
     alloc.alloc().expect("memory").pa()

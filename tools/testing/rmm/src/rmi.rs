@@ -158,7 +158,7 @@ pub fn dispatch<B: Backing>(
                 // TF-RMM's answer for a REC in use.
                 RmiError::new(kvm_rme::abi::ErrorStatus::Rec, 0).encode()
             } else {
-                let r = rmm.rec_destroy(Pa(a[0]));
+                let r = rmm.rec_destroy(Pa(a[0])).map(|_| ());
                 if r.is_ok() {
                     sh.rec_destroyed(Pa(a[0]));
                 }
@@ -247,6 +247,8 @@ pub fn dispatch<B: Backing>(
             }
             Err(e) => e.encode(),
         },
+        // RMI 2.0's commands: this RMM speaks 1.0 (SMCCC "unknown").
+        _ => NOT_SUPPORTED,
     };
     Request::Done(out)
 }
