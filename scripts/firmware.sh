@@ -7,6 +7,11 @@
 #       RME_RMM_IMAGE=<rmm.img> names a full RMM (e.g. a TF-RMM Release
 #       build for qemu_virt_defcfg, built by hand outside this repo), or
 #       RME_RMM_IMAGE=test, our test RMM (tools/testing/rmm), built here.
+#       With RME_TFA_BL1=<bl1.bin> RME_TFA_FIP=<fip.bin> (a TF-A built by
+#       hand outside this repo, e.g. TF-A 2.15 with RMM=<TF-RMM v0.9.0
+#       rmm.img> for RMI 2.0), that firmware is used instead: IMAGE goes
+#       into a copy of the FIP as BL33 with fiptool (built from Debian's
+#       TF-A source), and nothing else is built.
 #
 # riscv64 boots on the OpenSBI that QEMU ships (-bios default).
 set -euo pipefail
@@ -39,11 +44,41 @@ tfa_source() {
     echo "$id" > "$TFA/.confvm-source"
 }
 
+# A TF-A the user built (RME_TFA_BL1, RME_TFA_FIP), with IMAGE as BL33.
+arm64_flash_given() {
+    local image=$1 out=$BUILD/flash-arm64.bin fip=$BUILD/tfa-given-fip.bin fiptool
+    [ -f "$RME_TFA_BL1" ] || die "RME_TFA_BL1=$RME_TFA_BL1 does not exist"
+    [ -f "${RME_TFA_FIP:-}" ] || die "RME_TFA_FIP=${RME_TFA_FIP:-} does not exist (both are needed)"
+    fiptool=$TFA/tools/fiptool/fiptool
+    if [ ! -x "$fiptool" ]; then
+        log "building fiptool from Debian's TF-A source"
+        make -C "$TFA/tools/fiptool" >"$BUILD/fiptool.log" 2>&1 ||
+            { tail -n 20 "$BUILD/fiptool.log"; die "fiptool build failed"; }
+    fi
+    cp "$RME_TFA_FIP" "$fip"
+    log "putting the kernel into $(basename "$RME_TFA_FIP") as BL33"
+    "$fiptool" update --nt-fw "$image" "$fip" >/dev/null
+    local fip_size
+    fip_size=$(stat -c %s "$fip")
+    [ "$fip_size" -le $(( (64 << 20) - (256 << 10) )) ] ||
+        die "the FIP ($fip_size bytes) does not fit the 64 MiB flash"
+    rm -f "$out.tmp"
+    dd if="$RME_TFA_BL1" of="$out.tmp" bs=4096 conv=notrunc status=none
+    dd if="$fip" of="$out.tmp" bs=4096 seek=64 conv=notrunc status=none
+    truncate -s 64M "$out.tmp"
+    mv "$out.tmp" "$out"
+    log "wrote $out (BL1 and FIP given: $RME_TFA_BL1, $RME_TFA_FIP)"
+}
+
 arm64_flash() {
     local image=$1 rmm=${RME_RMM_IMAGE:-} bdir kind out
     [ -f "$image" ] || die "no kernel image $image"
     image=$(cd "$(dirname "$image")" && pwd)/$(basename "$image")
     tfa_source
+    if [ -n "${RME_TFA_BL1:-}" ]; then
+        arm64_flash_given "$image"
+        return
+    fi
     if [ "$rmm" = test ]; then
         # Our test RMM (tools/testing/rmm), built here.
         log "building the test RMM"

@@ -34,6 +34,10 @@ host_tier() {
     log "host: cargo test"
     (cd "$CONFVM_TOP" && cargo test --workspace --locked) >"$out" 2>&1
     local rc=$?
+    # The realm logic's suites again, with the RMM model speaking RMI 2.0
+    # (TF-RMM v0.9.0's personality).
+    echo "== kvm_rme against the RMI 2.0 model ==" >>"$out"
+    (cd "$CONFVM_TOP" && KVM_RME_MODEL_RMI=2.0 cargo test -p kvm_rme --locked) >>"$out" 2>&1 || rc=$?
     local p f i
     p=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\1/p' "$out" | paste -sd+ | bc)
     f=$(sed -n 's/^test result: .*\. \([0-9]*\) passed; \([0-9]*\) failed; \([0-9]*\) ignored.*/\2/p' "$out" | paste -sd+ | bc)
@@ -81,6 +85,7 @@ boot_tier() {
         # enabled and runs the upstream KVM selftests.
         local stock=""
         case "${RME_RMM_IMAGE:-trp}" in trp) ;; *) stock=$(stock_arg arm64) ;; esac
+        [ -n "${RME_TFA_BL1:-}" ] && stock=$(stock_arg arm64)
         # shellcheck disable=SC2086
         python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$logs/console-arm64.log" \
             $stock >"$out" 2>&1
@@ -97,7 +102,7 @@ boot_tier() {
     fi
     # shellcheck disable=SC2086
     count $r
-    if [ "$arch" = arm64 ] && [ -z "${RME_RMM_IMAGE:-}" ]; then
+    if [ "$arch" = arm64 ] && [ -z "${RME_RMM_IMAGE:-}" ] && [ -z "${RME_TFA_BL1:-}" ]; then
         test_rmm_boot
     fi
     log "$arch tier done in $((SECONDS - t0)) s"

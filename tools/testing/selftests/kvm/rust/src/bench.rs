@@ -113,7 +113,7 @@ fn report(name: &str, samples: &[Sample]) {
         med(&|s| s.rmi.values().sum()),
         med(&|s| s.exits.values().sum()),
         med(&|s| get(&s.exits, "fault")),
-        med(&|s| get(&s.rmi, "DATA_CREATE") + get(&s.rmi, "DATA_CREATE_UNKNOWN")),
+        med(&|s| get(&s.rmi, "DATA_CREATE") + get(&s.rmi, "DATA_CREATE_UNKNOWN") + get(&s.rmi, "RTT_DATA_MAP")),
     );
     let Some(first) = samples.first() else {
         return;

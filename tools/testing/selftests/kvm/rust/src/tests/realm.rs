@@ -13,7 +13,7 @@ pub(crate) use super::regs::{REG_PC, REG_X0};
 
 /// Why the realm tests skip under TF-A's TRP.
 pub(crate) const NO_REALMS: &str =
-    "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0 (TF-A's TRP cannot create realms)";
+    "KVM_CAP_ARM_RME is 0: no RMM speaking RMI 1.0 or 2.0 (TF-A's TRP cannot create realms)";
 
 /// Realm RAM of the payload tests: the payload runs from its start.
 pub(crate) const PAYLOAD_RAM: u64 = 0x8000_0000;

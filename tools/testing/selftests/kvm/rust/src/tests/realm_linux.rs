@@ -246,7 +246,7 @@ fn guest_files() -> Option<(Vec<u8>, Vec<u8>)> {
 /// Boots the Linux realm guest (/realm/Image and /realm/guest.dtb) with
 /// [`boot_guest`] and checks that it found itself in a realm, brought up
 /// its second CPU and reached its userspace, without a kernel warning
-/// (needs an RMM speaking RMI 1.0).
+/// (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_linux_guest() -> TestResult {
     let kvm = open_kvm()?;
     let Some((image, dtb)) = guest_files() else {

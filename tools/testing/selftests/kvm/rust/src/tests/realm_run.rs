@@ -26,7 +26,7 @@ use crate::tap::{Outcome, TestResult};
 /// accepted (KVM_SET_MEMORY_ATTRIBUTES to shared), a write through the
 /// shared alias that lands in the VMM's page, an MMIO doorbell served
 /// by an ioeventfd in the kernel, PSCI SYSTEM_OFF; then the counters
-/// (needs an RMM speaking RMI 1.0).
+/// (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_run() -> TestResult {
     let kvm = open_kvm()?;
     let Some(mut vm) = realm_vm(&kvm)? else {
@@ -214,7 +214,7 @@ pub fn realm_run() -> TestResult {
 /// Two realm vCPUs: the secondary's REC is not runnable until the
 /// boot vCPU's PSCI CPU_ON, which the kernel completes towards it
 /// (RMI_PSCI_COMPLETE); until then KVM_RUN on it waits, and a signal
-/// ends the wait with EINTR (needs an RMM speaking RMI 1.0).
+/// ends the wait with EINTR (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_secondary_vcpu() -> TestResult {
     let kvm = open_kvm()?;
     let Some(mut vm) = realm_vm(&kvm)? else {
@@ -465,7 +465,7 @@ impl Abort {
 /// to EMPTY and back to RAM twice, faulting it in after each change.
 /// Every word written must read back on every vCPU, every RIPAS change
 /// must be accepted in full, and teardown must leave nothing with the
-/// RMM (needs an RMM speaking RMI 1.0).
+/// RMM (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_concurrent_faults() -> TestResult {
     let kvm = open_kvm()?;
     let Some(mut vm) = realm_vm(&kvm)? else {

@@ -112,7 +112,7 @@ enum Call<'a> {
 }
 
 /// A realm VM through the uAPI sub-commands, good and bad arguments,
-/// in and out of order (needs an RMM speaking RMI 1.0).
+/// in and out of order (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_lifecycle() -> TestResult {
     use Call::{Cmd, Raw};
     use RmeCmd::{ActivateRealm, ConfigRealm, CreateRealm, InitRipasRealm, PopulateRealm};
@@ -238,7 +238,7 @@ pub fn realm_lifecycle() -> TestResult {
 
 /// Realm vCPUs: feature 8 is KVM_ARM_VCPU_REC; finalizing creates the
 /// REC (in MPIDR order, before activation); closing destroys them
-/// before the realm (needs an RMM speaking RMI 1.0).
+/// before the realm (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_recs() -> TestResult {
     let kvm = open_kvm()?;
     let Some(vm) = realm_vm(&kvm)? else {
@@ -376,7 +376,7 @@ pub fn psci_complete_needs_a_realm() -> TestResult {
 /// forwards them): they exit as KVM_EXIT_HYPERCALL, KVM_RUN is refused
 /// until KVM_ARM_VCPU_RMM_PSCI_COMPLETE, whose bad arguments are
 /// refused with EINVAL; then the secondary starts as with in-kernel
-/// PSCI (needs an RMM speaking RMI 1.0).
+/// PSCI (needs an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_psci_to_vmm() -> TestResult {
     let kvm = open_kvm()?;
     let Some(mut vm) = realm_vm(&kvm)? else {
@@ -454,7 +454,7 @@ pub fn realm_psci_to_vmm() -> TestResult {
 /// RSI_HOST_CALL reaches the VMM that forwards its function ID, as
 /// KVM_EXIT_HYPERCALL (no SMC flag) whose `ret` the realm reads back
 /// as x0; without forwarding the kernel answers NOT_SUPPORTED (needs
-/// an RMM speaking RMI 1.0).
+/// an RMM that runs realms, RMI 1.0 or 2.0).
 pub fn realm_host_call_to_vmm() -> TestResult {
     const SIP_FN: u32 = 0xC200_0001;
     let kvm = open_kvm()?;

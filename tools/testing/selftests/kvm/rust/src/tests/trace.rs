@@ -91,8 +91,16 @@ fn errno_of_status(status: u64) -> Option<i32> {
         2 => Some(libc::EPERM),
         3 => Some(libc::EBUSY),
         4 => Some(libc::ENXIO),
+        5 => Some(libc::EOPNOTSUPP),
+        10 | 14 => Some(libc::EBUSY),
         _ => None,
     }
+}
+
+/// The commands POPULATE issues: the delegation (1.0's, or 2.0's range
+/// command) and the map (0x153, named after 1.0's DATA_CREATE).
+fn is_populate_step(name: &str) -> bool {
+    matches!(name, "GRANULE_DELEGATE" | "GRANULE_RANGE_DELEGATE" | "DATA_CREATE")
 }
 
 /// A failed RMI call reaches the kvm_rme:kvm_rme_rmi_error tracepoint.
@@ -101,7 +109,7 @@ fn errno_of_status(status: u64) -> Option<i32> {
 /// page, delegated already, or DATA_CREATE at an RTT entry in use).  The
 /// trace is cleared before that call; afterwards it must hold a line for
 /// that command whose status is the one the uAPI reported as errno
-/// (needs an RMM speaking RMI 1.0: without realm support no RMI call can
+/// (needs an RMM speaking RMI 1.0 or 2.0: without realm support no RMI call can
 /// be made from userspace).
 pub fn rmi_error_trace() -> TestResult {
     let kvm = open_kvm()?;
@@ -142,7 +150,7 @@ pub fn rmi_error_trace() -> TestResult {
     let refused = |errors: &[RmiError]| {
         errors
             .iter()
-            .filter(|e| e.name == "GRANULE_DELEGATE" || e.name == "DATA_CREATE")
+            .filter(|e| is_populate_step(&e.name))
             .count()
     };
     let before = refused(&rmi_errors()?);
@@ -159,7 +167,7 @@ pub fn rmi_error_trace() -> TestResult {
     );
     check!(
         after.iter().any(|e| {
-            (e.name == "GRANULE_DELEGATE" || e.name == "DATA_CREATE")
+            is_populate_step(&e.name)
                 && errno_of_status(e.status) == Some(errno)
         }),
         "POPULATE failed with errno {errno}, but no traced GRANULE_DELEGATE or DATA_CREATE failure has a status that maps to it: {}",
