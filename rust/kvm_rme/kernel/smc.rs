@@ -65,6 +65,16 @@ pub(crate) fn at_el2() -> bool {
     (el >> 2) & 3 == 2
 }
 
+/// Granules from `base` to the `next` a range command returned (within
+/// `[base, top]`; anything else counts as none, and the logic refuses it).
+fn granules(base: Pa, next: Pa, top: Pa) -> i64 {
+    if next.0 < base.0 || next.0 > top.0 {
+        return 0;
+    }
+    // CAST: at most 2^52 / 4096.
+    ((next.0 - base.0) / GRANULE_SIZE) as i64
+}
+
 /// One SMC to the RMM: `x0` = function ID, `x1..x6` = `args`; returns
 /// `x0..x4`.
 fn smc(cmd: Command, args: [u64; 6]) -> [u64; 5] {
@@ -403,12 +413,18 @@ impl Rmi for SmcRmi {
 
     fn granule_range_delegate(&mut self, base: Pa, top: Pa) -> RmiResult<Pa> {
         let (s, r) = self.call(Command::GranuleRangeDelegate, [base.0, top.0, 0, 0, 0, 0]);
-        s.map(|()| Pa(r[1]))
+        s.map(|()| {
+            crate::glue::totals::delegated_range(granules(base, Pa(r[1]), top));
+            Pa(r[1])
+        })
     }
 
     fn granule_range_undelegate(&mut self, base: Pa, top: Pa) -> RmiResult<Pa> {
         let (s, r) = self.call(Command::GranuleRangeUndelegate, [base.0, top.0, 0, 0, 0, 0]);
-        s.map(|()| Pa(r[1]))
+        s.map(|()| {
+            crate::glue::totals::delegated_range(-granules(base, Pa(r[1]), top));
+            Pa(r[1])
+        })
     }
 
     fn rtt_data_map(&mut self, rd: Pa, base: Ipa, top: Ipa, data: Pa) -> RmiResult<Ipa> {

@@ -35,6 +35,12 @@ pub(crate) fn injected() {
     INJECTED.add(1, Relaxed);
 }
 
+/// Accounts `n` granules delegated (negative: undelegated) by one of 2.0's
+/// range commands, whose count the command alone does not tell.
+pub(crate) fn delegated_range(n: i64) {
+    DELEGATED.add(n, Relaxed);
+}
+
 /// Accounts a successful `cmd` in the host-wide gauges.
 pub(crate) fn rmi_ok(cmd: Command) {
     match cmd {

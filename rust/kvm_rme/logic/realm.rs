@@ -19,7 +19,7 @@ use crate::abi::{
 };
 use crate::abi::{ErrorStatus, Ipa, Pa, RmiError, GRANULE_SIZE};
 use crate::cvm_fw::{count, errno};
-use crate::logic::granule::{busy_retried, delegate, delegate_command, retried, undelegate};
+use crate::logic::granule::{busy_retried, delegate, delegate_command, retried, undelegate, TEARDOWN_TRIES};
 use crate::logic::granule::{Delegated, GranuleAlloc, Undelegated};
 use crate::logic::rmi::{Destroyed, RealmCreate, RecCreate, Rmi, Sro, SroStep};
 
@@ -1124,7 +1124,9 @@ impl Realm {
             };
             let step = match next {
                 SroStep::Continue => {
-                    let r = busy_retried(|| rmi.op_continue(handle));
+                    // A refused step changes nothing: tried again as a
+                    // teardown call is (an injected failure, a BUSY).
+                    let r = retried(|| rmi.op_continue(handle));
                     match r {
                         // The RMM refused the REC (2.0 checks the realm
                         // and the MPIDR order only now) after taking
@@ -1170,7 +1172,6 @@ impl Realm {
         let n = 1 + num_aux as u64;
         count::take_or_note(&mut self.stats.delegated, n, &mut self.stats.anomalies);
         count::add(&mut self.stats.leaked, n);
-        count::add(&mut self.stats.anomalies, 1);
         Err(failure)
     }
 
@@ -1198,12 +1199,17 @@ impl Realm {
         }
         let mut pas = [Pa(0); MAX_REC_AUX_GRANULES];
         let mut got = 0;
+        // The operation cannot be given up (v0.9.0 offers no OP_CANCEL
+        // for RECs), so a refused delegation is tried again, with
+        // another page, as a teardown call would be.
+        let mut refused = 0;
         while got < want {
             match self.take_granule(rmi, alloc) {
                 Ok(g) => {
                     pas[got] = g.hand_over();
                     got += 1;
                 }
+                Err(RealmError::Rmi { .. }) if refused + 1 < TEARDOWN_TRIES => refused += 1,
                 Err(e) => {
                     for pa in pas.iter().take(got) {
                         self.give_back(rmi, alloc, Delegated::returned_by_firmware(*pa));
@@ -1212,7 +1218,7 @@ impl Realm {
                 }
             }
         }
-        let r = busy_retried(|| rmi.op_mem_donate(handle, &pas[..got]));
+        let r = retried(|| rmi.op_mem_donate(handle, &pas[..got]));
         let taken = match &r {
             Ok((n, _)) => (*n).min(got),
             Err(_) => 0,
@@ -1325,7 +1331,6 @@ impl Realm {
             let n = n as u64;
             count::take_or_note(&mut self.stats.delegated, n, &mut self.stats.anomalies);
             count::add(&mut self.stats.leaked, n);
-            count::add(&mut self.stats.anomalies, 1);
         }
         Ok(())
     }

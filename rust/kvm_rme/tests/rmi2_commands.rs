@@ -299,10 +299,15 @@ fn a_rec_operation_the_rmm_fails_keeps_its_granules_counted() {
     // A donation the RMM refuses mid-way cannot be cancelled (v0.9.0):
     // the REC and what it holds are leaked, counted, never freed.
     let (mut rmi, mut alloc, m, mut realm) = realm2();
-    m.borrow_mut().rmm.fail_next.push((
-        Command::OpMemDonate,
-        RmiError::new(ErrorStatus::Unknown(0x7f), 0),
-    ));
+    let refusal = (Command::OpMemDonate, RmiError::new(ErrorStatus::Unknown(0x7f), 0));
+    // One refusal is tried again and passes...
+    m.borrow_mut().rmm.fail_next.push(refusal);
+    let r0 = realm.rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true).unwrap();
+    realm.rec_destroy(&mut rmi, &mut alloc, r0).map_err(|(_, e)| e).unwrap();
+    // ...one that lasts is not.
+    for _ in 0..kvm_rme::logic::granule::TEARDOWN_TRIES {
+        m.borrow_mut().rmm.fail_next.push(refusal);
+    }
     let e = realm
         .rec_create(&mut rmi, &mut alloc, 0, 0, [0; 8], true)
         .unwrap_err();

@@ -719,6 +719,11 @@ pub fn realm_rsi_bad_input() -> TestResult {
     for (i, (what, w)) in want.iter().enumerate() {
         let got = mmio_at(&v[0], what, 0x300 + 8 * i as u64)?;
         match w {
+            // The RMM's own RSI revision: 1.0 on TF-RMM v0.8.0 and the
+            // test RMM, 1.1 on TF-RMM v0.9.0.  Any 1.x will do.
+            Some(w) if what.ends_with("lower revision") => {
+                check!(got >> 16 == *w >> 16, "{what}: {got:#x}, want a {}.x revision", w >> 16)
+            }
             Some(w) => check!(got == *w, "{what}: {got:#x}, want {w:#x}"),
             None => check!(got != 0, "{what}: 0 after an extension"),
         }
