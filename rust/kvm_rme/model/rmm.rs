@@ -1544,25 +1544,10 @@ impl<B: Backing> RmmModel<B> {
         if self.recs.values().any(|x| x.rd == rd && x.mpidr == g.mpidr) {
             return input();
         }
-        self.set(rec, GranuleState::Rec);
         for a in aux {
             self.set(*a, GranuleState::RecAux);
         }
-        self.recs.insert(
-            rec.0,
-            RecM {
-                rd,
-                aux: aux.to_vec(),
-                mpidr: g.mpidr,
-                runnable: g.flags & REC_PARAMS_FLAG_RUNNABLE != 0,
-                ripas: None,
-                pending_psci: None,
-                pending_psci_fn: 0,
-            },
-        );
-        if let Some(r) = self.realms.get_mut(&rd.0) {
-            r.recs += 1;
-        }
+        self.finish_rec_create(rd, rec, g, aux);
         Ok(())
     }
 
@@ -1747,6 +1732,7 @@ impl<B: Backing> RmmModel<B> {
         Ok(())
     }
 
+    /// A REC created: 1.0's `REC_CREATE`, 2.0's last `OP_CONTINUE`.
     fn finish_rec_create(&mut self, rd: Pa, rec: Pa, g: &RecParams, aux: &[Pa]) {
         self.set(rec, GranuleState::Rec);
         self.recs.insert(
