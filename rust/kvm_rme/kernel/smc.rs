@@ -635,18 +635,23 @@ mod gic {
         }
     }
 
-    /// Masks interrupts; returns the previous `DAIF`.
+    /// Masks IRQs and FIQs; returns the previous `DAIF`.
     pub(super) fn irq_save() -> u64 {
-        let daif = read_sysreg!("daif");
-        // SAFETY: masking IRQs at EL2 only delays them until
-        // `irq_restore`, called on every path right after the SMC.
-        unsafe { core::arch::asm!("msr daifset, #3", options(nomem, nostack)) };
+        let daif: u64;
+        // SAFETY: reading DAIF has no side effect; masking IRQs and FIQs
+        // only delays them until `irq_restore`, which the one caller
+        // makes right after the SMC on every path.
+        unsafe {
+            core::arch::asm!("mrs {}, daif", "msr daifset, #3", out(reg) daif, options(nomem, nostack))
+        };
         daif
     }
 
     /// Restores the `DAIF` of [`irq_save`].
     pub(super) fn irq_restore(daif: u64) {
-        write_sysreg!("daif", daif);
+        // SAFETY: `daif` is the value `irq_save` read on this CPU, so this
+        // restores the masking the caller had.
+        unsafe { core::arch::asm!("msr daif, {}", in(reg) daif, options(nomem, nostack)) };
     }
 
     /// Programs the CPU interface for an entry: the first `nr` list

@@ -102,11 +102,20 @@ pub fn delegate<R: Rmi>(
 
 /// `call`, tried again up to [`TEARDOWN_TRIES`] times in all while the
 /// RMM answers `BUSY` (2.0: a contended object, nothing changed).
-pub fn busy_retried<T>(mut call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
+pub fn busy_retried<T>(call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
+    retried_while(|e| e.status == ErrorStatus::Busy, call)
+}
+
+/// `call`, tried up to [`TEARDOWN_TRIES`] times in all while its error
+/// satisfies `again`; the last result.
+fn retried_while<T>(
+    again: impl Fn(&RmiError) -> bool,
+    mut call: impl FnMut() -> RmiResult<T>,
+) -> RmiResult<T> {
     let mut r = call();
     for _ in 1..TEARDOWN_TRIES {
         match &r {
-            Err(e) if e.status == ErrorStatus::Busy => r = call(),
+            Err(e) if again(e) => r = call(),
             _ => break,
         }
     }
@@ -125,15 +134,8 @@ pub const TEARDOWN_TRIES: usize = 3;
 
 /// `call`, tried again up to [`TEARDOWN_TRIES`] times in all while it
 /// fails with a status other than `ERROR_RTT`; the last result.
-pub fn retried<T>(mut call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
-    let mut r = call();
-    for _ in 1..TEARDOWN_TRIES {
-        match &r {
-            Err(e) if e.status != ErrorStatus::Rtt => r = call(),
-            _ => break,
-        }
-    }
-    r
+pub fn retried<T>(call: impl FnMut() -> RmiResult<T>) -> RmiResult<T> {
+    retried_while(|e| e.status != ErrorStatus::Rtt, call)
 }
 
 /// `GRANULE_UNDELEGATE`, [`retried`]; on failure the granule stays
