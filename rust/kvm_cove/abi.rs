@@ -110,6 +110,32 @@ impl SbiError {
 /// Result of an SBI call.
 pub type SbiResult<T = ()> = core::result::Result<T, SbiError>;
 
+/// What `TVM_VCPU_RUN` reports about the exit it returns on.
+///
+/// The TSM returns the exit's `scause` and `stval` in the host's own
+/// `scause` and `stval` CSRs (Salus writes them to the host's `vscause`
+/// and `vstval`, which the host, in VS mode, reads as its own), and only
+/// `htval`, `htinst`, `vstimecmp`, `vsie` and the guest's `a0`-`a7` in the
+/// NACL shared memory.  The conduit reads the two CSRs right after the
+/// `ecall`, before anything can trap and overwrite them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunExit {
+    /// `a1`: 0 if the vCPU can be run again, else it was powered off.
+    pub ret: u64,
+    /// The exit's cause.
+    pub scause: u64,
+    /// The exit's trap value: the low two GPA bits of a guest-page fault,
+    /// the instruction of a virtual-instruction exit.
+    pub stval: u64,
+}
+
+impl RunExit {
+    /// Whether the vCPU can be run again.
+    pub const fn resumable(&self) -> bool {
+        self.ret == 0
+    }
+}
+
 /// TSM state in [`TsmInfo::tstate`].
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

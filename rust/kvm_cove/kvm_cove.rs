@@ -16,7 +16,7 @@
 //! `abi` and `logic` are public so that what only the host build uses
 //! is not dead code here; `kernel` is private and fully checked.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use kernel::prelude::*;
 
@@ -32,10 +32,12 @@ pub mod logic;
 
 use abi::{EXT_COVH, EXT_NACL};
 
-/// `KVM_VM_TYPE_RISCV_COVE` (arch/riscv/include/uapi/asm/kvm.h, patch 0003).
-
 /// Set once at boot when a ready TSM answered.
 static TSM_READY: AtomicBool = AtomicBool::new(false);
+
+/// What the boot probe found, as [`probe_kind`] numbers it (KUnit checks
+/// a fresh `TSM_GET_INFO` against it).
+static PROBE_KIND: AtomicU8 = AtomicU8::new(0);
 
 module! {
     type: KvmCove,
@@ -47,29 +49,57 @@ module! {
 
 struct KvmCove;
 
-/// Probes COVH and NACL and asks a present TSM whether it is ready.
+/// 0 absent, 1 another ABI, 2 short info, 3 not ready, 4 ready.
+fn probe_kind(p: &logic::tsm::TsmProbe) -> u8 {
+    use logic::tsm::TsmProbe::*;
+    match p {
+        Absent { .. } => 0,
+        OtherAbi(_) => 1,
+        ShortInfo(_) => 2,
+        NotReady(_) => 3,
+        Ready(_) => 4,
+    }
+}
+
+/// Probes COVH and NACL, asks a present TSM about itself, and logs what
+/// it found.  Returns whether TVMs can be created.
 fn probe() -> Result<bool> {
+    use logic::tsm::TsmProbe;
     let covh = glue::sbi::probe_extension(EXT_COVH);
     let nacl = glue::sbi::probe_extension(EXT_NACL);
-    if !(covh && nacl) {
-        pr_info!("no TSM (COVH {}, NACL {}): TVMs disabled\n", covh, nacl);
-        return Ok(false);
-    }
     let mut t = glue::sbi_tsm::SbiTsm::new()?;
-    match logic::tvm::check_tsm(&mut t) {
-        Ok(info) => {
+    let p = logic::tsm::probe(covh, nacl, &mut t);
+    PROBE_KIND.store(probe_kind(&p), Ordering::Release);
+    match p {
+        TsmProbe::Absent { covh, nacl } => {
+            pr_info!("no TSM (COVH {}, NACL {}): TVMs disabled\n", covh, nacl);
+        }
+        TsmProbe::OtherAbi(e) => {
+            pr_warn!(
+                "COVH present but TSM_GET_INFO refused our 32-byte tsm_info ({:?}): a TSM of another ABI version, TVMs disabled\n",
+                e
+            );
+        }
+        TsmProbe::ShortInfo(n) => {
+            pr_warn!("TSM_GET_INFO wrote {} of 32 bytes: another ABI version, TVMs disabled\n", n);
+        }
+        TsmProbe::NotReady(info) => {
+            pr_info!(
+                "TSM version {:#x} present but not ready (state {}, {} vCPUs): TVMs disabled\n",
+                info.version,
+                info.tstate,
+                info.tvm_max_vcpus
+            );
+        }
+        TsmProbe::Ready(info) => {
             pr_info!(
                 "TSM version {:#x} ready: TVMs enabled, up to {} vCPUs each\n",
                 info.version,
                 info.tvm_max_vcpus
             );
-            Ok(true)
-        }
-        Err(_) => {
-            pr_info!("TSM present but not ready: TVMs disabled\n");
-            Ok(false)
         }
     }
+    Ok(p.ready())
 }
 
 impl kernel::Module for KvmCove {
@@ -103,17 +133,25 @@ mod sbi_tests {
         assert!(!sbi::probe_extension(0x0BAD_CAFE));
     }
 
-    /// The COVH conduit: without a TSM, TSM_GET_INFO is refused with
-    /// SBI_ERR_NOT_SUPPORTED; with one, it reports a valid state.
+    /// The COVH conduit agrees with the boot probe: without COVH,
+    /// TSM_GET_INFO is SBI_ERR_NOT_SUPPORTED; with it, the call fails
+    /// exactly when the boot probe found a TSM of another ABI version,
+    /// and otherwise reports a valid state.
     #[test]
     fn covh_get_info_through_ecall() -> kernel::error::Result {
+        let kind = crate::PROBE_KIND.load(core::sync::atomic::Ordering::Acquire);
         let mut t = crate::glue::sbi_tsm::SbiTsm::new()?;
-        match t.get_info() {
-            Err(e) => {
-                assert!(!sbi::probe_extension(EXT_COVH));
-                assert_eq!(e, SbiError::NotSupported);
+        match (t.get_info(), sbi::probe_extension(EXT_COVH)) {
+            (Err(e), false) => assert_eq!(e, SbiError::NotSupported),
+            (Err(_), true) => assert_eq!(kind, 1),
+            (Ok((info, _)), true) => {
+                assert!(info.tstate <= 2);
+                assert!(kind >= 2);
             }
-            Ok((info, _)) => assert!(info.tstate <= 2),
+            (Ok(_), false) => {
+                let answered_without_covh = true;
+                assert!(!answered_without_covh);
+            }
         }
         assert_eq!(t.counts.get(crate::abi::Covh::TsmGetInfo), 1);
         Ok(())
@@ -162,16 +200,20 @@ mod vm_type_tests {
 
     /// The VM-type check agrees with the firmware, asked afresh here (not
     /// through the flag the check reads): a TVM is accepted exactly when
-    /// COVH and NACL are there and the TSM says it is ready.
+    /// COVH and NACL are there and the TSM says it is ready; a plain VM
+    /// exactly when KVM is not in TVM-only mode.
     #[test]
     fn vm_types() -> kernel::error::Result {
-        assert_eq!(kvm_cove_check_vm_type(0), 0);
-        assert_eq!(kvm_cove_check_vm_type(1 << 20), -errno::EINVAL);
-        let firmware_ready = sbi::probe_extension(EXT_COVH)
-            && sbi::probe_extension(EXT_NACL)
-            && check_tsm(&mut SbiTsm::new()?).is_ok();
-        let want = if firmware_ready { 0 } else { -errno::EPERM };
-        assert_eq!(kvm_cove_check_vm_type(1 << 9), want);
+        for tvm_only in [false, true] {
+            let plain = if tvm_only { -errno::EINVAL } else { 0 };
+            assert_eq!(kvm_cove_check_vm_type(0, tvm_only), plain);
+            assert_eq!(kvm_cove_check_vm_type(1 << 20, tvm_only), -errno::EINVAL);
+            let firmware_ready = sbi::probe_extension(EXT_COVH)
+                && sbi::probe_extension(EXT_NACL)
+                && check_tsm(&mut SbiTsm::new()?).is_ok();
+            let want = if firmware_ready { 0 } else { -errno::EPERM };
+            assert_eq!(kvm_cove_check_vm_type(1 << 9, tvm_only), want);
+        }
         Ok(())
     }
 }

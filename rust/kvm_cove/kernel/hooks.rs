@@ -28,13 +28,24 @@ pub(crate) const VM_TYPE_COVE: c_ulong = 1 << 9;
 /// Checks a `KVM_CREATE_VM` type for riscv (from `kvm_arch_init_vm()`):
 /// 0 for a normal VM or a TVM with a ready TSM, `-EINVAL` for unknown
 /// type bits and `-EPERM` for a TVM when TVMs are disabled (no ready
-/// TSM), as the CoVE RFC documents.
+/// TSM), as the CoVE RFC documents.  In TVM-only mode (`tvm_only`: the
+/// kernel runs under a TSM, in VS mode) a plain VM is `-EINVAL`: there is
+/// no H extension of our own to run it with.
 #[no_mangle]
-pub(crate) extern "C" fn kvm_cove_check_vm_type(vm_type: c_ulong) -> c_int {
+pub(crate) extern "C" fn kvm_cove_check_vm_type(vm_type: c_ulong, tvm_only: bool) -> c_int {
     if vm_type & !VM_TYPE_COVE != 0 {
         return -TvmError::Invalid.errno();
     }
-    if vm_type & VM_TYPE_COVE != 0 && !crate::tsm_ready() {
+    if vm_type & VM_TYPE_COVE == 0 {
+        if tvm_only {
+            kernel::pr_info_ratelimited!(
+                "plain VM refused: this host runs under a TSM, only TVMs (KVM_VM_TYPE_RISCV_COVE)\n"
+            );
+            return -TvmError::Invalid.errno();
+        }
+        return 0;
+    }
+    if !crate::tsm_ready() {
         return -TvmError::NoTsm.errno();
     }
     0

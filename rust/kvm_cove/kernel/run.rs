@@ -13,7 +13,7 @@ use crate::cvm_fw::kvm_run;
 use crate::glue::kvm::Vcpu;
 use crate::glue::nacl::CpuNacl;
 use crate::glue::vm::{with_locked, State};
-use crate::logic::run::{Step, UserExit};
+use crate::logic::run::{self, Power, Step, UserExit};
 use crate::logic::tvm::{TvmError, TvmState};
 
 /// `KVM_RUN`: answers the exit userspace saw, then runs the vCPU until an
@@ -77,7 +77,7 @@ fn run_loop(vcpu: &mut Vcpu, id: u64) -> c_int {
         let step = with_locked(kvm, |st| enter(st, id, entry)).map_err(TvmError::in_run);
         vcpu.stat().exits += 1;
         match step {
-            Ok(Step::Enter) => {}
+            Ok(Step::Enter | Step::Started(_)) => {}
             Ok(Step::Idle) => {
                 vcpu.stat().wfi_exit_stat += 1;
                 // SAFETY: process context, no locks held.
@@ -93,8 +93,8 @@ fn run_loop(vcpu: &mut Vcpu, id: u64) -> c_int {
 }
 
 /// One `TVM_VCPU_RUN` of vCPU `id` and its exit, under the TVM's mutex.
-/// The first run of the TVM finalizes it with `entry` (the boot vCPU's
-/// `sepc` and `a1`).
+/// The boot vCPU's first run finalizes the TVM with `entry` (its `sepc`
+/// and `a1`).
 fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
     let State {
         tsm,
@@ -103,11 +103,14 @@ fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
         tvm,
         vcpus,
     } = st;
-    let v = vcpus
-        .iter_mut()
-        .find(|v| v.id() == id)
+    let i = vcpus
+        .iter()
+        .position(|v| v.id() == id)
         .ok_or(TvmError::Invalid)?;
-    if tvm.state() == TvmState::Initializing {
+    let v = &mut vcpus[i];
+    // Only the boot vCPU (the one running from the start) finalizes: a
+    // secondary vCPU's KVM_RUN may come first and waits to be started.
+    if tvm.state() == TvmState::Initializing && v.power() == Power::On {
         tvm.finalize(tsm, entry.0, entry.1).inspect_err(|e| {
             kernel::pr_warn_ratelimited!("FINALIZE_TVM failed: {:?}\n", e);
         })?;
@@ -117,7 +120,13 @@ fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
         v.enter(tvm, tsm, &mut nacl)
         // `nacl` dropped: preemption is enabled again.
     }?;
-    v.handle(tvm, tsm, alloc, pinned, exit)
+    match v.handle(tvm, tsm, alloc, pinned, exit)? {
+        Step::Started(hart) => {
+            run::start(vcpus, hart);
+            Ok(Step::Enter)
+        }
+        step => Ok(step),
+    }
 }
 
 /// Maps an exit onto `struct kvm_run`.

@@ -43,6 +43,48 @@ pub(crate) fn ecall(ext: u64, fid: u64, args: [u64; 6]) -> SbiRet {
     }
 }
 
+/// `TVM_VCPU_RUN` of COVH (`ext`, `fid`): an SBI call that also returns
+/// the exit's `scause` and `stval`, which the TSM leaves in this CPU's own
+/// CSRs (Salus writes them to the host's `vscause`/`vstval`).  Interrupts
+/// are masked from before the `ecall` until both CSRs are read: a trap in
+/// between would overwrite them.
+pub(crate) fn ecall_vcpu_run(ext: u64, fid: u64, gid: u64, vcpu: u64) -> (SbiRet, u64, u64) {
+    let (error, value, scause, stval): (u64, u64, u64, u64);
+    // SAFETY: the SBI calling convention, as in `ecall`.  `sstatus.SIE`
+    // (bit 1) is cleared first and set back to its old value last, so the
+    // interrupt state on return is the caller's; no memory is touched and
+    // the stack is not used.  `{old}` survives the `ecall` (the TSM
+    // preserves every register but a0 and a1).
+    unsafe {
+        core::arch::asm!(
+            "csrrci {old}, sstatus, 2",
+            "ecall",
+            "csrr {scause}, scause",
+            "csrr {stval}, stval",
+            "andi {old}, {old}, 2",
+            "csrs sstatus, {old}",
+            old = out(reg) _,
+            scause = out(reg) scause,
+            stval = out(reg) stval,
+            inlateout("a0") gid => error,
+            inlateout("a1") vcpu => value,
+            in("a2") 0u64,
+            in("a3") 0u64,
+            in("a4") 0u64,
+            in("a5") 0u64,
+            in("a6") fid,
+            in("a7") ext,
+            options(nostack),
+        );
+    }
+    // CAST: a0 carries a signed SBI error code.
+    let r = SbiRet {
+        error: error as i64,
+        value,
+    };
+    (r, scause, stval)
+}
+
 /// Whether the SBI implementation offers extension `ext`.
 pub(crate) fn probe_extension(ext: u64) -> bool {
     let r = ecall(SBI_EXT_BASE, SBI_BASE_PROBE_EXT, [ext, 0, 0, 0, 0, 0]);

@@ -14,7 +14,9 @@ use kernel::bindings;
 use kernel::prelude::*;
 
 use crate::abi::Covh;
-use crate::abi::{Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TvmCreateParams, EXT_COVH};
+use crate::abi::{
+    Gpa, Pa, PageType, RunExit, SbiError, SbiResult, TsmInfo, TvmCreateParams, EXT_COVH,
+};
 use crate::abi::PAGE_SIZE;
 use crate::cvm_fw::staging::Staging;
 use crate::glue::sbi;
@@ -185,8 +187,16 @@ impl Tsm for SbiTsm {
             .map(drop)
     }
 
-    fn vcpu_run(&mut self, gid: Gid, id: u64) -> SbiResult<u64> {
-        self.call(Covh::TvmVcpuRun, [gid, id, 0, 0, 0, 0])
+    /// `TVM_VCPU_RUN`, with the exit's `scause` and `stval` from the
+    /// host CSRs the TSM left them in.
+    fn vcpu_run(&mut self, gid: Gid, id: u64) -> SbiResult<RunExit> {
+        self.counts.record(Covh::TvmVcpuRun);
+        let (r, scause, stval) = sbi::ecall_vcpu_run(EXT_COVH, Covh::TvmVcpuRun.fid(), gid, id);
+        SbiError::decode(r.error).map(|()| RunExit {
+            ret: r.value,
+            scause,
+            stval,
+        })
     }
 
     fn tvm_fence(&mut self, gid: Gid) -> SbiResult {

@@ -24,7 +24,7 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
 
-use crate::abi::{Gpa, PAGE_SIZE};
+use crate::abi::{Covh, Gpa, PAGE_SIZE};
 use crate::cvm_fw::published;
 use crate::glue::kvm::Kvm;
 use crate::glue::pages::{self, KernelAlloc, Pinned};
@@ -163,6 +163,21 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
     // Keep the pins if the TSM may still map those pages.
     st.pinned.release_all(gone);
     let p = st.tvm.pool_stats();
+    let t = st.tvm.stats();
+    let c = &st.tsm.counts;
+    // One line per TVM for the selftests and the by-hand tiers: what the
+    // TVM used and what the host asked of the TSM for it.
+    kernel::pr_info!(
+        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} pages left converted\n",
+        st.tvm.gid(),
+        t.zero_pages,
+        t.measured_pages,
+        t.shared_pages,
+        c.total(),
+        c.get(Covh::TsmConvertPages),
+        p.fences,
+        p.converted
+    );
     if p.leaked != 0 || p.anomalies != 0 {
         kernel::pr_warn_ratelimited!(
             "TVM teardown leaked {} confidential pages ({} count anomalies)\n",

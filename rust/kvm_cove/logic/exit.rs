@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! TVM vCPU exits, decoded from the NACL shared memory the TSM fills on
-//! return from `TVM_VCPU_RUN`.
+//! TVM vCPU exits, decoded from what `TVM_VCPU_RUN` returns: `scause` and
+//! `stval` in the host's own CSRs ([`RunExit`]), `htval`, `htinst` and
+//! the guest's `a0`-`a7` in the NACL shared memory.
 
 use crate::abi::nacl;
 use crate::abi::Covg;
-use crate::abi::{Gpa, EXT_COVG};
+use crate::abi::{Gpa, RunExit, EXT_COVG};
 
 /// Read access to the NACL shared memory.
 pub trait NaclShmem {
@@ -76,6 +77,10 @@ pub mod forwarded {
     pub const SRST: u64 = 0x5352_5354;
     /// Legacy console putchar (v0.1).
     pub const LEGACY_PUTCHAR: u64 = 0x01;
+    /// HSM `HART_START`.
+    pub const HSM_HART_START: u64 = 0;
+    /// HSM `HART_STOP`.
+    pub const HSM_HART_STOP: u64 = 1;
 }
 
 /// A decoded MMIO access.
@@ -136,8 +141,19 @@ pub enum Exit {
     SbiNotSupported,
     /// Virtual instruction (WFI and friends).
     VirtualInsn,
+    /// HSM `HART_START` of vCPU `hart`: the TSM started it and answered
+    /// the caller already; the host lets that vCPU run.
+    HartStarted {
+        /// The vCPU the TVM started.
+        hart: u64,
+    },
+    /// HSM `HART_STOP`: the TSM powered this vCPU off; it runs again only
+    /// once another vCPU starts it.
+    Stopped,
     /// The vCPU terminated.
     Terminated,
+    /// Not run: the vCPU is powered off (the host did not call the TSM).
+    NotRunning,
     /// Nothing the host can do: the run ends with an error.
     Unhandled {
         /// `scause`.
@@ -145,23 +161,57 @@ pub enum Exit {
     },
 }
 
-/// Decodes the exit after `TVM_VCPU_RUN` returned `ret` (0 = resumable).
-/// `confidential(gpa)` tells whether a GPA lies in a confidential region.
-pub fn decode(ret: u64, n: &dyn NaclShmem, confidential: &dyn Fn(Gpa) -> bool) -> Exit {
-    if ret != 0 {
-        return Exit::Terminated;
+/// Decodes the exit `r` of one `TVM_VCPU_RUN`, with `n` the NACL shared
+/// memory the TSM filled.  `confidential(gpa)` tells whether a GPA lies in
+/// a confidential region.
+///
+/// A vCPU the TSM powered off (`r.ret != 0`) is [`Exit::Terminated`],
+/// unless the exit was the guest's own `ecall` to SRST (a shutdown or
+/// reset request, [`Exit::Sbi`]) or to HSM `HART_STOP` ([`Exit::Stopped`]).
+pub fn decode(r: RunExit, n: &dyn NaclShmem, confidential: &dyn Fn(Gpa) -> bool) -> Exit {
+    let scause = r.scause;
+    if !r.resumable() {
+        if scause != cause::VS_ECALL {
+            return Exit::Terminated;
+        }
+        return match decode_ecall(n) {
+            e @ Exit::Sbi {
+                ext: forwarded::SRST,
+                ..
+            } => e,
+            Exit::Sbi {
+                ext: forwarded::HSM,
+                fid: forwarded::HSM_HART_STOP,
+                ..
+            } => Exit::Stopped,
+            _ => Exit::Terminated,
+        };
     }
-    let scause = n.csr(nacl::CSR_SCAUSE);
     if scause & cause::INTERRUPT != 0 {
         return Exit::Interrupt;
     }
     match scause {
-        cause::VS_ECALL => decode_ecall(n),
+        cause::VS_ECALL => match decode_ecall(n) {
+            Exit::Sbi {
+                ext: forwarded::HSM,
+                fid,
+                args,
+            } => {
+                if fid == forwarded::HSM_HART_START {
+                    Exit::HartStarted { hart: args[0] }
+                } else {
+                    // The TSM serves HART_STATUS itself and powers the
+                    // vCPU off for HART_STOP; nothing else is for the host.
+                    Exit::SbiNotSupported
+                }
+            }
+            e => e,
+        },
         cause::VIRTUAL_INSN => Exit::VirtualInsn,
         cause::LOAD_GUEST_PAGE_FAULT
         | cause::STORE_GUEST_PAGE_FAULT
         | cause::INSN_GUEST_PAGE_FAULT => {
-            let gpa = Gpa((n.csr(nacl::CSR_HTVAL) << 2) | (n.csr(nacl::CSR_STVAL) & 3));
+            let gpa = Gpa((n.csr(nacl::CSR_HTVAL) << 2) | (r.stval & 3));
             if confidential(gpa) {
                 return Exit::Fault {
                     gpa: Gpa(gpa.0 & !0xfff),

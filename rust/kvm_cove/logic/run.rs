@@ -14,7 +14,7 @@ use crate::abi::{Gpa, Pa, PageType, SbiError, PAGE_SIZE};
 use crate::logic::exit::{self, Exit, Mmio, NaclShmem};
 use crate::logic::pool::{BatchTable, PageAlloc};
 use crate::logic::tsm::Tsm;
-use crate::logic::tvm::{Result, Tvm, TvmError};
+use crate::logic::tvm::{Mapped, Result, Tvm, TvmError};
 
 /// SRST `reset_type` of a shutdown.
 const SRST_SHUTDOWN: u64 = 0;
@@ -74,8 +74,12 @@ pub enum UserExit {
 pub enum Step {
     /// Enter again.
     Enter,
-    /// The vCPU waits for an interrupt (WFI): sleep, then enter.
+    /// The vCPU waits for an interrupt (WFI), or is powered off until
+    /// another vCPU starts it: sleep, then enter.
     Idle,
+    /// The vCPU started vCPU `hart` (HSM `HART_START`, which the TSM
+    /// served): let it run ([`start`]), then enter again.
+    Started(u64),
     /// Return to userspace.
     User(UserExit),
 }
@@ -114,10 +118,23 @@ enum Awaiting {
     Sbi,
 }
 
+/// Whether the TSM runs a vCPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    /// Runs (the boot vCPU from the start, others once started).
+    On,
+    /// Not started yet, or stopped itself (HSM): waits to be started.
+    Off,
+    /// Powered off for good by the TSM (SRST, a fatal exit): every later
+    /// `KVM_RUN` reports the same exit again, without calling the TSM.
+    Ended(UserExit),
+}
+
 /// The run state of one TVM vCPU.
 #[derive(Debug)]
 pub struct VcpuRun {
     id: u64,
+    power: Power,
     awaiting: Awaiting,
     /// GPR writes for the next entry: `(register, value)`.
     pending: [Option<(u8, u64)>; 2],
@@ -128,10 +145,12 @@ pub struct VcpuRun {
 }
 
 impl VcpuRun {
-    /// vCPU `id` of its TVM.
+    /// vCPU `id` of its TVM: vCPU 0 boots at the TVM's entry point; the
+    /// others wait for an HSM `HART_START`, as the TSM keeps them off.
     pub fn new(id: u64) -> VcpuRun {
         VcpuRun {
             id,
+            power: if id == 0 { Power::On } else { Power::Off },
             awaiting: Awaiting::Nothing,
             pending: [None; 2],
             raced: None,
@@ -142,6 +161,11 @@ impl VcpuRun {
     /// The vCPU ID.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether the TSM runs this vCPU.
+    pub fn power(&self) -> Power {
+        self.power
     }
 
     /// Whether an exit to userspace still needs its answer.
@@ -183,6 +207,10 @@ impl VcpuRun {
             // Userspace skipped the answer: KVM_RUN without it.
             return Err(TvmError::State);
         }
+        if self.power != Power::On {
+            // Off: the TSM would refuse to run it.
+            return Ok(Exit::NotRunning);
+        }
         for (reg, v) in self.pending.iter().flatten() {
             nacl.set_gpr(usize::from(*reg), *v);
         }
@@ -203,6 +231,24 @@ impl VcpuRun {
     ) -> Result<Step> {
         let c = &mut self.exits;
         match exit {
+            Exit::NotRunning => {
+                return match self.power {
+                    Power::Ended(u) => Ok(Step::User(u)),
+                    _ => {
+                        c.idle += 1;
+                        Ok(Step::Idle)
+                    }
+                };
+            }
+            Exit::HartStarted { hart } => {
+                c.sbi += 1;
+                Ok(Step::Started(hart))
+            }
+            Exit::Stopped => {
+                c.sbi += 1;
+                self.power = Power::Off;
+                Ok(Step::Idle)
+            }
             Exit::Interrupt => {
                 c.interrupt += 1;
                 Ok(Step::Enter)
@@ -266,9 +312,13 @@ impl VcpuRun {
             Exit::Sbi { ext, fid, args } => {
                 c.sbi += 1;
                 if ext == exit::forwarded::SRST {
-                    return Ok(Step::User(UserExit::SystemEvent {
+                    // The TSM powered the vCPU off (it answers SRST as a
+                    // fatal ecall): the request is final.
+                    let u = UserExit::SystemEvent {
                         reset: args[0] != SRST_SHUTDOWN,
-                    }));
+                    };
+                    self.power = Power::Ended(u);
+                    return Ok(Step::User(u));
                 }
                 self.awaiting = Awaiting::Sbi;
                 Ok(Step::User(UserExit::Sbi { ext, fid, args }))
@@ -279,6 +329,7 @@ impl VcpuRun {
             }
             Exit::Terminated => {
                 c.other += 1;
+                self.power = Power::Ended(UserExit::Terminated);
                 Ok(Step::User(UserExit::Terminated))
             }
             Exit::Unhandled { scause } => {
@@ -297,6 +348,17 @@ impl VcpuRun {
             Err(e) => return Err(e),
         }
         Ok(Step::Enter)
+    }
+}
+
+/// Lets vCPU `hart` run: HSM `HART_START` from another vCPU of its TVM,
+/// which the TSM served.  A vCPU the TSM ended stays ended; an unknown
+/// `hart` (the TSM checked it) changes nothing.
+pub fn start(vcpus: &mut [VcpuRun], hart: u64) {
+    if let Some(v) = vcpus.iter_mut().find(|v| v.id == hart) {
+        if v.power == Power::Off {
+            v.power = Power::On;
+        }
     }
 }
 
@@ -331,11 +393,15 @@ fn fault<T: Tsm, A: PageAlloc, B: BatchTable>(
     }
     let block = PageType::Page2M.size();
     let base = page.0 & !(block - 1);
-    let whole = (0..block / PAGE_SIZE).all(|i| !tvm.is_shared(Gpa(base + i * PAGE_SIZE)));
+    let whole = tvm.zero_blocks()
+        && (0..block / PAGE_SIZE).all(|i| !tvm.is_shared(Gpa(base + i * PAGE_SIZE)));
     match tvm.map_zero(tsm, alloc, page, whole) {
-        Ok(()) => Ok(Fault::Mapped),
-        // Not for the host to map twice: another vCPU's fault did.
-        Err(TvmError::Tsm(SbiError::AlreadyAvailable)) => Ok(Fault::Present),
+        Ok(Mapped::Now) => Ok(Fault::Mapped),
+        // Mapped already, by another vCPU's fault: the host remembers
+        // its recent mappings, or the TSM says so distinctly.
+        Ok(Mapped::Already) | Err(TvmError::Tsm(SbiError::AlreadyAvailable)) => {
+            Ok(Fault::Present)
+        }
         Err(e) => Err(e),
     }
 }

@@ -6,7 +6,7 @@
 //! executable TSM model.
 
 pub use crate::abi::CallCounts;
-use crate::abi::{Gpa, Pa, PageType, SbiResult, TsmInfo, TvmCreateParams};
+use crate::abi::{Gpa, Pa, PageType, RunExit, SbiResult, TsmInfo, TvmCreateParams};
 
 /// A TVM's guest ID as the TSM returned it.
 pub type Gid = u64;
@@ -64,8 +64,9 @@ pub trait Tsm {
     ) -> SbiResult;
     /// `TVM_CREATE_VCPU`.
     fn create_vcpu(&mut self, gid: Gid, vcpu_id: u64, state: Pa) -> SbiResult;
-    /// `TVM_VCPU_RUN`: 0 if the vCPU can be resumed, else it terminated.
-    fn vcpu_run(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult<u64>;
+    /// `TVM_VCPU_RUN`: the exit, with the `scause` and `stval` the TSM
+    /// left in the host's CSRs (see [`RunExit`]).
+    fn vcpu_run(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult<RunExit>;
     /// `TVM_INITIATE_FENCE`.
     fn tvm_fence(&mut self, gid: Gid) -> SbiResult;
     /// `TVM_INVALIDATE_PAGES`.
@@ -81,4 +82,58 @@ pub trait Tsm {
 pub fn global_fence<T: Tsm>(tsm: &mut T) -> SbiResult {
     tsm.initiate_fence()?;
     tsm.local_fence()
+}
+
+/// What the boot probe found (COVH and NACL presence, then
+/// `TSM_GET_INFO`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TsmProbe {
+    /// COVH or NACL is missing: no TSM under this kernel.
+    Absent {
+        /// COVH answered the base probe.
+        covh: bool,
+        /// NACL answered the base probe.
+        nacl: bool,
+    },
+    /// COVH is there but refuses `TSM_GET_INFO` with our 32-byte
+    /// `TsmInfo`: a TSM of another ABI version (IBM's ACE, on spec
+    /// v0.7, wants 48 bytes and numbers the calls differently).
+    OtherAbi(crate::abi::SbiError),
+    /// `TSM_GET_INFO` wrote fewer bytes than our `TsmInfo`.
+    ShortInfo(u64),
+    /// The TSM answered, but cannot run TVMs (state, vCPU limit).
+    NotReady(TsmInfo),
+    /// A ready TSM speaking our ABI.
+    Ready(TsmInfo),
+}
+
+impl TsmProbe {
+    /// Whether TVMs can be created.
+    pub fn ready(&self) -> bool {
+        matches!(self, TsmProbe::Ready(_))
+    }
+
+    /// Whether COVH is present at all (KVM then runs in TVM-only mode).
+    pub fn covh(&self) -> bool {
+        !matches!(self, TsmProbe::Absent { covh: false, .. })
+    }
+}
+
+/// Classifies the TSM from the extension probes and `TSM_GET_INFO`.
+pub fn probe<T: Tsm>(covh: bool, nacl: bool, tsm: &mut T) -> TsmProbe {
+    if !(covh && nacl) {
+        return TsmProbe::Absent { covh, nacl };
+    }
+    let (info, written) = match tsm.get_info() {
+        Ok(r) => r,
+        Err(e) => return TsmProbe::OtherAbi(e),
+    };
+    // CAST: the structure is 32 bytes.
+    if written < core::mem::size_of::<TsmInfo>() as u64 {
+        return TsmProbe::ShortInfo(written);
+    }
+    if info.tstate != crate::abi::TsmState::Ready as u32 || info.tvm_max_vcpus == 0 {
+        return TsmProbe::NotReady(info);
+    }
+    TsmProbe::Ready(info)
 }

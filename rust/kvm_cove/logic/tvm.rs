@@ -7,7 +7,7 @@
 //! pages all come from it, and all go back with one reclaim per batch
 //! after `DESTROY_TVM`.  Nothing converted ever reaches the allocator.
 
-use crate::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE};
+use crate::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TvmCreateParams, PAGE_SIZE};
 use crate::cvm_fw::errno;
 use crate::logic::exit::{self, Exit, NaclShmem};
 use crate::logic::pool::{BatchTable, DefaultTable, PageAlloc, Pool, PoolError, PoolStats};
@@ -24,6 +24,20 @@ pub const MAX_SHARED: usize = 16;
 /// Most 2 MiB blocks with 4 KiB mappings tracked; past that, faults map
 /// 4 KiB pages only.
 pub const MAX_SMALL_BLOCKS: usize = 128;
+/// Blocked runs [`Tvm::remove_range`] collects before one fence.
+pub const MAX_BLOCKED_RUNS: usize = 16;
+/// Zero-page mappings remembered for racing faults (at least one per
+/// vCPU that can fault at once).
+pub const RECENT_MAPS: usize = 64;
+
+/// Why [`Tvm::map_zero`] mapped nothing although it succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mapped {
+    /// The page is mapped now.
+    Now,
+    /// The host mapped it moments ago (another vCPU's fault): no TSM call.
+    Already,
+}
 
 /// Why a TVM operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,16 +136,10 @@ pub struct TvmStats {
 
 /// Checks the TSM's report and returns it if TVMs can run.
 pub fn check_tsm<T: Tsm>(tsm: &mut T) -> Result<TsmInfo> {
-    let (info, written) = tsm.get_info().map_err(|_| TvmError::NoTsm)?;
-    // A TSM that fills less of `TsmInfo` speaks another ABI version.
-    // CAST: the structure is 32 bytes.
-    if written < core::mem::size_of::<TsmInfo>() as u64 {
-        return Err(TvmError::NoTsm);
+    match crate::logic::tsm::probe(true, true, tsm) {
+        crate::logic::tsm::TsmProbe::Ready(info) => Ok(info),
+        _ => Err(TvmError::NoTsm),
     }
-    if info.tstate != TsmState::Ready as u32 || info.tvm_max_vcpus == 0 {
-        return Err(TvmError::NoTsm);
-    }
-    Ok(info)
 }
 
 /// `struct kvm_riscv_cove_measure_region`, the argument of
@@ -203,6 +211,12 @@ pub struct Tvm<B: BatchTable = DefaultTable> {
     /// whole.  `nsmall > MAX_SMALL_BLOCKS` means the table overflowed.
     small: [u64; MAX_SMALL_BLOCKS],
     nsmall: usize,
+    /// The last zero-page mappings: a page GPA, or a 2 MiB block's GPA
+    /// with bit 0 set; 0 is free.  A ring, `next_recent` the next slot.
+    recent: [u64; RECENT_MAPS],
+    next_recent: usize,
+    /// Whether faults may map whole 2 MiB zero blocks (off by default).
+    zero_blocks: bool,
     stats: TvmStats,
 }
 
@@ -251,6 +265,9 @@ impl<B: BatchTable> Tvm<B> {
                 nshared: 0,
                 small: [0; MAX_SMALL_BLOCKS],
                 nsmall: 0,
+                recent: [0; RECENT_MAPS],
+                next_recent: 0,
+                zero_blocks: false,
                 stats: TvmStats::default(),
             }),
             Err(e) => {
@@ -278,6 +295,23 @@ impl<B: BatchTable> Tvm<B> {
     /// The pool's counters (conversions, fences, leaks).
     pub fn pool_stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    /// Lets faults map whole 2 MiB zero blocks ([`Tvm::zero_blocks`]).
+    ///
+    /// Off by default: once a TVM shares part of a 2 MiB block that is one
+    /// mapping, Salus can neither block that part alone (a leaf is
+    /// blocked whole) nor split the mapping (`TVM_DEMOTE_PAGE` wants one
+    /// memory region over the whole block, and the share has split the
+    /// region), so the share could never complete.  A TSM that can split
+    /// may have them.
+    pub fn set_zero_blocks(&mut self, on: bool) {
+        self.zero_blocks = on;
+    }
+
+    /// Whether faults may map whole 2 MiB zero blocks.
+    pub fn zero_blocks(&self) -> bool {
+        self.zero_blocks
     }
 
     /// Whether `gpa` lies in a confidential region.
@@ -322,6 +356,38 @@ impl<B: BatchTable> Tvm<B> {
     /// mapping was ever made in it.
     pub fn block_free(&self, gpa: Gpa) -> bool {
         self.nsmall <= MAX_SMALL_BLOCKS && !self.small[..self.nsmall].contains(&(gpa.0 >> 21))
+    }
+
+    /// Remembers a zero-page mapping at `gpa` (a whole block if `block`).
+    fn note_recent(&mut self, gpa: u64, block: bool) {
+        let i = self.next_recent % RECENT_MAPS;
+        self.recent[i] = (gpa & !(PAGE_SIZE - 1)) | u64::from(block);
+        self.next_recent = (i + 1) % RECENT_MAPS;
+    }
+
+    /// Whether the host mapped `gpa` among its last [`RECENT_MAPS`]
+    /// zero-page mappings.
+    fn recently_mapped(&self, gpa: Gpa) -> bool {
+        let page = gpa.0 & !(PAGE_SIZE - 1);
+        let block = PageType::Page2M.size();
+        self.recent.iter().any(|&e| match e & 1 {
+            0 => e != 0 && e == page,
+            _ => (e & !1) == page & !(block - 1),
+        })
+    }
+
+    /// Forgets the remembered mappings that touch `[gpa, gpa + len)`.
+    fn forget_recent(&mut self, gpa: u64, len: u64) {
+        let block = PageType::Page2M.size();
+        for e in self.recent.iter_mut() {
+            let (b, l) = match *e & 1 {
+                0 => (*e, PAGE_SIZE),
+                _ => (*e & !1, block),
+            };
+            if *e != 0 && gpa < b + l && b < gpa.saturating_add(len) {
+                *e = 0;
+            }
+        }
     }
 
     fn need(&self, s: TvmState) -> Result {
@@ -421,20 +487,30 @@ impl<B: BatchTable> Tvm<B> {
     }
 
     /// Maps a zeroed confidential page at faulting `gpa`; a whole 2 MiB
-    /// block at once when `block` and the block lies in one region.
+    /// block at once when `block`, [`Tvm::zero_blocks`] and the block lies
+    /// in one region.
+    ///
+    /// A page the host mapped moments ago is [`Mapped::Already`], without
+    /// a TSM call: several vCPUs can fault on one page before the first
+    /// fault is served, and a TSM need not say "mapped" distinctly (Salus
+    /// answers every paging failure with `SBI_ERR_INVALID_ADDRESS`).
     pub fn map_zero<T: Tsm, A: PageAlloc>(
         &mut self,
         tsm: &mut T,
         alloc: &mut A,
         gpa: Gpa,
         block: bool,
-    ) -> Result {
+    ) -> Result<Mapped> {
         self.need(TvmState::Runnable)?;
         if !self.is_confidential(gpa) {
             return Err(TvmError::Invalid);
         }
+        if self.recently_mapped(gpa) {
+            return Ok(Mapped::Already);
+        }
         let base = gpa.0 & !(PageType::Page2M.size() - 1);
         if block
+            && self.zero_blocks
             && self.block_free(Gpa(base))
             && self.is_confidential(Gpa(base))
             && self.is_confidential(Gpa(base + PageType::Page2M.size() - 1))
@@ -446,7 +522,8 @@ impl<B: BatchTable> Tvm<B> {
                     return Err(e.into());
                 }
                 self.stats.zero_pages += BLOCK_PAGES;
-                return Ok(());
+                self.note_recent(base, true);
+                return Ok(Mapped::Now);
             }
             // Not a naturally aligned run: map the pages one by one.
             for i in 0..BLOCK_PAGES {
@@ -460,7 +537,8 @@ impl<B: BatchTable> Tvm<B> {
                 self.stats.zero_pages += 1;
             }
             self.note_small(Gpa(base));
-            return Ok(());
+            self.note_recent(base, true);
+            return Ok(Mapped::Now);
         }
         let pa = self.pool.take(tsm, alloc, 1)?;
         if let Err(e) = tsm.add_zero_pages(
@@ -474,8 +552,9 @@ impl<B: BatchTable> Tvm<B> {
             return Err(e.into());
         }
         self.note_small(gpa);
+        self.note_recent(gpa.0, false);
         self.stats.zero_pages += 1;
-        Ok(())
+        Ok(Mapped::Now)
     }
 
     /// Maps VMM page `pa` at `gpa`, which the TVM shared, or which lies
@@ -494,17 +573,80 @@ impl<B: BatchTable> Tvm<B> {
         Ok(())
     }
 
-    /// Takes confidential pages out of `[gpa, gpa+len)` (the TVM shared
-    /// the range): invalidate, TVM fence, remove.  The pages stay in the
+    /// Takes every mapped page out of `[gpa, gpa+len)` (the TVM shared or
+    /// unshared the range): block (invalidate) what is populated, one TVM
+    /// fence, remove what was blocked.  Confidential pages stay in the
     /// pool's batches until the TVM is destroyed.
+    ///
+    /// The host does not track which pages are populated, so it asks the
+    /// TSM page by page: a TSM as strict as Salus refuses to block a range
+    /// holding an unpopulated page (`SBI_ERR_INVALID_ADDRESS`, nothing
+    /// blocked), and removing a range with an unpopulated page never
+    /// returns in Salus (`unmap_range` loops).  A 2 MiB block inside the
+    /// range is tried whole first: its leaf may be one 2 MiB mapping,
+    /// which cannot be blocked 4 KiB at a time.
     pub fn remove_range<T: Tsm>(&mut self, tsm: &mut T, gpa: Gpa, len: u64) -> Result {
         self.need(TvmState::Runnable)?;
         if gpa.0 % PAGE_SIZE != 0 || len == 0 || len % PAGE_SIZE != 0 {
             return Err(TvmError::Invalid);
         }
-        tsm.invalidate_pages(self.gid, gpa, len)?;
+        let end = gpa.0.checked_add(len).ok_or(TvmError::Invalid)?;
+        self.forget_recent(gpa.0, len);
+        let block = PageType::Page2M.size();
+        // Blocked runs, merged while contiguous: (start, len).
+        let mut runs: [(u64, u64); MAX_BLOCKED_RUNS] = [(0, 0); MAX_BLOCKED_RUNS];
+        let mut nruns = 0;
+        let mut blocked = 0u64;
+        let mut g = gpa.0;
+        while g < end {
+            let step = if self.zero_blocks && g % block == 0 && end - g >= block {
+                match tsm.invalidate_pages(self.gid, Gpa(g), block) {
+                    Ok(()) => Some(block),
+                    Err(SbiError::InvalidAddress) => None,
+                    Err(e) => return Err(e.into()),
+                }
+            } else {
+                None
+            };
+            let (done, n) = match step {
+                Some(n) => (true, n),
+                None => match tsm.invalidate_pages(self.gid, Gpa(g), PAGE_SIZE) {
+                    Ok(()) => (true, PAGE_SIZE),
+                    // Unpopulated.
+                    Err(SbiError::InvalidAddress) => (false, PAGE_SIZE),
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            if done {
+                blocked += n;
+                match runs[..nruns].last_mut() {
+                    Some(r) if r.0 + r.1 == g => r.1 += n,
+                    _ if nruns < MAX_BLOCKED_RUNS => {
+                        runs[nruns] = (g, n);
+                        nruns += 1;
+                    }
+                    _ => {
+                        // Out of slots: finish what is blocked, go on.
+                        self.fence_and_remove(tsm, &runs[..nruns])?;
+                        runs[0] = (g, n);
+                        nruns = 1;
+                    }
+                }
+            }
+            g += n;
+        }
+        if blocked != 0 {
+            self.fence_and_remove(tsm, &runs[..nruns])?;
+        }
+        Ok(())
+    }
+
+    /// One TVM fence, then `TVM_REMOVE_PAGES` on each blocked run.
+    fn fence_and_remove<T: Tsm>(&mut self, tsm: &mut T, runs: &[(u64, u64)]) -> Result {
         tsm.tvm_fence(self.gid)?;
-        tsm.remove_pages(self.gid, gpa, len)?;
+        for &(b, l) in runs {
+            tsm.remove_pages(self.gid, Gpa(b), l)?;
+        }
         Ok(())
     }
 
@@ -567,11 +709,11 @@ impl<B: BatchTable> Tvm<B> {
     /// Runs vCPU `id` once and decodes why it stopped.
     pub fn run<T: Tsm>(&mut self, tsm: &mut T, id: u64, nacl: &dyn NaclShmem) -> Result<Exit> {
         self.need(TvmState::Runnable)?;
-        let ret = tsm.vcpu_run(self.gid, id)?;
+        let r = tsm.vcpu_run(self.gid, id)?;
         let regions = self.regions;
         let n = self.nregions;
         let conf = move |g: Gpa| regions[..n].iter().any(|&(b, l)| g.0 >= b && g.0 - b < l);
-        Ok(exit::decode(ret, nacl, &conf))
+        Ok(exit::decode(r, nacl, &conf))
     }
 
     /// `DESTROY_TVM`, then reclaims and frees every confidential page.

@@ -9,6 +9,29 @@
 //! checks the conditions the host must meet (16 KiB-aligned root, enough
 //! page-table pages, pages converted and fenced before use, invalidate +
 //! TVM fence before remove) and counts calls and global fences.
+//!
+//! Where Salus (the TSM our kernel runs on) is stricter than the CoVE
+//! RFC, the model is as strict as Salus:
+//! - a TVM exit's `scause` and `stval` come back in the host's own CSRs
+//!   ([`RunExit`]), never in the NACL area;
+//! - a guest access outside its confidential regions and the MMIO regions
+//!   it registered (COVG `ADD_MMIO_REGION`, which the TSM serves, then
+//!   reports in an exit whose answer it ignores) powers the vCPU off with
+//!   the fault's `scause`;
+//! - an unknown COVG function is refused to the guest without an exit;
+//! - blocking (invalidating) a range with an unpopulated page blocks
+//!   nothing (`SBI_ERR_INVALID_ADDRESS`), a 2 MiB leaf is blocked whole or
+//!   not at all, and removing a range with an unpopulated page is counted
+//!   in `would_hang` (Salus never returns from it);
+//! - a vCPU that asked to share a range runs again only once the host
+//!   took every confidential page out of it (`SBI_ERR_INVALID_ADDRESS`
+//!   until then);
+//! - mapping a GPA twice is `SBI_ERR_INVALID_ADDRESS`;
+//! - SRST, HSM `HART_STOP` and every unhandled trap power the vCPU off
+//!   (`TVM_VCPU_RUN` returns 1), and running a vCPU that is off is
+//!   `SBI_ERR_INVALID_PARAM`; vCPUs other than 0 are off until the TVM
+//!   starts them (HSM `HART_START`, served by the TSM, then reported to
+//!   the host with the start address and opaque value masked).
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -18,7 +41,8 @@ use std::string::String;
 use std::vec::Vec;
 
 use crate::abi::{
-    nacl, Gpa, Pa, PageType, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams, PAGE_SIZE,
+    nacl, Gpa, Pa, PageType, RunExit, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams,
+    PAGE_SIZE,
 };
 use crate::abi::{Covg, Covh};
 use crate::cvm_fw::testing::XorShift;
@@ -65,6 +89,15 @@ struct TvmM {
     tables: HashSet<(u32, u64)>,
     mapped: BTreeMap<u64, Mapping>,
     vcpus: HashSet<u64>,
+    /// The vCPUs the TSM runs (0 from finalize; others once started).
+    on: HashSet<u64>,
+    /// MMIO regions the TVM registered (COVG `ADD_MMIO_REGION`).
+    mmio: Vec<(u64, u64)>,
+    /// 2 MiB blocks mapped as one leaf: blocked and removed whole only.
+    leaves2m: HashSet<u64>,
+    /// Shares (vCPU, GPA, length) the host has not completed: the range
+    /// must hold no confidential mapping when that vCPU runs again.
+    pending_share: Vec<(u64, u64, u64)>,
     fenced: bool,
     /// Ranges of the regions the TVM shared (COVG `SHARE_MEMORY` exits).
     shared: Vec<(u64, u64)>,
@@ -97,6 +130,10 @@ pub struct TsmModel {
     fence_initiated: bool,
     /// What `TSM_GET_INFO` reports.
     pub info: TsmInfo,
+    /// The `TsmInfo` size the TSM insists on: larger than ours (32) plays
+    /// a TSM of another ABI version, which refuses our buffer with
+    /// `SBI_ERR_INVALID_PARAM` (ACE wants 48).
+    pub info_len_wanted: u64,
     /// Calls per function.
     pub counts: CallCounts,
     /// Exits `TVM_VCPU_RUN` reports.
@@ -110,6 +147,10 @@ pub struct TsmModel {
     pub inject_ppm: u32,
     /// Calls failed by injection.
     pub injected: u64,
+    /// `TVM_REMOVE_PAGES` calls over a range holding an unpopulated page:
+    /// Salus never returns from those (its `unmap_range` loops), so each
+    /// is a host bug the tests must see.
+    pub would_hang: u64,
     rng: XorShift,
 }
 
@@ -134,12 +175,14 @@ impl TsmModel {
                 tvm_max_vcpus: 8,
                 tvcpu_pages_needed: 2,
             },
+            info_len_wanted: 32,
             counts: CallCounts::default(),
             exits: VecDeque::new(),
             nacl: NaclBuf::default(),
             entry_gprs: [0; 32],
             inject_ppm: 0,
             injected: 0,
+            would_hang: 0,
             rng: XorShift::new(0x2545_f491_4f6c_dd1d),
         }
     }
@@ -246,7 +289,8 @@ impl TsmModel {
             return inval();
         }
         if t.mapped.range(gpa.0..end).next().is_some() {
-            return Err(SbiError::AlreadyAvailable);
+            // Salus: every paging failure, a mapping that exists among them.
+            return Err(SbiError::InvalidAddress);
         }
         if t.shared.iter().any(|&(b, l)| gpa.0 < b + l && b < end) {
             // Shared by the TVM: only VMM pages go there.
@@ -276,8 +320,115 @@ impl TsmModel {
                 Mapping::Confidential(pa.0 + i * PAGE_SIZE),
             );
         }
+        if ty == PageType::Page2M {
+            for i in 0..npages {
+                t.leaves2m.insert(gpa.0 + i * ty.size());
+            }
+        }
         self.set(pa, total, PageState::Assigned(gid));
         Ok(())
+    }
+}
+
+/// A scripted exit's guest register `i` (the last value set wins).
+fn script_reg(x: &ScriptedExit, i: usize) -> u64 {
+    x.gprs.iter().rev().find(|g| g.0 == i).map_or(0, |g| g.1)
+}
+
+/// Removes `[gpa, gpa + len)` from a list of ranges.
+fn cut(ranges: &mut Vec<(u64, u64)>, gpa: u64, len: u64) {
+    let mut rest = Vec::new();
+    for &(b, l) in ranges.iter() {
+        let e = b + l;
+        if gpa + len <= b || e <= gpa {
+            rest.push((b, l));
+            continue;
+        }
+        if b < gpa {
+            rest.push((b, gpa - b));
+        }
+        if gpa + len < e {
+            rest.push((gpa + len, e - gpa - len));
+        }
+    }
+    *ranges = rest;
+}
+
+impl TsmModel {
+    /// What the TSM does with the guest's next event `x` on vCPU `id`:
+    /// `None` if it served it without an exit, else the exit the host
+    /// sees, made as strict as Salus makes it.
+    fn guest_step(&mut self, gid: Gid, id: u64, mut x: ScriptedExit) -> SbiResult<Option<ScriptedExit>> {
+        use crate::logic::exit::{cause, forwarded};
+        let t = self.tvm(gid)?;
+        if x.ret != 0 {
+            return Ok(Some(x));
+        }
+        let fatal = |scause: u64| ScriptedExit {
+            ret: 1,
+            scause,
+            ..Default::default()
+        };
+        match x.scause {
+            s if s & cause::INTERRUPT != 0 => Ok(Some(x)),
+            cause::VS_ECALL => {
+                let (ext, fid) = (script_reg(&x, 17), script_reg(&x, 16));
+                let (a0, a1) = (script_reg(&x, 10), script_reg(&x, 11));
+                if ext == crate::abi::EXT_COVG {
+                    match Covg::from_fid(fid) {
+                        // Served by the TSM, then reported to the host
+                        // (an exit whose answer the TSM does not read).
+                        Some(Covg::AddMmioRegion) => t.mmio.push((a0, a1)),
+                        Some(Covg::RemoveMmioRegion) => cut(&mut t.mmio, a0, a1),
+                        // The TSM marks the range before the exit; the
+                        // host must empty it before the vCPU runs again.
+                        Some(Covg::ShareMemory) => {
+                            t.shared.push((a0, a1));
+                            t.pending_share.push((id, a0, a1));
+                        }
+                        Some(Covg::UnshareMemory) => cut(&mut t.shared, a0, a1),
+                        // Allow/deny lists: the TSM's own, reported.
+                        Some(_) => {}
+                        // Refused to the guest: no exit.
+                        None => return Ok(None),
+                    }
+                    return Ok(Some(x));
+                }
+                match ext {
+                    forwarded::SRST => x.ret = 1,
+                    forwarded::HSM if fid == forwarded::HSM_HART_STOP => x.ret = 1,
+                    forwarded::HSM if fid == forwarded::HSM_HART_START => {
+                        if !t.vcpus.contains(&a0) || t.on.contains(&a0) || a0 == id {
+                            // Refused to the guest: no exit.
+                            return Ok(None);
+                        }
+                        t.on.insert(a0);
+                        // The start address and opaque value stay the TSM's.
+                        x.gprs.push((11, 0));
+                        x.gprs.push((12, 0));
+                    }
+                    _ => {}
+                }
+                Ok(Some(x))
+            }
+            cause::VIRTUAL_INSN => Ok(Some(x)),
+            cause::LOAD_GUEST_PAGE_FAULT
+            | cause::STORE_GUEST_PAGE_FAULT
+            | cause::INSN_GUEST_PAGE_FAULT => {
+                let gpa = (x.htval << 2) | (x.stval & 3);
+                let within = |v: &[(u64, u64)]| v.iter().any(|&(b, l)| gpa >= b && gpa - b < l);
+                if within(&t.regions) {
+                    return Ok(Some(x));
+                }
+                if x.scause != cause::INSN_GUEST_PAGE_FAULT && within(&t.mmio) {
+                    return Ok(Some(x));
+                }
+                // Neither confidential nor registered MMIO: Salus ends the
+                // vCPU with the fault's cause and nothing else.
+                Ok(Some(fatal(x.scause)))
+            }
+            s => Ok(Some(fatal(s))),
+        }
     }
 }
 
@@ -285,7 +436,11 @@ impl Tsm for TsmModel {
     fn get_info(&mut self) -> SbiResult<(TsmInfo, u64)> {
         self.call(Covh::TsmGetInfo)?;
         // CAST: the structure is 32 bytes.
-        Ok((self.info, core::mem::size_of::<TsmInfo>() as u64))
+        let ours = core::mem::size_of::<TsmInfo>() as u64;
+        if self.info_len_wanted > ours {
+            return inval();
+        }
+        Ok((self.info, ours))
     }
 
     fn convert_pages(&mut self, pa: Pa, n: u64) -> SbiResult {
@@ -360,6 +515,10 @@ impl Tsm for TsmModel {
                 tables: HashSet::new(),
                 mapped: BTreeMap::new(),
                 vcpus: HashSet::new(),
+                on: HashSet::new(),
+                mmio: Vec::new(),
+                leaves2m: HashSet::new(),
+                pending_share: Vec::new(),
                 fenced: false,
                 shared: Vec::new(),
             },
@@ -374,6 +533,9 @@ impl Tsm for TsmModel {
             return Err(SbiError::Denied);
         }
         t.state = ModelTvmState::Runnable;
+        if t.vcpus.contains(&0) {
+            t.on.insert(0);
+        }
         Ok(())
     }
 
@@ -455,7 +617,7 @@ impl Tsm for TsmModel {
             return inval();
         }
         if t.mapped.contains_key(&gpa.0) {
-            return Err(SbiError::AlreadyAvailable);
+            return Err(SbiError::InvalidAddress);
         }
         t.mapped.insert(gpa.0, Mapping::Shared(pa.0));
         Ok(())
@@ -480,60 +642,64 @@ impl Tsm for TsmModel {
         Ok(())
     }
 
-    fn vcpu_run(&mut self, gid: Gid, id: u64) -> SbiResult<u64> {
+    fn vcpu_run(&mut self, gid: Gid, id: u64) -> SbiResult<RunExit> {
         self.call(Covh::TvmVcpuRun)?;
         let t = self.tvm(gid)?;
         if t.state != ModelTvmState::Runnable {
             return Err(SbiError::Denied);
         }
-        if !t.vcpus.contains(&id) {
+        if !t.vcpus.contains(&id) || !t.on.contains(&id) {
             return inval();
         }
-        let x = self.exits.pop_front().unwrap_or(ScriptedExit {
-            ret: 1,
-            ..Default::default()
-        });
-        let t = self.tvm(gid)?;
-        if x.ret == 0 && x.scause == crate::logic::exit::cause::VS_ECALL {
-            let reg = |i: usize| x.gprs.iter().rev().find(|g| g.0 == i).map_or(0, |g| g.1);
-            if reg(17) == crate::abi::EXT_COVG {
-                let (gpa, len) = (reg(10), reg(11));
-                match Covg::from_fid(reg(16)) {
-                    // The TSM marks the range shared before exiting.
-                    Some(Covg::ShareMemory) => t.shared.push((gpa, len)),
-                    Some(Covg::UnshareMemory) => {
-                        let mut rest = Vec::new();
-                        for &(b, l) in &t.shared {
-                            let e = b + l;
-                            if gpa + len <= b || e <= gpa {
-                                rest.push((b, l));
-                                continue;
-                            }
-                            if b < gpa {
-                                rest.push((b, gpa - b));
-                            }
-                            if gpa + len < e {
-                                rest.push((gpa + len, e - gpa - len));
-                            }
-                        }
-                        t.shared = rest;
-                    }
-                    _ => {}
-                }
+        // Salus completes a share only once the host emptied the range;
+        // until then the vCPU does not run.
+        if let Some(i) = t.pending_share.iter().position(|p| p.0 == id) {
+            let (_, g, l) = t.pending_share[i];
+            if t.mapped
+                .range(g..g.saturating_add(l))
+                .any(|(_, m)| matches!(m, Mapping::Confidential(_) | Mapping::Invalidated(..)))
+            {
+                return Err(SbiError::InvalidAddress);
             }
+            t.pending_share.swap_remove(i);
         }
         for (i, g) in self.entry_gprs.iter_mut().enumerate() {
             *g = self.nacl.gpr(i);
         }
+        // The guest runs: what it does that the TSM serves itself makes no
+        // exit; the first thing that does ends the call.
+        let mut x = loop {
+            let x = self.exits.pop_front().unwrap_or(ScriptedExit {
+                ret: 1,
+                ..Default::default()
+            });
+            match self.guest_step(gid, id, x)? {
+                Some(x) => break x,
+                None => continue,
+            }
+        };
+        if x.ret != 0 {
+            self.tvm(gid)?.on.remove(&id);
+        }
+        // The host's scause and stval carry the exit; NACL the rest.  The
+        // NACL slots of scause and stval are left as they were.
+        let (old_scause, old_stval) = (
+            self.nacl.csr(nacl::CSR_SCAUSE),
+            self.nacl.csr(nacl::CSR_STVAL),
+        );
         self.nacl = NaclBuf::default();
-        self.nacl.set_csr(nacl::CSR_SCAUSE, x.scause);
-        self.nacl.set_csr(nacl::CSR_STVAL, x.stval);
+        self.nacl.set_csr(nacl::CSR_SCAUSE, old_scause);
+        self.nacl.set_csr(nacl::CSR_STVAL, old_stval);
         self.nacl.set_csr(nacl::CSR_HTVAL, x.htval);
         self.nacl.set_csr(nacl::CSR_HTINST, x.htinst);
-        for (i, v) in x.gprs {
+        for (i, v) in core::mem::take(&mut x.gprs) {
             self.nacl.set_gpr(i, v);
         }
-        Ok(x.ret)
+        Ok(RunExit {
+            ret: x.ret,
+            scause: x.scause,
+            stval: x.stval,
+        })
     }
 
     fn tvm_fence(&mut self, gid: Gid) -> SbiResult {
@@ -550,13 +716,33 @@ impl Tsm for TsmModel {
         Ok(())
     }
 
+    /// Salus's `TvmBlockPages`: every page of the range must be mapped,
+    /// and a 2 MiB leaf lie wholly in it; else nothing is blocked and the
+    /// answer is `SBI_ERR_INVALID_ADDRESS`.
     fn invalidate_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
         self.call(Covh::TvmInvalidatePages)?;
         let t = self.tvm(gid)?;
         if gpa.0 % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
             return inval();
         }
-        for (_, m) in t.mapped.range_mut(gpa.0..gpa.0 + len) {
+        let end = gpa.0.checked_add(len).ok_or(SbiError::InvalidAddress)?;
+        let block = PageType::Page2M.size();
+        let mut g = gpa.0;
+        while g < end {
+            let base = g & !(block - 1);
+            if t.leaves2m.contains(&base) {
+                if g != base || end - g < block {
+                    return Err(SbiError::InvalidAddress);
+                }
+                g += block;
+                continue;
+            }
+            match t.mapped.get(&g) {
+                Some(Mapping::Confidential(_) | Mapping::Shared(_)) => g += PAGE_SIZE,
+                _ => return Err(SbiError::InvalidAddress),
+            }
+        }
+        for (_, m) in t.mapped.range_mut(gpa.0..end) {
             match *m {
                 Mapping::Confidential(pa) => *m = Mapping::Invalidated(pa, false),
                 Mapping::Shared(pa) => *m = Mapping::SharedInvalidated(pa, false),
@@ -579,36 +765,35 @@ impl Tsm for TsmModel {
         Ok(())
     }
 
+    /// Salus's `TvmRemovePages`: every page of the range blocked and
+    /// fenced; an unpopulated page in it would hang Salus.
     fn remove_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
         self.call(Covh::TvmRemovePages)?;
         let t = self.tvm(gid)?;
-        let keys: Vec<u64> = t
-            .mapped
-            .range(gpa.0..gpa.0 + len)
-            .map(|(k, _)| *k)
-            .collect();
-        if keys.iter().any(|k| {
-            matches!(
-                t.mapped[k],
-                Mapping::Confidential(_)
-                    | Mapping::Invalidated(_, false)
-                    | Mapping::Shared(_)
-                    | Mapping::SharedInvalidated(_, false)
-            )
-        }) {
-            return Err(SbiError::Denied);
+        if gpa.0 % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+            return inval();
+        }
+        let end = gpa.0.checked_add(len).ok_or(SbiError::InvalidAddress)?;
+        let mut g = gpa.0;
+        while g < end {
+            match t.mapped.get(&g) {
+                None => {
+                    self.would_hang += 1;
+                    return Err(SbiError::Failed);
+                }
+                Some(Mapping::Invalidated(_, true) | Mapping::SharedInvalidated(_, true)) => {}
+                Some(_) => return Err(SbiError::InvalidAddress),
+            }
+            g += PAGE_SIZE;
         }
         let mut freed = Vec::new();
+        let keys: Vec<u64> = t.mapped.range(gpa.0..end).map(|(k, _)| *k).collect();
         for k in keys {
-            match t.mapped.remove(&k) {
-                Some(Mapping::Invalidated(pa, true)) => freed.push(pa),
-                // A VMM page: unmapped, it stays the host's.
-                Some(Mapping::SharedInvalidated(_, true)) => {}
-                Some(other) => {
-                    t.mapped.insert(k, other);
-                }
-                None => {}
+            if let Some(Mapping::Invalidated(pa, true)) = t.mapped.remove(&k) {
+                freed.push(pa);
             }
+            // A VMM page: unmapped, it stays the host's.
+            t.leaves2m.remove(&k);
         }
         for pa in freed {
             self.set(Pa(pa), 1, PageState::Converted);
@@ -754,7 +939,7 @@ forward! {
     add_zero_pages(gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
     add_shared_pages(gid: Gid, pa: Pa, ty: PageType, npages: u64, gpa: Gpa) -> SbiResult;
     create_vcpu(gid: Gid, vcpu_id: u64, state: Pa) -> SbiResult;
-    vcpu_run(gid: Gid, vcpu_id: u64) -> SbiResult<u64>;
+    vcpu_run(gid: Gid, vcpu_id: u64) -> SbiResult<RunExit>;
     tvm_fence(gid: Gid) -> SbiResult;
     invalidate_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
     validate_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;

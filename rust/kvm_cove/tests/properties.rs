@@ -54,6 +54,7 @@ const RAM_LEN: u64 = 32 << 20;
 
 fn check(m: &Shared, tvm: &Option<Tvm>, leaked: u64, held: u64, step: u64) {
     let m = m.borrow();
+    assert_eq!(m.tsm.would_hang, 0, "step {step}: a removal Salus would hang on");
     assert!(
         m.host.violations.is_empty(),
         "step {step}: {:?}",
@@ -90,6 +91,8 @@ fn sequence(rng: &mut Tape<'_>, steps: u64) -> (u64, u64) {
                 if let Ok(info) = check_tsm(&mut t) {
                     match Tvm::create(&mut t, &mut a, &info, batch) {
                         Ok(mut v) => {
+                            // Whole zero blocks in half the TVMs.
+                            v.set_zero_blocks(rng.below(2) == 0);
                             let _ = v.add_region(&mut t, &mut a, Gpa(RAM), RAM_LEN);
                             tvm = Some(v);
                         }

@@ -106,7 +106,8 @@ fn lifecycle_order_is_enforced() {
     );
     assert_eq!(
         tvm.measure_page(&mut t, &mut a, Gpa(RAM), src),
-        Err(TvmError::Tsm(SbiError::AlreadyAvailable))
+        Err(TvmError::Tsm(SbiError::InvalidAddress)),
+        "measured twice: Salus's answer for a mapping that exists"
     );
     tvm.create_vcpu(&mut t, &mut a, 0).unwrap();
     assert_eq!(
@@ -123,9 +124,14 @@ fn lifecycle_order_is_enforced() {
     tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x3123), false)
         .unwrap();
     assert_eq!(m.borrow().tsm.mapped(tvm.gid(), RAM + 0x3000), Some(true));
+    // A whole block only when the TVM allows them.
     tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x40_0000), true)
         .unwrap();
-    assert_eq!(tvm.stats().zero_pages, 1 + 512);
+    assert_eq!(tvm.stats().zero_pages, 2);
+    tvm.set_zero_blocks(true);
+    tvm.map_zero(&mut t, &mut a, Gpa(RAM + 0x60_0000), true)
+        .unwrap();
+    assert_eq!(tvm.stats().zero_pages, 2 + 512);
     let host = a.alloc_contiguous(1).unwrap();
     assert_eq!(
         tvm.map_shared(&mut t, Gpa(RAM), host),
@@ -220,18 +226,28 @@ fn remove_needs_invalidate_and_fence() {
     let gid = tvm.gid();
     assert_eq!(
         t.remove_pages(gid, Gpa(RAM), 4096),
-        Err(SbiError::Denied),
+        Err(SbiError::InvalidAddress),
         "still mapped"
     );
     t.invalidate_pages(gid, Gpa(RAM), 4096).unwrap();
     assert_eq!(
         t.remove_pages(gid, Gpa(RAM), 4096),
-        Err(SbiError::Denied),
+        Err(SbiError::InvalidAddress),
         "not fenced"
     );
     t.validate_pages(gid, Gpa(RAM), 4096).unwrap();
-    tvm.remove_range(&mut t, Gpa(RAM), 4096).unwrap();
+    // Blocking a range with an unpopulated page blocks nothing.
+    assert_eq!(
+        t.invalidate_pages(gid, Gpa(RAM), 2 * 4096),
+        Err(SbiError::InvalidAddress)
+    );
+    // The host's removal skips the unpopulated pages (removing them would
+    // hang Salus).
+    tvm.remove_range(&mut t, Gpa(RAM), 16 * 4096).unwrap();
     assert_eq!(m.borrow().tsm.mapped(gid, RAM), None);
+    assert_eq!(m.borrow().tsm.would_hang, 0);
+    assert_eq!(t.remove_pages(gid, Gpa(RAM), 4096), Err(SbiError::Failed));
+    assert_eq!(m.borrow().tsm.would_hang, 1, "the model flags a removal Salus would hang on");
     tvm.destroy(&mut t, &mut a).unwrap();
     assert_clean(&m);
 }
@@ -313,4 +329,35 @@ fn measure_region_argument() {
             "{u:#x} {g:#x} {n:#x}"
         );
     }
+}
+
+/// The boot probe tells the cases apart: no COVH, a TSM of another ABI
+/// version (refusing our `TsmInfo`, as ACE does), one not ready, and one
+/// ready.  A failing `TSM_GET_INFO` is not "no COVH".
+#[test]
+fn the_probe_classifies_the_tsm() {
+    use kvm_cove::abi::SbiError;
+    use kvm_cove::logic::tsm::{probe, TsmProbe};
+    let (mut t, _a, _n, m) = machine(1 << 20);
+    assert_eq!(
+        probe(false, true, &mut t),
+        TsmProbe::Absent {
+            covh: false,
+            nacl: true
+        }
+    );
+    assert!(!probe(false, true, &mut t).covh());
+    assert!(probe(true, false, &mut t).covh());
+    assert_eq!(m.borrow().tsm.counts.get(kvm_cove::abi::Covh::TsmGetInfo), 0);
+    let p = probe(true, true, &mut t);
+    assert!(p.ready() && p.covh(), "{p:?}");
+    m.borrow_mut().tsm.info_len_wanted = 48;
+    assert_eq!(
+        probe(true, true, &mut t),
+        TsmProbe::OtherAbi(SbiError::InvalidParam)
+    );
+    assert_eq!(check_tsm(&mut t), Err(TvmError::NoTsm));
+    m.borrow_mut().tsm.info_len_wanted = 32;
+    m.borrow_mut().tsm.info.tstate = 1;
+    assert!(matches!(probe(true, true, &mut t), TsmProbe::NotReady(i) if i.tstate == 1));
 }
