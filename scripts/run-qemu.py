@@ -2,7 +2,9 @@
 """Boots a test kernel in QEMU, collects KUnit and selftest TAP, judges it.
 
 arm64 boots TF-A (with TRP or a full RMM) from a flash image whose BL33 is
-the kernel; riscv64 boots the kernel on QEMU's OpenSBI.  The initramfs /init
+the kernel; riscv64 boots the kernel on QEMU's OpenSBI, or (--tsm) as the
+host VM of a TSM such as Salus, which OpenSBI starts and which finds the
+kernel through QEMU's guest-loader.  The initramfs /init
 runs the selftests and prints an end marker; QEMU is stopped there or at the
 timeout.  The kernel log is checked for WARN/BUG/panic.
 
@@ -28,7 +30,22 @@ SUBTEST = re.compile(r"^\s*# Subtest: (\S+)")
 MARKER = "confvm-run-complete"
 
 
-def qemu_cmd(arch, image, flash, smp, mem):
+# Where the guest-loader puts the host kernel for the TSM: 2 MiB aligned
+# (Salus asserts it), above the TSM's own 0x80200000 image.
+TSM_HOST_ADDR = "0xc0200000"
+
+
+def qemu_cmd(arch, image, flash, smp, mem, tsm=None):
+    if arch == "riscv" and tsm:
+        # Salus needs the AIA with guest interrupt files (aia-guests: one
+        # for the host, the rest for TVMs), Sstc, Svadu and Smstateen, and
+        # keeps part of memory for itself (its host needs about 1.25 GiB
+        # more).
+        return ["qemu-system-riscv64", "-M", "virt,aia=aplic-imsic,aia-guests=5",
+                "-cpu", "rv64,smaia=true,ssaia=true,smstateen=true,sstc=true,svadu=true",
+                "-m", mem or "2G", "-smp", str(smp), "-nographic", "-bios", "default",
+                "-kernel", tsm, "-device", f"guest-loader,kernel={image},addr={TSM_HOST_ADDR}",
+                "-no-reboot", "-nic", "none"]
     if arch == "arm64":
         return ["qemu-system-aarch64", "-M", "virt,secure=on,virtualization=on,gic-version=3",
                 "-cpu", "max,x-rme=on", "-m", mem or "3G", "-smp", str(smp), "-nographic",
@@ -223,6 +240,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("arch", choices=["arm64", "riscv"])
     ap.add_argument("--image", help="kernel Image (riscv)")
+    ap.add_argument("--tsm", help="riscv: boot the kernel as the host of this TSM image (Salus)")
     ap.add_argument("--flash", help="TF-A flash image with the kernel as BL33 (arm64)")
     ap.add_argument("--log", help="console log (required unless --interactive)")
     ap.add_argument("--interactive", action="store_true",
@@ -237,7 +255,7 @@ def main():
     ap.add_argument("--expect", action="append", default=[], metavar="NAME=REGEX",
                     help="a test NAME that passes if a console line matches REGEX")
     a = ap.parse_args()
-    cmd = qemu_cmd(a.arch, a.image, a.flash, a.smp, a.mem)
+    cmd = qemu_cmd(a.arch, a.image, a.flash, a.smp, a.mem, a.tsm)
     if a.interactive:
         os.execvp(cmd[0], cmd)
     if not a.log:

@@ -5,7 +5,9 @@
 #   host     cargo test: ABI, RMM model, realm logic, property tests
 #   arm64    Rust selftests + kernel, TF-A with RME (TRP, or RME_RMM_IMAGE),
 #            QEMU boot: KUnit suites and kselftest TAP
-#   riscv    Rust selftests + kernel, QEMU boot on OpenSBI: KUnit + TAP
+#   riscv    Rust selftests + kernel, QEMU boot on OpenSBI: KUnit + TAP;
+#            with COVE_TSM_IMAGE=<salus> (by hand) the kernel boots as the
+#            host of that TSM instead, and TVMs run
 #
 # TIERS="host arm64" runs a subset.  Logs go to build/logs/.
 set -uo pipefail
@@ -89,6 +91,16 @@ boot_tier() {
         # shellcheck disable=SC2086
         python3 "$here/run-qemu.py" arm64 --flash "$BUILD/flash-arm64.bin" --log "$logs/console-arm64.log" \
             $stock >"$out" 2>&1
+    elif [ -n "${COVE_TSM_IMAGE:-}" ]; then
+        # By hand: the host under a TSM (Salus, built outside this
+        # repository): KVM in TVM-only mode, TVMs created and run.  The
+        # upstream KVM selftests need plain VMs and do not run there.
+        [ -f "$COVE_TSM_IMAGE" ] || { fail_step "riscv/tsm-image (COVE_TSM_IMAGE=$COVE_TSM_IMAGE missing)" /dev/null; return; }
+        python3 "$here/run-qemu.py" riscv --image "$image" --tsm "$COVE_TSM_IMAGE" \
+            --log "$logs/console-riscv-tsm.log" --timeout 1500 \
+            --expect "cove/tvm-only-mode=TVM-only mode: running under a TSM" \
+            --expect "cove/tsm-ready=kvm_cove: TSM version 0x[0-9a-f]+ ready: TVMs enabled" \
+            >"$out" 2>&1
     else
         python3 "$here/run-qemu.py" riscv --image "$image" --log "$logs/console-riscv.log" \
             $(stock_arg riscv) >"$out" 2>&1

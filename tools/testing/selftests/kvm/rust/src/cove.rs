@@ -45,3 +45,46 @@ impl Vm {
         ioctl_with(self, KVM_RISCV_COVE_MEASURE_REGION, region)
     }
 }
+
+/// The kernel log so far, from `/dev/kmsg` without blocking.
+pub fn read_kmsg() -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open("/dev/kmsg")?;
+    let mut out = Vec::new();
+    let mut rec = [0u8; 8192];
+    loop {
+        match f.read(&mut rec) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&rec[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            // A record overwritten while reading: go on.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the kernel log has `needle`.
+fn kmsg_has(needle: &str) -> bool {
+    read_kmsg().is_ok_and(|log| String::from_utf8_lossy(&log).contains(needle))
+}
+
+/// Whether kvm_cove found a ready TSM at boot (its log line says so).
+pub fn tsm_ready() -> bool {
+    kmsg_has("TVMs enabled")
+}
+
+/// Whether KVM came up in TVM-only mode: the host runs under a TSM, in
+/// VS mode, and refuses plain VMs (patch 0007's log line).
+pub fn tvm_only() -> bool {
+    kmsg_has("TVM-only mode")
+}
+
+/// The skip reason of plain-VM tests in TVM-only mode.
+pub const TVM_ONLY_SKIP: &str =
+    "this host runs under a TSM (KVM in TVM-only mode): plain VMs are refused";

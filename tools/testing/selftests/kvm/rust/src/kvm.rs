@@ -231,6 +231,18 @@ impl Vm {
         len: usize,
         image: &[u8],
     ) -> Result<(), String> {
+        self.add_memory_mapped(slot, gpa, len, image).map(drop)
+    }
+
+    /// [`Vm::add_memory`], returning the userspace mapping (the VM owns it
+    /// until it is dropped).
+    pub fn add_memory_mapped(
+        &mut self,
+        slot: u32,
+        gpa: u64,
+        len: usize,
+        image: &[u8],
+    ) -> Result<*mut u8, String> {
         let ptr = self.map_anon(len, image)?;
         let region = kvm_userspace_memory_region {
             slot,
@@ -243,7 +255,8 @@ impl Vm {
         // lives in `self.mem` until the VM fd is closed (`fd` drops first;
         // the tests drop a VM's vCPUs, which also hold the VM, before it).
         unsafe { self.fd.set_user_memory_region(region) }
-            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: errno {}", e.errno()))
+            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION: errno {}", e.errno()))?;
+        Ok(ptr)
     }
 
     /// Like [`Vm::add_memory`], but the memslot's private half is a new
@@ -678,6 +691,24 @@ impl Vcpu {
             len: m.len,
             is_write: m.is_write != 0,
         }
+    }
+}
+
+#[cfg(target_arch = "riscv64")]
+impl Vcpu {
+    /// `riscv_sbi` of `kvm_run`: (extension, function, a0..a5).
+    pub fn riscv_sbi(&self) -> (u64, u64, [u64; 6]) {
+        // SAFETY: as in `memory_fault`: a union of plain integers, not
+        // written while borrowed.
+        let s = self.with_run(|r| unsafe { r.__bindgen_anon_1.riscv_sbi });
+        (s.extension_id, s.function_id, s.args)
+    }
+
+    /// Sets `riscv_sbi.ret` (a0, a1 for the guest) before the next
+    /// `KVM_RUN`.
+    pub fn set_riscv_sbi_ret(&self, ret: [u64; 2]) {
+        // KVM reads it on the next KVM_RUN only.
+        self.with_run(|r| r.__bindgen_anon_1.riscv_sbi.ret = ret);
     }
 }
 

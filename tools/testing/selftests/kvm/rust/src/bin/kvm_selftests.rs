@@ -56,12 +56,17 @@ const TESTS: &[Test] = {
 
 #[cfg(target_arch = "riscv64")]
 const TESTS: &[Test] = {
-    use confvm_kvm_selftests::tests::{cove, cove_fuzz};
+    use confvm_kvm_selftests::tests::{cove, cove_fuzz, tvm};
     &[
         test!(plain::kvm_present),
         test!(plain::plain_vm_mmio),
         test!(cove::cove_vm_type_refused_without_tsm),
         test!(cove::cove_measure_region_needs_a_tvm),
+        test!(cove::plain_vm_refused_in_tvm_only_mode),
+        test!(tvm::tvm_mmio_sbi_zero_pages),
+        test!(tvm::tvm_share_unshare),
+        test!(tvm::tvm_stray_access_shuts_down),
+        test!(tvm::tvm_smp_hart_start),
         test!(cove_fuzz::cove_uapi_fuzz),
         test!(plain::unknown_vm_type_refused),
     ]
@@ -96,6 +101,11 @@ fn main() {
 /// path, does not repeat them; `/etc/confvm-upstream-always` (the stock
 /// kernel's comparison boot) runs them regardless.
 fn upstream(list: &str) -> i32 {
+    #[cfg(target_arch = "riscv64")]
+    if confvm_kvm_selftests::cove::tvm_only() {
+        println!("# kvm_upstream: not run in this boot: {}", confvm_kvm_selftests::cove::TVM_ONLY_SKIP);
+        return 0;
+    }
     #[cfg(target_arch = "aarch64")]
     if !std::path::Path::new("/etc/confvm-upstream-always").exists() {
         use confvm_kvm_selftests::rme::KVM_CAP_ARM_RME;

@@ -5,39 +5,8 @@
 
 use super::open_kvm;
 use super::plain::{run_to_mmio, start_at_ram, GUEST, RAM_GPA};
-use crate::cove::{KvmRiscvCoveMeasureRegion, KVM_VM_TYPE_RISCV_COVE};
+use crate::cove::{tsm_ready, tvm_only, KvmRiscvCoveMeasureRegion, KVM_VM_TYPE_RISCV_COVE};
 use crate::tap::{Outcome, TestResult};
-
-/// Whether the kernel log says kvm_cove found a ready TSM.
-fn tsm_ready() -> bool {
-    let Ok(log) = read_kmsg() else {
-        return false;
-    };
-    String::from_utf8_lossy(&log).contains("TVMs enabled")
-}
-
-/// The kernel log so far, from `/dev/kmsg` without blocking.
-fn read_kmsg() -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open("/dev/kmsg")?;
-    let mut out = Vec::new();
-    let mut rec = [0u8; 8192];
-    loop {
-        match f.read(&mut rec) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&rec[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            // A record overwritten while reading: go on.
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(out)
-}
 
 /// Without a ready TSM, a TVM is refused with EPERM; with one (the
 /// kernel log says so), it is created.
@@ -61,6 +30,9 @@ pub fn cove_vm_type_refused_without_tsm() -> TestResult {
 /// `KVM_RISCV_COVE_MEASURE_REGION` is for TVMs only: EINVAL on a
 /// normal VM, which stays usable.
 pub fn cove_measure_region_needs_a_tvm() -> TestResult {
+    if tvm_only() {
+        return Ok(Outcome::Skip(crate::cove::TVM_ONLY_SKIP.into()));
+    }
     let kvm = open_kvm()?;
     let mut vm = kvm
         .create_vm(0)
@@ -81,4 +53,25 @@ pub fn cove_measure_region_needs_a_tvm() -> TestResult {
         }
     }
     run_to_mmio(&mut vm, RAM_GPA, &GUEST, start_at_ram)
+}
+
+/// In TVM-only mode (the host runs under a TSM) a plain VM is refused
+/// with EINVAL, and a TVM is not.
+pub fn plain_vm_refused_in_tvm_only_mode() -> TestResult {
+    if !tvm_only() {
+        return Ok(Outcome::Skip(
+            "KVM has the H extension here (no TSM underneath): plain VMs run".into(),
+        ));
+    }
+    let kvm = open_kvm()?;
+    match kvm.create_vm(0) {
+        Ok(_) => return Err("KVM_CREATE_VM(0) succeeded in TVM-only mode".into()),
+        Err(e) if e == libc::EINVAL => {}
+        Err(e) => return Err(format!("KVM_CREATE_VM(0): errno {e}, want EINVAL")),
+    }
+    if tsm_ready() {
+        kvm.create_vm(KVM_VM_TYPE_RISCV_COVE)
+            .map_err(|e| format!("KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE): errno {e}"))?;
+    }
+    Ok(Outcome::Pass)
 }

@@ -30,7 +30,8 @@ const VM_CREATE: &[i32] = &[EINVAL, EPERM, ENOMEM];
 /// MEASURE_REGION: the table of cove.rst, the TSM's refusals as EIO or
 /// ENXIO.
 const MEASURE: &[i32] = &[EINVAL, EPERM, EFAULT, EINTR, ENOMEM, EIO, ENXIO];
-const VCPU_CREATE: &[i32] = &[EINVAL, EEXIST, ENOMEM];
+/// EPERM: a TVM that ran already (cove.rst).
+const VCPU_CREATE: &[i32] = &[EINVAL, EEXIST, ENOMEM, EPERM];
 const MEMSLOT: &[i32] = &[EINVAL, EEXIST, EFAULT, ENOMEM, EPERM];
 const RUN: &[i32] = &[EINTR, EINVAL, EFAULT, ENOMEM, EIO, EPERM];
 

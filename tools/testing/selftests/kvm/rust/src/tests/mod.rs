@@ -12,7 +12,8 @@
 //!   error tracepoint), and [`vmm`] (a VMM users have, such as QEMU
 //!   `rme-guest`, launching the Linux realm guest); `realm` and
 //!   `realm_payloads` hold what they share.
-//! - riscv64: [`cove`] (CoVE TVMs).
+//! - riscv64: [`cove`] (the CoVE uAPI, TVM-only mode), [`tvm`] (TVM
+//!   payloads on a TSM) and [`cove_fuzz`].
 
 pub mod plain;
 
@@ -39,6 +40,8 @@ pub mod vmm;
 pub mod cove;
 #[cfg(target_arch = "riscv64")]
 pub mod cove_fuzz;
+#[cfg(target_arch = "riscv64")]
+pub mod tvm;
 
 use crate::kvm::Kvm;
 

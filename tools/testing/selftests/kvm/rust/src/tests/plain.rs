@@ -58,6 +58,12 @@ pub fn kvm_present() -> TestResult {
         "KVM_GET_API_VERSION = {v}, want {}",
         kvm::KVM_API_VERSION
     );
+    #[cfg(target_arch = "riscv64")]
+    if crate::cove::tvm_only() {
+        // Only TVMs here: cove::plain_vm_refused_in_tvm_only_mode checks
+        // the refusal.
+        return Ok(Outcome::Pass);
+    }
     kvm.create_vm(0)
         .map_err(|e| format!("KVM_CREATE_VM(0): errno {e}"))?;
     Ok(Outcome::Pass)
@@ -119,6 +125,10 @@ pub(crate) fn start_at_ram(vm: &Vm, vcpu: &Vcpu) -> Result<(), String> {
 
 /// A non-confidential VM still runs guest code to an MMIO exit.
 pub fn plain_vm_mmio() -> TestResult {
+    #[cfg(target_arch = "riscv64")]
+    if crate::cove::tvm_only() {
+        return Ok(Outcome::Skip(crate::cove::TVM_ONLY_SKIP.into()));
+    }
     let kvm = open_kvm()?;
     let mut vm = kvm
         .create_vm(0)

@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! TVMs that run: small VS-mode payloads, assembled into the test binary
+//! and measured into a TVM at `RAM`, on a host under a TSM (Salus).
+//! Without a ready TSM every test here skips.
+//!
+//! The payloads report by 8-byte MMIO stores to `MMIO` + 8 * n, after
+//! registering that page with COVG `ADD_MMIO_REGION` (a TSM ends a vCPU
+//! that touches a GPA outside its regions), and end with SRST shutdown.
+//! After each TVM is closed, the kernel's teardown line must say that no
+//! page stayed converted.
+
+use super::open_kvm;
+use super::regs::REG_PC;
+use crate::check;
+use crate::cove::KVM_VM_TYPE_RISCV_COVE;
+use crate::cove::{tsm_ready, KvmRiscvCoveMeasureRegion};
+use crate::kvm::{Vcpu, Vm};
+use crate::tap::{Outcome, TestResult};
+
+/// Guest RAM of the TVMs: one 4 MiB memslot, a confidential region.
+const RAM: u64 = 0x8000_0000;
+const RAM_SIZE: usize = 4 << 20;
+/// The MMIO page the payloads register and report to.
+const MMIO: u64 = 0x1000_0000;
+
+/// SBI extensions and functions the payloads call through the host.
+const EXT_DBCN: u64 = 0x4442_434E;
+const DBCN_WRITE_BYTE: u64 = 2;
+
+/// What the VMM answers to the payloads' DBCN call, in a1.
+const DBCN_VALUE: u64 = 7;
+/// What the VMM answers to the basic payload's MMIO load.
+const MMIO_LOAD: u64 = 41;
+
+/// Defines `fn $name() -> &'static [u8]`: the machine code a
+/// `global_asm!` payload assembled between symbols `$start` and `$end`.
+macro_rules! payload_fn {
+    ($name:ident, $start:ident, $end:ident) => {
+        fn $name() -> &'static [u8] {
+            extern "C" {
+                static $start: u8;
+                static $end: u8;
+            }
+            let (s, e) = (
+                core::ptr::addr_of!($start),
+                core::ptr::addr_of!($end),
+            );
+            // SAFETY: both symbols delimit one payload in one read-only
+            // section of this binary, `e` after `s`.
+            unsafe { core::slice::from_raw_parts(s, e as usize - s as usize) }
+        }
+    };
+}
+
+// The payloads, uncompressed (`norvc`) so that every load and store is
+// one the TSM decodes for MMIO.  `REGISTER_MMIO` and `SHUTDOWN` are
+// spelled out in each.
+core::arch::global_asm!(
+    ".pushsection .rodata.confvm_tvm_payloads, \"a\"",
+    ".option push",
+    ".option norvc",
+    ".balign 4",
+    // basic: MMIO store, load and store; 768 zero-page faults (3 MiB);
+    // DBCN; SRST.
+    ".global confvm_tvm_basic_start",
+    ".global confvm_tvm_basic_end",
+    "confvm_tvm_basic_start:",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    "li t0, 0x10000000",
+    "sd a0, 0(t0)",
+    "ld t1, 8(t0)",
+    "addi t1, t1, 1",
+    "sd t1, 16(t0)",
+    "li t2, 0x80100000",
+    "li t3, 768",
+    "li t4, 0",
+    "1:",
+    "sd t3, 0(t2)",
+    "ld t5, 0(t2)",
+    "add t4, t4, t5",
+    "li t6, 4096",
+    "add t2, t2, t6",
+    "addi t3, t3, -1",
+    "bnez t3, 1b",
+    "sd t4, 24(t0)",
+    "li a7, 0x4442434E",
+    "li a6, 2",
+    "li a0, 90",
+    "ecall",
+    "sd a0, 32(t0)",
+    "sd a1, 40(t0)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "2:",
+    "j 2b",
+    "confvm_tvm_basic_end:",
+    // share: touch two pages, share the second (the host takes its
+    // confidential page out), write it, unshare it, write it again.
+    ".balign 4",
+    ".global confvm_tvm_share_start",
+    ".global confvm_tvm_share_end",
+    "confvm_tvm_share_start:",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    "li t0, 0x10000000",
+    "li s1, 0x80300000",
+    "li t1, 1",
+    "sd t1, 0(s1)",
+    "li s2, 0x80280000",
+    "sd t1, 0(s2)",
+    "li a7, 0x434F5647",
+    "li a6, 2",
+    "mv a0, s2",
+    "li a1, 0x1000",
+    "ecall",
+    "sd a0, 0(t0)",
+    "li t1, 0x5a5a",
+    "sd t1, 0(s2)",
+    "sd t1, 8(t0)",
+    "li a7, 0x434F5647",
+    "li a6, 3",
+    "mv a0, s2",
+    "li a1, 0x1000",
+    "ecall",
+    "sd a0, 16(t0)",
+    "li t1, 0x7777",
+    "sd t1, 0(s2)",
+    "ld t2, 0(s2)",
+    "sd t2, 24(t0)",
+    "ld t2, 0(s1)",
+    "sd t2, 32(t0)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "3:",
+    "j 3b",
+    "confvm_tvm_share_end:",
+    // stray: a store to a GPA in no region.
+    ".balign 4",
+    ".global confvm_tvm_stray_start",
+    ".global confvm_tvm_stray_end",
+    "confvm_tvm_stray_start:",
+    "li t0, 0x20000000",
+    "li t1, 1",
+    "sd t1, 0(t0)",
+    "4:",
+    "j 4b",
+    "confvm_tvm_stray_end:",
+    // smp: vCPU 0 starts vCPU 1 (HSM) with opaque 7 and shuts down; vCPU 1
+    // reports its a0 (hart ID) and a1 (opaque) and shuts down.
+    ".balign 4",
+    ".global confvm_tvm_smp_start",
+    ".global confvm_tvm_smp_end",
+    "confvm_tvm_smp_start:",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    "li t0, 0x10000000",
+    "li a7, 0x48534D",
+    "li a6, 0",
+    "li a0, 1",
+    "lla a1, 5f",
+    "li a2, 7",
+    "ecall",
+    "sd a0, 0(t0)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "6:",
+    "j 6b",
+    ".balign 4",
+    "5:",
+    "li t0, 0x10000000",
+    "sd a0, 8(t0)",
+    "sd a1, 16(t0)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "7:",
+    "j 7b",
+    "confvm_tvm_smp_end:",
+    ".option pop",
+    ".popsection",
+);
+
+payload_fn!(basic_payload, confvm_tvm_basic_start, confvm_tvm_basic_end);
+payload_fn!(share_payload, confvm_tvm_share_start, confvm_tvm_share_end);
+payload_fn!(stray_payload, confvm_tvm_stray_start, confvm_tvm_stray_end);
+payload_fn!(smp_payload, confvm_tvm_smp_start, confvm_tvm_smp_end);
+
+/// The skip of every test here on a host without a ready TSM.
+fn no_tsm() -> Outcome {
+    Outcome::Skip("no ready TSM (kvm_cove did not enable TVMs): COVE_TSM_IMAGE boots one".into())
+}
+
+/// A TVM with `payload` measured at `RAM`, `vcpus` vCPUs, vCPU 0 entering
+/// at `RAM`; also the VMM's mapping of the memslot.
+fn tvm(payload: &[u8], vcpus: u64) -> Result<(Vm, Vec<Vcpu>, *mut u8), String> {
+    let kvm = open_kvm()?;
+    let mut vm = kvm
+        .create_vm(KVM_VM_TYPE_RISCV_COVE)
+        .map_err(|e| format!("KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE): errno {e}"))?;
+    let mem = vm.add_memory_mapped(0, RAM, RAM_SIZE, &[])?;
+    // The payload, page-aligned and padded to whole pages.
+    let pages = payload.len().div_ceil(4096).max(1);
+    let mut image = vec![0u8; (pages + 1) * 4096];
+    let off = image.as_ptr().align_offset(4096);
+    image[off..off + payload.len()].copy_from_slice(payload);
+    let mut mr = KvmRiscvCoveMeasureRegion {
+        userspace_addr: image[off..].as_ptr() as u64,
+        gpa: RAM,
+        size: (pages * 4096) as u64,
+    };
+    vm.cove_measure_region(&mut mr)
+        .map_err(|e| format!("KVM_RISCV_COVE_MEASURE_REGION: errno {e}"))?;
+    let mut v = Vec::new();
+    for id in 0..vcpus {
+        v.push(vm.create_vcpu(id)?);
+    }
+    v[0].set_one_reg(REG_PC, RAM)?;
+    Ok((vm, v, mem))
+}
+
+/// How a vCPU's run ended.
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// `KVM_EXIT_SYSTEM_EVENT` of this type.
+    SystemEvent(u32),
+    /// `KVM_EXIT_SHUTDOWN`: the TSM ended the vCPU.
+    Shutdown,
+}
+
+/// What a vCPU's payload reported: MMIO stores by slot, DBCN bytes.
+#[derive(Debug, Default)]
+struct Report {
+    stores: std::collections::BTreeMap<u64, u64>,
+    console: Vec<u8>,
+}
+
+/// Runs `vcpu` to its end, serving MMIO (loads answer `MMIO_LOAD`) and
+/// DBCN (answer `[0, DBCN_VALUE]`); at most `max` exits.
+fn drive(vcpu: &Vcpu, max: u32) -> Result<(End, Report), String> {
+    let mut rep = Report::default();
+    for _ in 0..max {
+        let reason = vcpu.run()?;
+        match reason {
+            kvm_bindings::KVM_EXIT_MMIO => {
+                let m = vcpu.mmio();
+                check!(
+                    m.phys_addr >= MMIO && m.phys_addr < MMIO + 0x1000 && m.len == 8,
+                    "MMIO at {:#x}, {} bytes: not a report slot",
+                    m.phys_addr,
+                    m.len
+                );
+                let slot = (m.phys_addr - MMIO) / 8;
+                if m.is_write {
+                    rep.stores.insert(slot, u64::from_le_bytes(m.data));
+                } else {
+                    vcpu.set_mmio_data(MMIO_LOAD.to_le_bytes());
+                }
+            }
+            kvm_bindings::KVM_EXIT_RISCV_SBI => {
+                let (ext, fid, args) = vcpu.riscv_sbi();
+                check!(
+                    ext == EXT_DBCN && fid == DBCN_WRITE_BYTE,
+                    "SBI call {ext:#x}/{fid} reached the VMM"
+                );
+                // CAST: the byte DBCN writes is in the low 8 bits.
+                rep.console.push(args[0] as u8);
+                vcpu.set_riscv_sbi_ret([0, DBCN_VALUE]);
+            }
+            kvm_bindings::KVM_EXIT_SYSTEM_EVENT => return Ok((End::SystemEvent(vcpu.system_event()), rep)),
+            kvm_bindings::KVM_EXIT_SHUTDOWN => return Ok((End::Shutdown, rep)),
+            r => return Err(format!("exit reason {r} (stores so far {:?})", rep.stores)),
+        }
+    }
+    Err(format!("no end after {max} exits (stores {:?})", rep.stores))
+}
+
+/// The kernel's teardown line of the last TVM destroyed.
+fn last_teardown() -> Result<String, String> {
+    let log = crate::cove::read_kmsg().map_err(|e| format!("/dev/kmsg: {e}"))?;
+    let log = String::from_utf8_lossy(&log);
+    log.lines()
+        .rev()
+        .find(|l| l.contains("kvm_cove: TVM") && l.contains("destroyed:"))
+        .map(|l| l.to_string())
+        .ok_or_else(|| "no TVM teardown line in the kernel log".into())
+}
+
+/// Drops the TVM, then checks its teardown: nothing left converted.
+fn teardown(vm: Vm, vcpus: Vec<Vcpu>) -> Result<String, String> {
+    drop(vcpus);
+    drop(vm);
+    let line = last_teardown()?;
+    check!(
+        line.ends_with(" 0 pages left converted"),
+        "teardown left pages converted: {line}"
+    );
+    println!("# {}", line.split("kvm_cove: ").nth(1).unwrap_or(&line));
+    Ok(line)
+}
+
+/// MMIO after registering the region (a store, a load the VMM answers, a
+/// store of the loaded value + 1), 768 zero-page faults (3 MiB) checked
+/// by their sum, an SBI console call the VMM answers, and SRST shutdown; teardown
+/// reclaims every page.
+pub fn tvm_mmio_sbi_zero_pages() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (vm, vcpus, _mem) = tvm(basic_payload(), 1)?;
+    let (end, rep) = drive(&vcpus[0], 10_000)?;
+    check!(
+        end == End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
+        "ended with {end:?}, want a shutdown system event"
+    );
+    let s = |i| rep.stores.get(&i).copied();
+    check!(s(0) == Some(0), "ADD_MMIO_REGION returned {:?}, want 0", s(0));
+    check!(s(2) == Some(MMIO_LOAD + 1), "MMIO load + 1 = {:?}", s(2));
+    check!(s(3) == Some(768 * 769 / 2), "zero pages read back a sum of {:?}", s(3));
+    check!(s(4) == Some(0) && s(5) == Some(DBCN_VALUE), "DBCN answer seen as {:?}/{:?}", s(4), s(5));
+    check!(rep.console == b"Z", "console bytes {:?}", rep.console);
+    let line = teardown(vm, vcpus)?;
+    check!(!line.contains(" 0 zero,"), "no zero page was mapped: {line}");
+    Ok(Outcome::Pass)
+}
+
+/// COVG share and unshare of a page the TVM wrote before: the host takes
+/// the confidential page out, the shared page is the VMM's memory, the
+/// TVM's other page keeps its data, and after the unshare the TVM's
+/// writes no longer reach the VMM.
+pub fn tvm_share_unshare() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (vm, vcpus, mem) = tvm(share_payload(), 1)?;
+    let (end, rep) = drive(&vcpus[0], 10_000)?;
+    let s = |i| rep.stores.get(&i).copied();
+    check!(
+        end == End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
+        "ended with {end:?} (stores {:?})",
+        rep.stores
+    );
+    check!(s(0) == Some(0), "SHARE_MEMORY returned {:?}", s(0));
+    check!(s(1) == Some(0x5a5a), "the shared write: {:?}", s(1));
+    check!(s(2) == Some(0), "UNSHARE_MEMORY returned {:?}", s(2));
+    check!(s(3) == Some(0x7777), "the confidential page read back {:?}", s(3));
+    check!(s(4) == Some(1), "the other page read back {:?}", s(4));
+    // SAFETY: the memslot mapping is RAM_SIZE bytes and lives with `vm`;
+    // the TVM's vCPU has ended, nothing writes the page now.
+    let shared = unsafe { mem.add(0x28_0000).cast::<u64>().read_volatile() };
+    check!(
+        shared == 0x5a5a,
+        "the VMM's page holds {shared:#x}: want the TVM's shared write 0x5a5a and not its later confidential one"
+    );
+    let line = teardown(vm, vcpus)?;
+    check!(line.contains(" 1 shared pages;"), "{line}");
+    Ok(Outcome::Pass)
+}
+
+/// A store outside every region and registered MMIO region: the TSM ends
+/// the vCPU, `KVM_RUN` exits with `KVM_EXIT_SHUTDOWN`, and so does the
+/// next `KVM_RUN`.
+pub fn tvm_stray_access_shuts_down() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (vm, vcpus, _mem) = tvm(stray_payload(), 1)?;
+    let (end, _) = drive(&vcpus[0], 100)?;
+    check!(end == End::Shutdown, "ended with {end:?}, want KVM_EXIT_SHUTDOWN");
+    let again = vcpus[0].run()?;
+    check!(
+        again == kvm_bindings::KVM_EXIT_SHUTDOWN,
+        "KVM_RUN after the shutdown: exit reason {again}"
+    );
+    teardown(vm, vcpus)?;
+    Ok(Outcome::Pass)
+}
+
+/// An SMP TVM: vCPU 1's `KVM_RUN` waits until vCPU 0 starts it (HSM
+/// `HART_START`, which the TSM serves); it then runs with its hart ID in
+/// a0 and the opaque value in a1.
+pub fn tvm_smp_hart_start() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (vm, mut vcpus, _mem) = tvm(smp_payload(), 2)?;
+    let v1 = vcpus.pop().ok_or("no vCPU 1")?;
+    let (r0, r1, v1) = std::thread::scope(|sc| {
+        // vCPU 1's thread owns it; it is in KVM_RUN, off, before vCPU 0
+        // starts it.
+        let second = sc.spawn(move || {
+            let r = drive(&v1, 1000);
+            (r, v1)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let first = drive(&vcpus[0], 1000);
+        match second.join() {
+            Ok((r1, v1)) => (first, r1, Some(v1)),
+            Err(_) => (first, Err("vCPU 1 thread panicked".into()), None),
+        }
+    });
+    vcpus.extend(v1);
+    let ((e0, rep0), (e1, rep1)) = (r0?, r1?);
+    let shutdown = End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN);
+    check!(e0 == shutdown && e1 == shutdown, "ends {e0:?} and {e1:?}");
+    check!(
+        rep0.stores.get(&0) == Some(&0),
+        "HART_START returned {:?}",
+        rep0.stores.get(&0)
+    );
+    check!(
+        rep1.stores.get(&1) == Some(&1) && rep1.stores.get(&2) == Some(&7),
+        "vCPU 1 saw a0/a1 = {:?}/{:?}, want 1/7",
+        rep1.stores.get(&1),
+        rep1.stores.get(&2)
+    );
+    teardown(vm, vcpus)?;
+    Ok(Outcome::Pass)
+}
