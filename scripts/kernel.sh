@@ -16,7 +16,7 @@ SRC=$BUILD/linux
 TARBALL=$CONFVM_SHARED/kernel/linux-source-7.2.tar.xz
 
 # Files and directories of the repo that land in the kernel tree.
-overlay_paths=(rust/cvm_fw rust/kvm_rme rust/kvm_cove Documentation)
+overlay_paths=(rust/cvm_fw rust/kvm_rme rust/kvm_cove rust/mem_encrypt Documentation)
 patch_sum() { cat "$CONFVM_TOP"/patches/*.patch | sha256sum | cut -d' ' -f1; }
 
 unpack() {
@@ -124,8 +124,11 @@ build() {
     local t0=$SECONDS list=$BUILD/initramfs-$arch.list guest=$BUILD/initramfs-$arch-guest.list
     if [ -f "$guest" ]; then
         # Stage 1: the same kernel with the guest's initramfs, kept as the
-        # Linux realm guest that stage 2 (the host) carries in its own.
-        log "building $arch Image for the realm guest"
+        # Linux realm (arm64) or TVM (riscv) guest that stage 2 (the host)
+        # carries in its own.
+        local gimg=$BUILD/realm-guest-Image
+        [ "$arch" = riscv ] && gimg=$BUILD/tvm-guest-Image
+        log "building $arch Image for the confidential guest"
         cp "$list" "$list.host"
         cp "$guest" "$list"
         kmake "$arch" Image || { mv "$list.host" "$list"; touch "$list"; return 1; }
@@ -133,7 +136,7 @@ build() {
         # list, so that make rebuilds it (the check is by time).
         mv "$list.host" "$list"
         touch "$list"
-        cp "$BUILD/obj-$arch/arch/$arch/boot/Image" "$BUILD/realm-guest-Image"
+        cp "$BUILD/obj-$arch/arch/$arch/boot/Image" "$gimg"
     fi
     log "building $arch Image"
     kmake "$arch" Image
