@@ -6,6 +6,7 @@
 
 use core::ffi::c_uint;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use kernel::alloc::flags::GFP_KERNEL;
 use kernel::bindings;
@@ -20,10 +21,58 @@ use crate::logic::tvm::TvmError;
 /// Host pages from the page allocator.
 pub(crate) struct KernelAlloc;
 
+/// Pages of the kernel image kept out of TVMs (see [`in_image`]).
+static IMAGE_PAGES_KEPT: AtomicU64 = AtomicU64::new(0);
+/// Tries before an allocation that keeps meeting image pages gives up.
+const IMAGE_RETRIES: u32 = 64;
+
+/// Whether `[pa, pa + len)` overlaps the kernel image in TVM-only mode.
+///
+/// Salus gives its host the image's memory (its "host kernel" region)
+/// but does not map that region itself: converting a page of it (the
+/// kernel's freed init memory, back in the page allocator) makes Salus
+/// fault on it and stop the machine.  So such pages never become a TVM's.
+fn in_image(pa: u64, len: u64) -> bool {
+    // SAFETY: a predicate without side effects.
+    if !unsafe { bindings::kvm_cove_tvm_only() } {
+        return false;
+    }
+    let (mut start, mut end) = (0u64, 0u64);
+    // SAFETY: two valid out-pointers.
+    unsafe { bindings::kvm_cove_image_range(&mut start, &mut end) };
+    pa < end && start < pa.saturating_add(len)
+}
+
 impl PageAlloc for KernelAlloc {
     /// `count` zeroed, physically contiguous pages, naturally aligned to
-    /// the power of two at or above `count`, each freeable on its own.
+    /// the power of two at or above `count`, each freeable on its own,
+    /// none in the kernel image under Salus ([`in_image`]: those are kept
+    /// allocated, never used, and counted).
     fn alloc_contiguous(&mut self, count: u64) -> Option<Pa> {
+        for _ in 0..IMAGE_RETRIES {
+            let pa = Self::alloc_run(count)?;
+            if !in_image(pa.0, count * PAGE_SIZE) {
+                return Some(pa);
+            }
+            let kept = IMAGE_PAGES_KEPT.fetch_add(count, Ordering::Relaxed);
+            if kept == 0 {
+                pr_info!("keeping freed kernel-image pages out of TVMs: the TSM cannot convert them\n");
+            }
+        }
+        None
+    }
+
+    fn free(&mut self, page: Plain) {
+        // SAFETY: a `Plain` page came from `alloc_contiguous` (each page of
+        // a run is freeable alone) and is normal memory again: the pool
+        // only hands back pages the TSM reclaimed.
+        unsafe { bindings::__free_pages(bindings::phys_to_page(page.pa().0), 0) }
+    }
+}
+
+impl KernelAlloc {
+    /// One run of `count` pages from the page allocator.
+    fn alloc_run(count: u64) -> Option<Pa> {
         let order = count.checked_next_power_of_two()?.trailing_zeros();
         if count == 0 || order > bindings::MAX_PAGE_ORDER {
             return None;
@@ -47,13 +96,6 @@ impl PageAlloc for KernelAlloc {
         }
         // SAFETY: `first` is a valid page.
         Some(Pa(unsafe { bindings::page_to_phys(first.as_ptr()) }))
-    }
-
-    fn free(&mut self, page: Plain) {
-        // SAFETY: a `Plain` page came from `alloc_contiguous` (each page of
-        // a run is freeable alone) and is normal memory again: the pool
-        // only hands back pages the TSM reclaimed.
-        unsafe { bindings::__free_pages(bindings::phys_to_page(page.pa().0), 0) }
     }
 }
 

@@ -650,7 +650,7 @@ fn a_partial_share_of_a_whole_zero_block_cannot_complete() {
     vm.tvm.destroy(&mut vm.t, &mut vm.a).unwrap();
 
     // 4 KiB zero pages (the default): the same sequence completes.
-    let mut vm = vm();
+    let mut vm = crate::vm();
     vm.script(fault(cause::STORE_GUEST_PAGE_FAULT, RAM + 0x1000, 0));
     vm.script(ecall(EXT_COVG, Covg::ShareMemory as u64, &[RAM + 0x1000, 0x1000]));
     vm.script(irq());
