@@ -75,6 +75,28 @@ LIST
         echo "file /etc/confvm-bench $BUILD/bench-args 0644 0 0" >> "$list.new"
     fi
 fi
+if [ "$arch" = riscv ] && [ -n "${COVE_TSM_IMAGE:-}" ]; then
+    # Under a TSM (by hand): the Linux TVM guest of the tvm_linux_guest
+    # selftest, the same kernel built first with the small initramfs
+    # below (kernel.sh), and its device tree, under /tvm.
+    dtc -q -I dts -O dtb -o "$BUILD/tvm-guest.dtb" "$dir/tvm-guest.dts"
+    cat > "$BUILD/initramfs-riscv-guest.list.new" <<GLIST
+dir /dev 0755 0 0
+nod /dev/console 0600 0 0 c 5 1
+dir /proc 0755 0 0
+dir /sys 0755 0 0
+file /init $bin/init 0755 0 0
+GLIST
+    g=$BUILD/initramfs-riscv-guest.list
+    cmp -s "$g.new" "$g" && rm "$g.new" || mv "$g.new" "$g"
+    cat >> "$list.new" <<LIST
+dir /tvm 0755 0 0
+file /tvm/guest.dtb $BUILD/tvm-guest.dtb 0644 0 0
+file /tvm/Image $BUILD/tvm-guest-Image 0644 0 0
+LIST
+elif [ "$arch" = riscv ]; then
+    rm -f "$BUILD/initramfs-riscv-guest.list"
+fi
 # FUZZ_SEED=<seed>: uapi_fuzz (arm64) or cove_uapi_fuzz (riscv64) replays
 # that run (each prints its seed).
 if [ -n "${FUZZ_SEED:-}" ]; then

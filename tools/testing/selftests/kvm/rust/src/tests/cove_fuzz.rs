@@ -162,7 +162,7 @@ fn step(kvm: &Kvm, guests: &mut Vec<Guest>, r: &mut Rng, arena: *mut u8, c: &mut
 extern "C" fn on_alarm(_: libc::c_int) {}
 
 /// KVM_RUN cut after `ms` milliseconds by SIGALRM (EINTR).
-fn run_bounded(vcpu: &Vcpu, ms: i64) -> Result<(i32, u32), String> {
+pub(crate) fn run_bounded(vcpu: &Vcpu, ms: i64) -> Result<(i32, u32), String> {
     // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the
     // handler does nothing, and without SA_RESTART the signal ends the
     // KVM_RUN it hits.

@@ -86,6 +86,13 @@ mod regs {
         | KVM_REG_SIZE_U64
         | KVM_REG_RISCV_CORE as u64
         | (offset_of!(kvm_riscv_core, regs.pc) / size_of::<u64>()) as u64;
+    /// `a1`: the device tree's address for a Linux guest.
+    // CAST: as for REG_PC.
+    pub(crate) const REG_A1: u64 = KVM_REG_RISCV as u64
+        | KVM_REG_SIZE_U64
+        | KVM_REG_RISCV_CORE as u64
+        | (offset_of!(kvm_riscv_core, regs.a1) / size_of::<u64>()) as u64;
 
     const _: () = assert!(REG_PC == 0x8030_0000_0200_0000);
+    const _: () = assert!(REG_A1 == 0x8030_0000_0200_000b);
 }

@@ -10,8 +10,9 @@
 //! After each TVM is closed, the kernel's teardown line must say that no
 //! page stayed converted.
 
+use super::cove_fuzz::run_bounded;
 use super::open_kvm;
-use super::regs::REG_PC;
+use super::regs::{REG_A1, REG_PC};
 use crate::check;
 use crate::cove::KVM_VM_TYPE_RISCV_COVE;
 use crate::cove::{tsm_ready, KvmRiscvCoveMeasureRegion};
@@ -26,6 +27,8 @@ const MMIO: u64 = 0x1000_0000;
 
 /// SBI extensions and functions the payloads call through the host.
 const EXT_DBCN: u64 = 0x4442_434E;
+const DBCN_WRITE: u64 = 0;
+const DBCN_READ: u64 = 1;
 const DBCN_WRITE_BYTE: u64 = 2;
 
 /// What the VMM answers to the payloads' DBCN call, in a1.
@@ -436,5 +439,160 @@ pub fn tvm_smp_hart_start() -> TestResult {
         rep1.stores.get(&2)
     );
     teardown(vm, vcpus)?;
+    Ok(Outcome::Pass)
+}
+
+// The Linux TVM guest's machine (tvm-guest.dts).
+const GUEST_RAM_SIZE: usize = 256 << 20;
+/// Where an rv64 Image goes: 2 MiB into RAM.
+const GUEST_KERNEL: u64 = RAM + 0x20_0000;
+const GUEST_DTB: u64 = RAM + (240 << 20);
+/// What the guest's /init prints in userspace.
+const GUEST_USERSPACE: &str = "confvm-realm-guest: userspace reached";
+
+/// The Linux TVM guest (Image, device tree) the host's initramfs carries
+/// when built with COVE_TSM_IMAGE (scripts/selftests.sh).
+fn guest_files() -> Option<(Vec<u8>, Vec<u8>)> {
+    Some((std::fs::read("/tvm/Image").ok()?, std::fs::read("/tvm/guest.dtb").ok()?))
+}
+
+/// `bytes` measured into `vm` at `gpa`, from a page-aligned copy.
+fn measure(vm: &Vm, gpa: u64, bytes: &[u8]) -> Result<(), String> {
+    let pages = bytes.len().div_ceil(4096).max(1);
+    let mut buf = vec![0u8; (pages + 1) * 4096];
+    let off = buf.as_ptr().align_offset(4096);
+    buf[off..off + bytes.len()].copy_from_slice(bytes);
+    let mut mr = KvmRiscvCoveMeasureRegion {
+        userspace_addr: buf[off..].as_ptr() as u64,
+        gpa,
+        size: (pages * 4096) as u64,
+    };
+    vm.cove_measure_region(&mut mr)
+        .map_err(|e| format!("KVM_RISCV_COVE_MEASURE_REGION at {gpa:#x}: errno {e}"))
+        .map(drop)
+}
+
+/// The guest console's bytes from one SBI call: DBCN `CONSOLE_WRITE`
+/// names a buffer in guest memory (the guest's shared console page, read
+/// from the VMM's memslot), `CONSOLE_WRITE_BYTE` carries one byte.
+fn console_bytes(mem: *const u8, fid: u64, args: [u64; 6]) -> Result<Vec<u8>, String> {
+    match fid {
+        DBCN_WRITE_BYTE => Ok(vec![args[0] as u8]),
+        DBCN_WRITE => {
+            let (n, gpa) = (args[0], args[1]);
+            check!(
+                n <= 4096 && gpa >= RAM && gpa + n <= RAM + GUEST_RAM_SIZE as u64,
+                "DBCN write of {n} bytes at {gpa:#x}: outside guest RAM"
+            );
+            // CAST: offsets in the 256 MiB memslot fit usize.
+            // SAFETY: the range lies in the memslot's mapping, which the
+            // VM owns while the test runs; the guest shared the page, so
+            // these are the bytes it wrote.
+            Ok(unsafe { core::slice::from_raw_parts(mem.add((gpa - RAM) as usize), n as usize) }.to_vec())
+        }
+        // CONSOLE_READ: no input for the guest (0 bytes read).
+        DBCN_READ => Ok(Vec::new()),
+        f => Err(format!("DBCN function {f} reached the VMM")),
+    }
+}
+
+/// A Linux TVM guest (this kernel, with a small initramfs) boots to its
+/// userspace on one vCPU and powers off: its console comes a byte per
+/// DBCN call, its memory is measured (kernel, device tree) and zero pages,
+/// it shares its swiotlb pool at boot, and its own KUnit suite
+/// `mem_encrypt_tvm` shares and takes back a page.  Teardown reclaims
+/// every page.
+pub fn tvm_linux_guest() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let Some((image, dtb)) = guest_files() else {
+        return Ok(Outcome::Skip(
+            "no Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
+        ));
+    };
+    let t0 = std::time::Instant::now();
+    let kvm = open_kvm()?;
+    let mut vm = kvm
+        .create_vm(KVM_VM_TYPE_RISCV_COVE)
+        .map_err(|e| format!("KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE): errno {e}"))?;
+    let mem = vm.add_memory_mapped(0, RAM, GUEST_RAM_SIZE, &[])?;
+    measure(&vm, GUEST_KERNEL, &image)?;
+    measure(&vm, GUEST_DTB, &dtb)?;
+    let vcpu = vm.create_vcpu(0)?;
+    vcpu.set_one_reg(REG_PC, GUEST_KERNEL)?;
+    vcpu.set_one_reg(REG_A1, GUEST_DTB)?;
+    let measured = t0.elapsed();
+    let (mut console, mut line) = (String::new(), Vec::new());
+    let mut dbcn_writes = 0u64;
+    let end = loop {
+        check!(
+            t0.elapsed().as_secs() < 900,
+            "the guest did not power off in 900 s; its console ends: {}",
+            &console[console.len().saturating_sub(2000)..]
+        );
+        let (e, reason) = run_bounded(&vcpu, 30_000)?;
+        if e == libc::EINTR {
+            continue;
+        }
+        check!(e == 0, "KVM_RUN: errno {e}; console: {}", &console[console.len().saturating_sub(2000)..]);
+        match reason {
+            kvm_bindings::KVM_EXIT_RISCV_SBI => {
+                let (ext, fid, args) = vcpu.riscv_sbi();
+                check!(ext == EXT_DBCN, "the guest's SBI call {ext:#x}/{fid} reached the VMM");
+                let bytes = console_bytes(mem, fid, args)?;
+                if fid == DBCN_WRITE {
+                    dbcn_writes += 1;
+                }
+                vcpu.set_riscv_sbi_ret([0, bytes.len() as u64]);
+                for b in bytes {
+                    if b == b'\n' {
+                        let l = String::from_utf8_lossy(&line).trim_end().to_string();
+                        println!("# tvm-guest| {l}");
+                        console.push_str(&l);
+                        console.push('\n');
+                        line.clear();
+                    } else {
+                        line.push(b);
+                    }
+                }
+            }
+            kvm_bindings::KVM_EXIT_SYSTEM_EVENT => break vcpu.system_event(),
+            r => {
+                return Err(format!(
+                    "exit reason {r}; console ends: {}",
+                    &console[console.len().saturating_sub(2000)..]
+                ))
+            }
+        }
+    };
+    let booted = t0.elapsed();
+    check!(
+        end == kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN,
+        "system event {end}, want a shutdown"
+    );
+    check!(console.contains(GUEST_USERSPACE), "the guest never reached userspace");
+    for bad in ["WARNING: CPU:", "BUG:", "Kernel panic", "Oops"] {
+        check!(!console.contains(bad), "the guest's console has {bad:?}");
+    }
+    check!(dbcn_writes > 0, "the guest's console never used its shared page");
+    check!(
+        console.contains("mem_encrypt: running in a CoVE TVM"),
+        "the guest did not find itself in a TVM"
+    );
+    check!(
+        console.contains("# mem_encrypt_tvm: pass:2 fail:0"),
+        "the guest's mem_encrypt_tvm KUnit suite did not pass"
+    );
+    println!(
+        "# tvm_linux_guest: measured {} KiB in {:.1} s, powered off after {:.1} s, {} console bytes in {} shared-page writes",
+        (image.len() + dtb.len()) / 1024,
+        measured.as_secs_f64(),
+        booted.as_secs_f64(),
+        console.len(),
+        dbcn_writes
+    );
+    let line = teardown(vm, vec![vcpu])?;
+    check!(!line.contains(" 0 shared pages;"), "the guest shared no page: {line}");
     Ok(Outcome::Pass)
 }
