@@ -40,6 +40,7 @@ pub mod calls;
 pub mod count;
 pub mod errno;
 pub mod page;
+pub mod sbi;
 
 // Kernel build only: what both backends' kernel layers share.
 #[cfg(CONFIG_RUST)]

@@ -17,8 +17,7 @@ pub use rfc::{CallCounts, Covg, Covh, Covi, TsmInfo};
 pub const EXT_COVH: u64 = 0x434F_5648;
 /// `COVI`: interrupt extension.
 pub const EXT_COVI: u64 = 0x434F_5649;
-/// `COVG`: guest-side extension.
-pub const EXT_COVG: u64 = 0x434F_5647;
+pub use crate::cvm_fw::sbi::EXT_COVG;
 /// `NACL`: nested acceleration (shared memory with the TSM).
 pub const EXT_NACL: u64 = 0x4E41_434C;
 
@@ -32,80 +31,7 @@ pub use crate::cvm_fw::addr::Pa;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Gpa(pub u64);
 
-/// SBI error codes (`sbiret.error`), never `SBI_SUCCESS`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SbiError {
-    /// `SBI_ERR_FAILED` (-1).
-    Failed,
-    /// `SBI_ERR_NOT_SUPPORTED` (-2).
-    NotSupported,
-    /// `SBI_ERR_INVALID_PARAM` (-3).
-    InvalidParam,
-    /// `SBI_ERR_DENIED` (-4).
-    Denied,
-    /// `SBI_ERR_INVALID_ADDRESS` (-5).
-    InvalidAddress,
-    /// `SBI_ERR_ALREADY_AVAILABLE` (-6).
-    AlreadyAvailable,
-    /// `SBI_ERR_ALREADY_STARTED` (-7).
-    AlreadyStarted,
-    /// `SBI_ERR_ALREADY_STOPPED` (-8).
-    AlreadyStopped,
-    /// `SBI_ERR_NO_SHMEM` (-9).
-    NoShmem,
-    /// A code this host does not know.
-    Unknown(i64),
-}
-
-impl SbiError {
-    /// Decodes `sbiret.error`; `Ok` for `SBI_SUCCESS`.
-    pub const fn decode(code: i64) -> Result<(), SbiError> {
-        Err(match code {
-            0 => return Ok(()),
-            -1 => SbiError::Failed,
-            -2 => SbiError::NotSupported,
-            -3 => SbiError::InvalidParam,
-            -4 => SbiError::Denied,
-            -5 => SbiError::InvalidAddress,
-            -6 => SbiError::AlreadyAvailable,
-            -7 => SbiError::AlreadyStarted,
-            -8 => SbiError::AlreadyStopped,
-            -9 => SbiError::NoShmem,
-            c => SbiError::Unknown(c),
-        })
-    }
-
-    /// The wire code.
-    pub const fn code(self) -> i64 {
-        match self {
-            SbiError::Failed => -1,
-            SbiError::NotSupported => -2,
-            SbiError::InvalidParam => -3,
-            SbiError::Denied => -4,
-            SbiError::InvalidAddress => -5,
-            SbiError::AlreadyAvailable => -6,
-            SbiError::AlreadyStarted => -7,
-            SbiError::AlreadyStopped => -8,
-            SbiError::NoShmem => -9,
-            SbiError::Unknown(c) => c,
-        }
-    }
-
-    /// The errno userspace sees when this ends an ioctl.
-    pub const fn errno(self) -> i32 {
-        match self {
-            SbiError::NotSupported => crate::cvm_fw::errno::EOPNOTSUPP,
-            SbiError::InvalidParam => crate::cvm_fw::errno::EINVAL,
-            SbiError::Denied => crate::cvm_fw::errno::EPERM,
-            SbiError::InvalidAddress => crate::cvm_fw::errno::EFAULT,
-            SbiError::AlreadyAvailable | SbiError::AlreadyStarted | SbiError::AlreadyStopped => {
-                crate::cvm_fw::errno::EALREADY
-            }
-            SbiError::NoShmem => crate::cvm_fw::errno::ENOMEM,
-            SbiError::Failed | SbiError::Unknown(_) => crate::cvm_fw::errno::EIO,
-        }
-    }
-}
+pub use crate::cvm_fw::sbi::SbiError;
 
 /// Result of an SBI call.
 pub type SbiResult<T = ()> = core::result::Result<T, SbiError>;

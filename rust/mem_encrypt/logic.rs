@@ -38,7 +38,7 @@ impl CovgError {
             CovgError::NotTvm | CovgError::Sbi(SbiError::NotSupported) => errno::ENODEV,
             CovgError::Sbi(SbiError::InvalidAddress) => errno::EFAULT,
             CovgError::Sbi(SbiError::Denied) => errno::EPERM,
-            CovgError::Sbi(SbiError::Failed | SbiError::Other(_)) => errno::EIO,
+            CovgError::Sbi(_) => errno::EIO,
         }
     }
 }

@@ -23,12 +23,15 @@ use kernel::prelude::*;
 
 #[path = "../cvm_fw/errno.rs"]
 #[doc(hidden)]
-pub mod errno_values;
+pub mod errno;
+#[path = "../cvm_fw/sbi.rs"]
+#[doc(hidden)]
+pub mod sbi;
 
-/// The errnos shared with the host backends (`rust/cvm_fw`), at the path
-/// the host build has them.
+/// What this crate shares with the host backends (`rust/cvm_fw`), at the
+/// path the host build has it.
 pub mod cvm_fw {
-    pub use super::errno_values as errno;
+    pub use super::{errno, sbi};
 }
 
 pub mod covg;

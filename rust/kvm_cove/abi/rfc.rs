@@ -92,38 +92,7 @@ pub enum Covi {
     RebindImsicEnd = 10,
 }
 
-/// COVG functions (made by the TVM; the host sees some as exits).
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Covg {
-    /// `(gpa, len)`.
-    AddMmioRegion = 0,
-    /// `(gpa, len)`.
-    RemoveMmioRegion = 1,
-    /// `(gpa, len)`.
-    ShareMemory = 2,
-    /// `(gpa, len)`.
-    UnshareMemory = 3,
-    /// `(id; -1 = all)`.
-    AllowExtInterrupt = 4,
-    /// `(id)`.
-    DenyExtInterrupt = 5,
-}
-
-impl Covg {
-    /// The function with ID `fid`.
-    pub const fn from_fid(fid: u64) -> Option<Covg> {
-        Some(match fid {
-            0 => Covg::AddMmioRegion,
-            1 => Covg::RemoveMmioRegion,
-            2 => Covg::ShareMemory,
-            3 => Covg::UnshareMemory,
-            4 => Covg::AllowExtInterrupt,
-            5 => Covg::DenyExtInterrupt,
-            _ => return None,
-        })
-    }
-}
+pub use crate::cvm_fw::sbi::Covg;
 
 /// `sbi_cove_tsm_info` (RFC/Salus layout, RV64).
 #[repr(C)]

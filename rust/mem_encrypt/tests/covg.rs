@@ -129,7 +129,7 @@ fn errnos() {
     );
     assert_eq!(CovgError::Invalid.errno(), errno::EINVAL);
     assert_eq!(CovgError::Sbi(SbiError::Denied).errno(), errno::EPERM);
-    assert_eq!(CovgError::Sbi(SbiError::Other(-9)).errno(), errno::EIO);
+    assert_eq!(CovgError::Sbi(SbiError::Unknown(-19)).errno(), errno::EIO);
 }
 
 #[test]
