@@ -299,6 +299,27 @@ fn drive(vcpu: &Vcpu, max: u32) -> Result<(End, Report), String> {
     Err(format!("no end after {max} exits (stores {:?})", rep.stores))
 }
 
+/// Runs `payload` in a one-vCPU TVM to its SRST shutdown.
+fn run_to_shutdown(payload: &[u8]) -> Result<(Vm, Vec<Vcpu>, *mut u8, Report), String> {
+    let (vm, vcpus, mem) = tvm(payload, 1)?;
+    let (end, rep) = drive(&vcpus[0], 10_000)?;
+    check!(
+        end == End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
+        "ended with {end:?}, want a shutdown system event (stores {:?})",
+        rep.stores
+    );
+    Ok((vm, vcpus, mem, rep))
+}
+
+/// Checks a payload's report slots: `(slot, value, what it is)`.
+fn expect_stores(rep: &Report, want: &[(u64, u64, &str)]) -> Result<(), String> {
+    for &(slot, value, what) in want {
+        let got = rep.stores.get(&slot).copied();
+        check!(got == Some(value), "{what}: slot {slot} holds {got:?}, want {value:#x}");
+    }
+    Ok(())
+}
+
 /// The kernel's teardown line of the last TVM destroyed.
 fn last_teardown() -> Result<String, String> {
     let log = crate::cove::read_kmsg().map_err(|e| format!("/dev/kmsg: {e}"))?;
@@ -331,17 +352,17 @@ pub fn tvm_mmio_sbi_zero_pages() -> TestResult {
     if !tsm_ready() {
         return Ok(no_tsm());
     }
-    let (vm, vcpus, _mem) = tvm(basic_payload(), 1)?;
-    let (end, rep) = drive(&vcpus[0], 10_000)?;
-    check!(
-        end == End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
-        "ended with {end:?}, want a shutdown system event"
-    );
-    let s = |i| rep.stores.get(&i).copied();
-    check!(s(0) == Some(0), "ADD_MMIO_REGION returned {:?}, want 0", s(0));
-    check!(s(2) == Some(MMIO_LOAD + 1), "MMIO load + 1 = {:?}", s(2));
-    check!(s(3) == Some(768 * 769 / 2), "zero pages read back a sum of {:?}", s(3));
-    check!(s(4) == Some(0) && s(5) == Some(DBCN_VALUE), "DBCN answer seen as {:?}/{:?}", s(4), s(5));
+    let (vm, vcpus, _mem, rep) = run_to_shutdown(basic_payload())?;
+    expect_stores(
+        &rep,
+        &[
+            (0, 0, "ADD_MMIO_REGION's error"),
+            (2, MMIO_LOAD + 1, "the MMIO load + 1"),
+            (3, 768 * 769 / 2, "the zero pages' sum"),
+            (4, 0, "DBCN's error"),
+            (5, DBCN_VALUE, "DBCN's value"),
+        ],
+    )?;
     check!(rep.console == b"Z", "console bytes {:?}", rep.console);
     let line = teardown(vm, vcpus)?;
     check!(!line.contains(" 0 zero,"), "no zero page was mapped: {line}");
@@ -356,19 +377,17 @@ pub fn tvm_share_unshare() -> TestResult {
     if !tsm_ready() {
         return Ok(no_tsm());
     }
-    let (vm, vcpus, mem) = tvm(share_payload(), 1)?;
-    let (end, rep) = drive(&vcpus[0], 10_000)?;
-    let s = |i| rep.stores.get(&i).copied();
-    check!(
-        end == End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
-        "ended with {end:?} (stores {:?})",
-        rep.stores
-    );
-    check!(s(0) == Some(0), "SHARE_MEMORY returned {:?}", s(0));
-    check!(s(1) == Some(0x5a5a), "the shared write: {:?}", s(1));
-    check!(s(2) == Some(0), "UNSHARE_MEMORY returned {:?}", s(2));
-    check!(s(3) == Some(0x7777), "the confidential page read back {:?}", s(3));
-    check!(s(4) == Some(1), "the other page read back {:?}", s(4));
+    let (vm, vcpus, mem, rep) = run_to_shutdown(share_payload())?;
+    expect_stores(
+        &rep,
+        &[
+            (0, 0, "SHARE_MEMORY's error"),
+            (1, 0x5a5a, "the shared write"),
+            (2, 0, "UNSHARE_MEMORY's error"),
+            (3, 0x7777, "the confidential page read back"),
+            (4, 1, "the other page read back"),
+        ],
+    )?;
     // SAFETY: the memslot mapping is RAM_SIZE bytes and lives with `vm`;
     // the TVM's vCPU has ended, nothing writes the page now.
     let shared = unsafe { mem.add(0x28_0000).cast::<u64>().read_volatile() };
@@ -427,17 +446,8 @@ pub fn tvm_smp_hart_start() -> TestResult {
     let ((e0, rep0), (e1, rep1)) = (r0?, r1?);
     let shutdown = End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN);
     check!(e0 == shutdown && e1 == shutdown, "ends {e0:?} and {e1:?}");
-    check!(
-        rep0.stores.get(&0) == Some(&0),
-        "HART_START returned {:?}",
-        rep0.stores.get(&0)
-    );
-    check!(
-        rep1.stores.get(&1) == Some(&1) && rep1.stores.get(&2) == Some(&7),
-        "vCPU 1 saw a0/a1 = {:?}/{:?}, want 1/7",
-        rep1.stores.get(&1),
-        rep1.stores.get(&2)
-    );
+    expect_stores(&rep0, &[(0, 0, "HART_START's error")])?;
+    expect_stores(&rep1, &[(1, 1, "vCPU 1's a0 (hart ID)"), (2, 7, "vCPU 1's a1 (opaque)")])?;
     teardown(vm, vcpus)?;
     Ok(Outcome::Pass)
 }
