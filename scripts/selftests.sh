@@ -26,6 +26,20 @@ dir /bin 0755 0 0
 file /init $bin/init 0755 0 0
 file /bin/kvm_selftests $bin/kvm_selftests 0755 0 0
 LIST
+# The confidential guest's initramfs (the realm guest on arm64, the TVM
+# guest on riscv): only /init, which finds no selftests and reports
+# userspace.  kernel.sh builds the guest kernel with it first.
+guest_list() {
+    local g=$BUILD/initramfs-$arch-guest.list
+    cat > "$g.new" <<GLIST
+dir /dev 0755 0 0
+nod /dev/console 0600 0 0 c 5 1
+dir /proc 0755 0 0
+dir /sys 0755 0 0
+file /init $bin/init 0755 0 0
+GLIST
+    cmp -s "$g.new" "$g" && rm "$g.new" || mv "$g.new" "$g"
+}
 if [ "$arch" = arm64 ]; then
     # The Linux realm guest of the realm_linux_guest selftest: the same
     # kernel, built first with the small initramfs below (kernel.sh), and
@@ -34,15 +48,7 @@ if [ "$arch" = arm64 ]; then
     # The same machine with "quiet swiotlb=1024" (scripts/bench.sh).
     sed 's/\(bootargs = "[^"]*\)"/\1 quiet swiotlb=1024"/' "$dir/realm-guest.dts" |
         dtc -q -I dts -O dtb -o "$BUILD/realm-guest-quiet.dtb" -
-    cat > "$BUILD/initramfs-arm64-guest.list.new" <<GLIST
-dir /dev 0755 0 0
-nod /dev/console 0600 0 0 c 5 1
-dir /proc 0755 0 0
-dir /sys 0755 0 0
-file /init $bin/init 0755 0 0
-GLIST
-    g=$BUILD/initramfs-arm64-guest.list
-    cmp -s "$g.new" "$g" && rm "$g.new" || mv "$g.new" "$g"
+    guest_list
     # A shell for starting VMMs by hand (scripts/shell.sh): Debian's
     # busybox-static (setup.sh unpacks it), sh and the applets on PATH.
     bb=$BUILD/busybox-arm64/bin/busybox
@@ -80,15 +86,7 @@ if [ "$arch" = riscv ] && [ -n "${COVE_TSM_IMAGE:-}" ]; then
     # selftest, the same kernel built first with the small initramfs
     # below (kernel.sh), and its device tree, under /tvm.
     dtc -q -I dts -O dtb -o "$BUILD/tvm-guest.dtb" "$dir/tvm-guest.dts"
-    cat > "$BUILD/initramfs-riscv-guest.list.new" <<GLIST
-dir /dev 0755 0 0
-nod /dev/console 0600 0 0 c 5 1
-dir /proc 0755 0 0
-dir /sys 0755 0 0
-file /init $bin/init 0755 0 0
-GLIST
-    g=$BUILD/initramfs-riscv-guest.list
-    cmp -s "$g.new" "$g" && rm "$g.new" || mv "$g.new" "$g"
+    guest_list
     cat >> "$list.new" <<LIST
 dir /tvm 0755 0 0
 file /tvm/guest.dtb $BUILD/tvm-guest.dtb 0644 0 0

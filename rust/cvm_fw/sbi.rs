@@ -6,6 +6,35 @@
 
 use super::errno;
 
+/// One SBI call from S mode (the kernel's riscv64 builds): extension
+/// `ext`, function `fid`, arguments a0..a5; returns `(error, value)`.
+/// Callers pass no pointers the SBI implementation would write through
+/// (physical addresses only, which the firmware checks itself).
+#[cfg(all(CONFIG_RUST, target_arch = "riscv64"))]
+pub fn ecall(ext: u64, fid: u64, args: [u64; 6]) -> (i64, u64) {
+    let (error, value): (u64, u64);
+    // SAFETY: the SBI calling convention: a7 = extension, a6 = function,
+    // a0..a5 = arguments, a0/a1 = results, and the SBI implementation
+    // preserves every other register, so nothing the compiler holds is
+    // clobbered; no memory the compiler knows of is passed by pointer.
+    unsafe {
+        core::arch::asm!(
+            "ecall",
+            inlateout("a0") args[0] => error,
+            inlateout("a1") args[1] => value,
+            in("a2") args[2],
+            in("a3") args[3],
+            in("a4") args[4],
+            in("a5") args[5],
+            in("a6") fid,
+            in("a7") ext,
+            options(nostack),
+        );
+    }
+    // CAST: a0 carries a signed SBI error code.
+    (error as i64, value)
+}
+
 /// `COVG`: the CoVE guest extension, which a TSM offers to TVMs.
 pub const EXT_COVG: u64 = 0x434F_5647;
 

@@ -70,28 +70,9 @@ struct Ecall;
 
 impl Sbi for Ecall {
     fn call(&mut self, ext: u64, fid: u64, a0: u64, a1: u64) -> (i64, u64) {
-        let (error, value): (u64, u64);
-        // SAFETY: the SBI calling convention: a7 = extension, a6 =
-        // function, a0.. = arguments, a0/a1 = results; the SBI
-        // implementation preserves every other register.  COVG and DBCN
-        // `WRITE_BYTE` take no pointers, only guest physical addresses the
-        // TSM checks.
-        unsafe {
-            core::arch::asm!(
-                "ecall",
-                inlateout("a0") a0 => error,
-                inlateout("a1") a1 => value,
-                in("a2") 0u64,
-                in("a3") 0u64,
-                in("a4") 0u64,
-                in("a5") 0u64,
-                in("a6") fid,
-                in("a7") ext,
-                options(nostack),
-            );
-        }
-        // CAST: a0 carries a signed SBI error.
-        (error as i64, value)
+        // COVG and DBCN take guest physical addresses, which the TSM
+        // checks, never pointers it writes through.
+        cvm_fw::sbi::ecall(ext, fid, [a0, a1, 0, 0, 0, 0])
     }
 }
 
@@ -130,38 +111,40 @@ pub extern "C" fn cove_guest_active() -> bool {
     IN_TVM.load(Ordering::Acquire)
 }
 
+/// One COVG range request in a TVM, counted in `total` when it succeeds
+/// and warned about (rate-limited) when it fails.
+fn covg_request(
+    what: &str,
+    f: fn(&mut Ecall, u64, u64) -> Result<(), CovgError>,
+    total: &AtomicU64,
+    pa: u64,
+    len: u64,
+) -> c_int {
+    if !cove_guest_active() {
+        return errno_of(Err(CovgError::NotTvm));
+    }
+    let r = f(&mut Ecall, pa, len);
+    match r {
+        Ok(()) => {
+            total.fetch_add(len, Ordering::Relaxed);
+        }
+        Err(e) => kernel::pr_warn_ratelimited!("{} {:#x}+{:#x} failed: {:?}\n", what, pa, len, e),
+    }
+    errno_of(r)
+}
+
 /// Shares `[pa, pa + len)` with the host: 0 or `-EINVAL` (bad range),
 /// `-ENODEV` (no TVM), `-EFAULT`/`-EPERM`/`-EIO` (the TSM refused).
 #[no_mangle]
 pub extern "C" fn cove_guest_share(pa: u64, len: u64) -> c_int {
-    if !cove_guest_active() {
-        return errno_of(Err(CovgError::NotTvm));
-    }
-    let r = logic::share(&mut Ecall, pa, len);
-    match r {
-        Ok(()) => {
-            SHARED.fetch_add(len, Ordering::Relaxed);
-        }
-        Err(e) => kernel::pr_warn_ratelimited!("sharing {:#x}+{:#x} failed: {:?}\n", pa, len, e),
-    }
-    errno_of(r)
+    covg_request("sharing", logic::share, &SHARED, pa, len)
 }
 
 /// Takes `[pa, pa + len)` back from the host; the errnos of
 /// [`cove_guest_share`].
 #[no_mangle]
 pub extern "C" fn cove_guest_unshare(pa: u64, len: u64) -> c_int {
-    if !cove_guest_active() {
-        return errno_of(Err(CovgError::NotTvm));
-    }
-    let r = logic::unshare(&mut Ecall, pa, len);
-    match r {
-        Ok(()) => {
-            UNSHARED.fetch_add(len, Ordering::Relaxed);
-        }
-        Err(e) => kernel::pr_warn_ratelimited!("taking {:#x}+{:#x} back failed: {:?}\n", pa, len, e),
-    }
-    errno_of(r)
+    covg_request("taking back", logic::unshare, &UNSHARED, pa, len)
 }
 
 /// Registers `[pa, pa + len)` as MMIO with the TSM; the errnos of

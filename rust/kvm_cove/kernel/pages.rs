@@ -33,12 +33,14 @@ const IMAGE_RETRIES: u32 = 64;
 /// kernel's freed init memory, back in the page allocator) makes Salus
 /// fault on it and stop the machine.  So such pages never become a TVM's.
 fn in_image(pa: u64, len: u64) -> bool {
-    // SAFETY: a predicate without side effects.
+    // SAFETY: `kvm_cove_tvm_only()` only reads a static key set at KVM
+    // init; it takes no arguments and may be called from any context.
     if !unsafe { bindings::kvm_cove_tvm_only() } {
         return false;
     }
     let (mut start, mut end) = (0u64, 0u64);
-    // SAFETY: two valid out-pointers.
+    // SAFETY: `start` and `end` are live locals, which the helper only
+    // writes (the image's bounds from `__pa_symbol`).
     unsafe { bindings::kvm_cove_image_range(&mut start, &mut end) };
     pa < end && start < pa.saturating_add(len)
 }

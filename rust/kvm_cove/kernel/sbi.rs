@@ -16,31 +16,11 @@ pub(crate) struct SbiRet {
     pub(crate) value: u64,
 }
 
-/// One SBI call with up to six arguments.
+/// One SBI call with up to six arguments (`cvm_fw::sbi::ecall`, shared
+/// with the CoVE guest).  Calls made here pass no pointers.
 pub(crate) fn ecall(ext: u64, fid: u64, args: [u64; 6]) -> SbiRet {
-    let (error, value): (u64, u64);
-    // SAFETY: the SBI calling convention: a7 = extension, a6 = function,
-    // a0..a5 = arguments, a0/a1 = results; the SBI implementation preserves
-    // every other register.  Calls made here pass no pointers.
-    unsafe {
-        core::arch::asm!(
-            "ecall",
-            inlateout("a0") args[0] => error,
-            inlateout("a1") args[1] => value,
-            in("a2") args[2],
-            in("a3") args[3],
-            in("a4") args[4],
-            in("a5") args[5],
-            in("a6") fid,
-            in("a7") ext,
-            options(nostack),
-        );
-    }
-    // CAST: a0 carries a signed SBI error code.
-    SbiRet {
-        error: error as i64,
-        value,
-    }
+    let (error, value) = crate::cvm_fw::sbi::ecall(ext, fid, args);
+    SbiRet { error, value }
 }
 
 /// `TVM_VCPU_RUN` of COVH (`ext`, `fid`): an SBI call that also returns
