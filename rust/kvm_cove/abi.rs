@@ -11,7 +11,7 @@ use core::mem::{offset_of, size_of};
 
 mod rfc;
 
-pub use rfc::{CallCounts, Covg, Covh, Covi, TsmInfo};
+pub use rfc::{CallCounts, CoviCounts, Covg, Covh, Covi, TsmInfo};
 
 /// `COVH`: host-side extension.
 pub const EXT_COVH: u64 = 0x434F_5648;
@@ -101,6 +101,23 @@ pub struct TvmAiaParams {
     /// Guests per hart.
     pub guests_per_hart: u32,
     _pad: u32,
+}
+
+impl TvmAiaParams {
+    /// A TVM IMSIC at `base` with `hart_index_bits` bits of vCPU index,
+    /// one group at `group_index_shift`, and no guest files of its own
+    /// (`guests_per_hart` 0: TSMs refuse nested IMSIC virtualization).
+    pub const fn new(base: u64, hart_index_bits: u32, group_index_shift: u32) -> TvmAiaParams {
+        TvmAiaParams {
+            imsic_base_addr: base,
+            group_index_bits: 0,
+            group_index_shift,
+            hart_index_bits,
+            guest_index_bits: 0,
+            guests_per_hart: 0,
+            _pad: 0,
+        }
+    }
 }
 
 /// Page sizes in `page_type` arguments.

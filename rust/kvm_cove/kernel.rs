@@ -8,6 +8,8 @@
 
 #[path = "kernel/hooks.rs"]
 pub(crate) mod hooks;
+#[path = "kernel/imsic.rs"]
+pub(crate) mod imsic;
 #[path = "kernel/kvm.rs"]
 pub(crate) mod kvm;
 #[path = "kernel/nacl.rs"]

@@ -30,7 +30,7 @@ pub mod abi;
 mod glue;
 pub mod logic;
 
-use abi::{EXT_COVH, EXT_NACL};
+use abi::{EXT_COVH, EXT_COVI, EXT_NACL};
 
 /// Set once at boot when a ready TSM answered.
 static TSM_READY: AtomicBool = AtomicBool::new(false);
@@ -38,6 +38,13 @@ static TSM_READY: AtomicBool = AtomicBool::new(false);
 /// What the boot probe found, as [`probe_kind`] numbers it (KUnit checks
 /// a fresh `TSM_GET_INFO` against it).
 static PROBE_KIND: AtomicU8 = AtomicU8::new(0);
+
+/// Set once at boot when COVI answered and the TSM took guest interrupt
+/// files: TVMs then get an IMSIC per vCPU.
+static COVI_READY: AtomicBool = AtomicBool::new(false);
+
+/// The host's guest interrupt files TVM vCPUs bind (all TVMs share them).
+pub(crate) static FILES: logic::aia::HostFiles = logic::aia::HostFiles::new();
 
 module! {
     type: KvmCove,
@@ -102,11 +109,52 @@ fn probe() -> Result<bool> {
     Ok(p.ready())
 }
 
+/// With COVI, converts the guest interrupt files the TSM left each CPU
+/// (once, with one global fence) for TVM vCPUs to bind.
+fn probe_covi() -> Result<bool> {
+    if !glue::sbi::probe_extension(EXT_COVI) {
+        pr_info!("no COVI: TVMs run without interrupt files (timer interrupts only)\n");
+        return Ok(false);
+    }
+    let mask = glue::imsic::host_guest_files();
+    if mask == 0 {
+        pr_info!("COVI present, but no guest interrupt files (not in TVM-only mode): TVMs without interrupt files\n");
+        return Ok(false);
+    }
+    let mut t = glue::sbi_tsm::SbiTsm::new()?;
+    let n = match FILES.convert(&mut t, mask, &glue::imsic::file_pa) {
+        Ok(n) => n,
+        Err(e) => {
+            pr_warn!(
+                "COVI: global fence after TSM_CONVERT_IMSIC failed ({:?}): TVMs without interrupt files\n",
+                e
+            );
+            return Ok(false);
+        }
+    };
+    pr_info!(
+        "COVI: {} guest interrupt files converted for TVM vCPUs (HGEIE mask {:#x} per CPU)\n",
+        n,
+        mask
+    );
+    Ok(n != 0)
+}
+
 impl kernel::Module for KvmCove {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        TSM_READY.store(probe()?, Ordering::Release);
+        let ready = probe()?;
+        TSM_READY.store(ready, Ordering::Release);
+        if ready {
+            COVI_READY.store(probe_covi()?, Ordering::Release);
+        }
         Ok(KvmCove)
     }
+}
+
+/// Whether TVMs get interrupt files (COVI answered at boot and the TSM
+/// took guest files).
+pub(crate) fn covi_ready() -> bool {
+    COVI_READY.load(Ordering::Acquire)
 }
 
 /// Whether a ready TSM answered at boot: TVMs can be created.

@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod aia;
 pub mod exit;
 pub mod pool;
 pub mod run;

@@ -64,32 +64,39 @@ impl Covh {
     }
 }
 
-/// COVI functions.
-#[repr(u64)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Covi {
-    /// `(gid, pa(params), len)`.
-    TvmAiaInit = 0,
-    /// `(gid, vcpu, imsic_gpa)`.
-    CpuSetImsicAddr = 1,
-    /// `(imsic_pa)`; needs a global fence afterwards.
-    ConvertImsic = 2,
-    /// `(imsic_pa)`.
-    ReclaimImsic = 3,
-    /// `(gid, vcpu, mask)`.
-    CpuBindImsic = 4,
-    /// `(gid, vcpu)`.
-    UnbindImsicBegin = 5,
-    /// `(gid, vcpu)`.
-    UnbindImsicEnd = 6,
-    /// `(gid, vcpu, iid)`.
-    InjectExtInterrupt = 7,
-    /// `(gid, vcpu, mask)`.
-    RebindImsicBegin = 8,
-    /// `(gid, vcpu)`.
-    RebindImsicClone = 9,
-    /// `(gid, vcpu)`.
-    RebindImsicEnd = 10,
+crate::cvm_fw::calls::call_table! {
+    /// COVI functions (a6).
+    pub enum Covi: u64, counted by CoviCounts {
+        /// `(gid, pa(params), len)`.
+        TvmAiaInit = 0,
+        /// `(gid, vcpu, imsic_gpa)`.
+        CpuSetImsicAddr = 1,
+        /// `(imsic_pa)`; needs a global fence afterwards.
+        ConvertImsic = 2,
+        /// `(imsic_pa)`.
+        ReclaimImsic = 3,
+        /// `(gid, vcpu, mask)`, on the CPU the vCPU will run on.
+        CpuBindImsic = 4,
+        /// `(gid, vcpu)`, on the bound CPU.
+        UnbindImsicBegin = 5,
+        /// `(gid, vcpu)`, on the bound CPU, after a TVM fence.
+        UnbindImsicEnd = 6,
+        /// `(gid, vcpu, iid)`.
+        InjectExtInterrupt = 7,
+        /// `(gid, vcpu, mask)`, on the new CPU.
+        RebindImsicBegin = 8,
+        /// `(gid, vcpu)`, on the old CPU, after a TVM fence.
+        RebindImsicClone = 9,
+        /// `(gid, vcpu)`, on the new CPU.
+        RebindImsicEnd = 10,
+    }
+}
+
+impl Covi {
+    /// The function ID.
+    pub const fn fid(self) -> u64 {
+        self.number()
+    }
 }
 
 pub use crate::cvm_fw::sbi::Covg;

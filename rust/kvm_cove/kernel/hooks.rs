@@ -158,3 +158,18 @@ pub(crate) unsafe extern "C" fn kvm_cove_vm_ioctl(kvm: *mut bindings::kvm, _ioct
     unsafe { bindings::mutex_unlock(&raw mut (*kvm).lock) };
     errno_of(res).into()
 }
+
+/// An MSI to a TVM (from `kvm_set_msi()`): see [`vm::set_msi`].  0 or a
+/// negative errno, as `KVM_SIGNAL_MSI` returns it.
+///
+/// # Safety
+///
+/// `kvm` is a live TVM (`kvm_is_cove()`), held by the caller.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn kvm_cove_set_msi(kvm: *mut bindings::kvm, addr: u64, data: u32) -> c_int {
+    // SAFETY: live for this call (this function's contract).
+    match unsafe { Kvm::from_raw(kvm) } {
+        Some(kvm) => errno_of(vm::set_msi(kvm, addr, data)),
+        None => -TvmError::Invalid.errno(),
+    }
+}

@@ -13,6 +13,8 @@ use crate::cvm_fw::kvm_run;
 use crate::glue::kvm::Vcpu;
 use crate::glue::nacl::CpuNacl;
 use crate::glue::vm::{with_locked, State};
+use crate::abi::SbiError;
+use crate::logic::aia::{self, BindError, Bound};
 use crate::logic::run::{self, Power, Step, UserExit};
 use crate::logic::tvm::{TvmError, TvmState};
 
@@ -117,6 +119,28 @@ fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
     }
     let exit = {
         let mut nacl = CpuNacl::get().ok_or(TvmError::NoDevice)?;
+        // This CPU is kept until `nacl` goes: bind the vCPU's interrupt
+        // file here first (a TVM with an IMSIC runs only where it is bound).
+        if tvm.aia() && v.power() == Power::On {
+            let gid = tvm.gid();
+            match aia::bind_here(tsm, &crate::FILES, gid, id, &mut v.binding) {
+                Ok(Bound::Already) => {}
+                Ok(Bound::Bound) => {
+                    let s = tvm.stats_mut();
+                    s.binds = s.binds.saturating_add(1);
+                }
+                Ok(Bound::Moved) => {
+                    let s = tvm.stats_mut();
+                    s.rebinds = s.rebinds.saturating_add(1);
+                }
+                Err(BindError::NoFile(cpu)) => return Ok(Step::User(UserExit::NoImsicFile { cpu })),
+                Err(BindError::Tsm(e)) => {
+                    kernel::pr_warn_ratelimited!("TVM vCPU {}: binding its interrupt file failed: {:?}\n", id, e);
+                    return Err(TvmError::Run(e));
+                }
+                Err(BindError::Broken) => return Err(TvmError::Run(SbiError::Failed)),
+            }
+        }
         v.enter(tvm, tsm, &mut nacl)
         // `nacl` dropped: preemption is enabled again.
     }?;
@@ -156,6 +180,11 @@ fn exit_to_user(vcpu: &mut Vcpu, u: UserExit) -> c_int {
         UserExit::SystemEvent { reset } => kvm_run::system_event(run, reset),
         UserExit::Terminated => {
             kvm_run::begin_exit(run, bindings::KVM_EXIT_SHUTDOWN);
+        }
+        UserExit::NoImsicFile { cpu } => {
+            let x = kvm_run::begin_exit(run, bindings::KVM_EXIT_FAIL_ENTRY);
+            x.fail_entry.hardware_entry_failure_reason = run::FAIL_ENTRY_IMSIC_FILE_UNAVAILABLE;
+            x.fail_entry.cpu = cpu;
         }
         UserExit::Internal { scause } => {
             kvm_run::internal_error(run, bindings::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, &[scause]);

@@ -13,9 +13,10 @@ use core::sync::atomic::{AtomicI64, Ordering};
 use kernel::bindings;
 use kernel::prelude::*;
 
-use crate::abi::Covh;
+use crate::abi::{Covh, Covi, CoviCounts};
 use crate::abi::{
-    Gpa, Pa, PageType, RunExit, SbiError, SbiResult, TsmInfo, TvmCreateParams, EXT_COVH,
+    Gpa, Pa, PageType, RunExit, SbiError, SbiResult, TsmInfo, TvmAiaParams, TvmCreateParams,
+    EXT_COVH, EXT_COVI,
 };
 use crate::abi::PAGE_SIZE;
 use crate::cvm_fw::staging::Staging;
@@ -28,6 +29,7 @@ use crate::logic::tsm::{CallCounts, Gid, Tsm};
 union Stage {
     info: TsmInfo,
     create: TvmCreateParams,
+    aia: TvmAiaParams,
 }
 
 const _: () = assert!(size_of::<Stage>() == PAGE_SIZE as usize);
@@ -37,6 +39,8 @@ pub(crate) struct SbiTsm {
     stage: Staging<Stage>,
     /// Calls issued through this instance.
     pub(crate) counts: CallCounts,
+    /// COVI calls issued through this instance.
+    pub(crate) covi: CoviCounts,
 }
 
 impl SbiTsm {
@@ -47,6 +51,7 @@ impl SbiTsm {
             // structures (asserted above and by `Staging::new`).
             stage: unsafe { Staging::new() }?,
             counts: CallCounts::default(),
+            covi: CoviCounts::default(),
         })
     }
 
@@ -57,6 +62,36 @@ impl SbiTsm {
         self.stage.escape();
         SbiError::decode(r.error).map(|()| r.value)
     }
+
+    fn covi_call(&mut self, f: Covi, args: [u64; 6]) -> SbiResult {
+        self.covi.record(f);
+        self.stage.escape();
+        let r = sbi::ecall(EXT_COVI, f.fid(), args);
+        self.stage.escape();
+        SbiError::decode(r.error)
+    }
+}
+
+/// A COVI call to run on another CPU, and its SBI error.
+#[repr(C)]
+struct Remote {
+    fid: u64,
+    args: [u64; 6],
+    error: i64,
+}
+
+/// Runs the COVI call `info` points to on this CPU (from
+/// `smp_call_function_single()`).
+///
+/// # Safety
+///
+/// `info` points to a `Remote` that lives across the call and that
+/// nothing else touches meanwhile.
+unsafe extern "C" fn covi_on_this_cpu(info: *mut core::ffi::c_void) {
+    // SAFETY: a live `Remote`, ours alone for the call (this function's
+    // contract).
+    let r = unsafe { &mut *info.cast::<Remote>() };
+    r.error = sbi::ecall(EXT_COVI, r.fid, r.args).error;
 }
 
 /// One CPU's `TSM_LOCAL_FENCE`, called on every CPU by
@@ -217,5 +252,80 @@ impl Tsm for SbiTsm {
     fn remove_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {
         self.call(Covh::TvmRemovePages, [gid, gpa.0, len, 0, 0, 0])
             .map(drop)
+    }
+
+    fn this_cpu(&self) -> u32 {
+        // SAFETY: reads this CPU's number; the callers of the COVI calls
+        // that act on "this CPU" keep it (preemption off, NACL held).
+        unsafe { bindings::raw_smp_processor_id() }
+    }
+
+    fn aia_init(&mut self, gid: Gid, params: &TvmAiaParams) -> SbiResult {
+        self.stage.get().aia = *params;
+        let pa = self.stage.pa();
+        // CAST: size_of::<TvmAiaParams>() is 32.
+        self.covi_call(
+            Covi::TvmAiaInit,
+            [gid, pa, size_of::<TvmAiaParams>() as u64, 0, 0, 0],
+        )
+    }
+
+    fn set_imsic_addr(&mut self, gid: Gid, vcpu_id: u64, gpa: Gpa) -> SbiResult {
+        self.covi_call(Covi::CpuSetImsicAddr, [gid, vcpu_id, gpa.0, 0, 0, 0])
+    }
+
+    fn convert_imsic(&mut self, pa: Pa) -> SbiResult {
+        self.covi_call(Covi::ConvertImsic, [pa.0, 0, 0, 0, 0, 0])
+    }
+
+    fn reclaim_imsic(&mut self, pa: Pa) -> SbiResult {
+        self.covi_call(Covi::ReclaimImsic, [pa.0, 0, 0, 0, 0, 0])
+    }
+
+    fn bind_imsic(&mut self, gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult {
+        self.covi_call(Covi::CpuBindImsic, [gid, vcpu_id, mask, 0, 0, 0])
+    }
+
+    fn rebind_begin(&mut self, gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult {
+        self.covi_call(Covi::RebindImsicBegin, [gid, vcpu_id, mask, 0, 0, 0])
+    }
+
+    /// `TVM_CPU_REBIND_IMSIC_CLONE` on `old_cpu`, through an IPI there
+    /// that this CPU waits for.
+    fn rebind_clone(&mut self, gid: Gid, vcpu_id: u64, old_cpu: u32) -> SbiResult {
+        self.covi.record(Covi::RebindImsicClone);
+        let mut r = Remote {
+            fid: Covi::RebindImsicClone.fid(),
+            args: [gid, vcpu_id, 0, 0, 0, 0],
+            error: SbiError::Failed.code(),
+        };
+        let Ok(cpu) = i32::try_from(old_cpu) else {
+            return Err(SbiError::InvalidParam);
+        };
+        // SAFETY: `covi_on_this_cpu` matches `smp_call_func_t` and only
+        // touches the `Remote` it is given, which lives until the call
+        // returns (`wait` is 1).  Interrupts are on (process context), as
+        // a waiting cross call needs.
+        let e = unsafe {
+            bindings::smp_call_function_single(
+                cpu,
+                Some(covi_on_this_cpu),
+                core::ptr::from_mut(&mut r).cast(),
+                1,
+            )
+        };
+        if e != 0 {
+            // The CPU is offline: the file stays bound there.
+            return Err(SbiError::Failed);
+        }
+        SbiError::decode(r.error)
+    }
+
+    fn rebind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult {
+        self.covi_call(Covi::RebindImsicEnd, [gid, vcpu_id, 0, 0, 0, 0])
+    }
+
+    fn inject(&mut self, gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult {
+        self.covi_call(Covi::InjectExtInterrupt, [gid, vcpu_id, iid, 0, 0, 0])
     }
 }

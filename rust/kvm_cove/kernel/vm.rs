@@ -24,11 +24,12 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
 
-use crate::abi::{Covh, Gpa, PAGE_SIZE};
+use crate::abi::{Covh, Covi, Gpa, PAGE_SIZE};
 use crate::cvm_fw::published;
 use crate::glue::kvm::Kvm;
 use crate::glue::pages::{self, KernelAlloc, Pinned};
 use crate::glue::sbi_tsm::SbiTsm;
+use crate::logic::aia::{self, Injected};
 use crate::logic::pool::{Batch, BatchTable, Pool};
 use crate::logic::run::VcpuRun;
 use crate::logic::tvm::{self, MeasureRegion, Tvm, TvmError, TvmState};
@@ -101,7 +102,7 @@ pub(crate) fn vm_init(kvm: Kvm) -> Result<(), TvmError> {
     let info = tvm::check_tsm(&mut tsm)?;
     let mut alloc = KernelAlloc;
     let pool = Pool::with_table(KVecTable(KVec::new()), BATCH_PAGES.max(tvm::PGD_PAGES));
-    let tvm = Tvm::create_with_pool(&mut tsm, &mut alloc, &info, pool).map_err(|(e, stats)| {
+    let mut tvm = Tvm::create_with_pool(&mut tsm, &mut alloc, &info, pool).map_err(|(e, stats)| {
         if stats.leaked != 0 {
             kernel::pr_warn_ratelimited!(
                 "TVM creation failed; {} pages left with the TSM\n",
@@ -110,6 +111,12 @@ pub(crate) fn vm_init(kvm: Kvm) -> Result<(), TvmError> {
         }
         e
     })?;
+    if crate::covi_ready() {
+        // A TVM the TSM gives no IMSIC still runs, without interrupts.
+        if let Err(e) = tvm.init_aia(&mut tsm, &mut alloc) {
+            kernel::pr_warn_ratelimited!("TVM_AIA_INIT failed ({:?}): TVM without interrupt files\n", e);
+        }
+    }
     let st = State {
         tsm,
         alloc,
@@ -162,13 +169,19 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
     };
     // Keep the pins if the TSM may still map those pages.
     st.pinned.release_all(gone);
+    if gone {
+        // The TSM took back the guest files it mapped for the TVM.
+        for v in st.vcpus.iter_mut() {
+            aia::release(&crate::FILES, &mut v.binding);
+        }
+    }
     let p = st.tvm.pool_stats();
     let t = st.tvm.stats();
     let c = &st.tsm.counts;
     // One line per TVM for the selftests and the by-hand tiers: what the
     // TVM used and what the host asked of the TSM for it.
     kernel::pr_info!(
-        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} pages left converted\n",
+        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} COVI calls, {} binds, {} rebinds, {} interrupts injected, {} denied; {} pages left converted\n",
         st.tvm.gid(),
         t.zero_pages,
         t.measured_pages,
@@ -176,8 +189,20 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
         c.total(),
         c.get(Covh::TsmConvertPages),
         p.fences,
+        st.tsm.covi.total(),
+        st.tsm.covi.get(Covi::CpuBindImsic),
+        st.tsm.covi.get(Covi::RebindImsicBegin),
+        t.injected,
+        t.denied,
         p.converted
     );
+    if t.allow_mismatch != 0 {
+        kernel::pr_warn_ratelimited!(
+            "TVM {}: {} injections where the TSM and the host's allow list disagreed\n",
+            st.tvm.gid(),
+            t.allow_mismatch
+        );
+    }
     if p.leaked != 0 || p.anomalies != 0 {
         kernel::pr_warn_ratelimited!(
             "TVM teardown leaked {} confidential pages ({} count anomalies)\n",
@@ -254,3 +279,38 @@ pub(crate) fn measure_region(kvm: Kvm, r: MeasureRegion) -> Result<(), TvmError>
     })
 }
 
+
+/// An MSI to a TVM (`KVM_SIGNAL_MSI`, MSI routes, irqfds): interrupt ID
+/// `data` to the vCPU whose interrupt file is at `addr`, through COVI
+/// `INJECT`.  0 once the TSM delivered it; `EPERM` if the TVM has not
+/// allowed that ID; `EINVAL` for an address that is no vCPU's file or an
+/// ID out of range; `ENXIO` for a TVM without interrupt files.
+pub(crate) fn set_msi(kvm: Kvm, addr: u64, data: u32) -> Result<(), TvmError> {
+    with_locked(kvm, |st| {
+        if !st.tvm.aia() {
+            return Err(TvmError::Kernel(crate::cvm_fw::errno::ENXIO));
+        }
+        let id = aia::msi_target(addr, st.tvm.max_vcpus()).ok_or(TvmError::Invalid)?;
+        let iid = u64::from(data);
+        if iid == 0 || iid >= aia::MAX_IDS {
+            return Err(TvmError::Invalid);
+        }
+        let v = st.vcpus.iter().find(|v| v.id() == id).ok_or(TvmError::Invalid)?;
+        let gid = st.tvm.gid();
+        let (r, mismatch) = aia::inject(&mut st.tsm, gid, id, iid, v.allowed())?;
+        let t = st.tvm.stats_mut();
+        if mismatch {
+            t.allow_mismatch = t.allow_mismatch.saturating_add(1);
+        }
+        match r {
+            Injected::Delivered => {
+                t.injected = t.injected.saturating_add(1);
+                Ok(())
+            }
+            Injected::Denied => {
+                t.denied = t.denied.saturating_add(1);
+                Err(TvmError::State)
+            }
+        }
+    })
+}

@@ -126,8 +126,19 @@ pub enum Exit {
         /// Length.
         len: u64,
     },
-    /// COVG calls the host only acknowledges (MMIO regions, interrupts).
+    /// COVG calls the host only acknowledges (MMIO regions).
     CovgAck,
+    /// The TVM allowed the host to inject interrupt `id` into this vCPU
+    /// (COVG `ALLOW_EXTERNAL_INTERRUPT`, served by the TSM); -1 is all.
+    AllowIrq {
+        /// Interrupt ID, or -1.
+        id: i64,
+    },
+    /// The TVM withdrew interrupt `id` (-1: all) from the host.
+    DenyIrq {
+        /// Interrupt ID, or -1.
+        id: i64,
+    },
     /// An SBI call the host forwards (to KVM's SBI code or userspace).
     Sbi {
         /// Extension.
@@ -251,7 +262,11 @@ fn decode_ecall(n: &dyn NaclShmem) -> Exit {
                 gpa: Gpa(args[0]),
                 len: args[1],
             },
-            Some(_) => Exit::CovgAck,
+            // CAST: a0 is the signed ID (-1 = all).
+            Some(Covg::AllowExtInterrupt) => Exit::AllowIrq { id: args[0] as i64 },
+            // CAST: as above.
+            Some(Covg::DenyExtInterrupt) => Exit::DenyIrq { id: args[0] as i64 },
+            Some(Covg::AddMmioRegion | Covg::RemoveMmioRegion) => Exit::CovgAck,
             None => Exit::SbiNotSupported,
         };
     }

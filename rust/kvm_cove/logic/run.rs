@@ -11,6 +11,7 @@
 //! another one next time.
 
 use crate::abi::{Gpa, Pa, PageType, SbiError, PAGE_SIZE};
+use crate::logic::aia::{AllowList, Binding};
 use crate::logic::exit::{self, Exit, Mmio, NaclShmem};
 use crate::logic::pool::{BatchTable, PageAlloc};
 use crate::logic::tsm::Tsm;
@@ -62,12 +63,23 @@ pub enum UserExit {
     },
     /// `KVM_EXIT_SHUTDOWN`: the TSM reports the vCPU terminated.
     Terminated,
+    /// `KVM_EXIT_FAIL_ENTRY` with reason
+    /// [`FAIL_ENTRY_IMSIC_FILE_UNAVAILABLE`]: host CPU `cpu` has no free
+    /// guest interrupt file to bind the vCPU to (the CoVE RFC's exit).
+    NoImsicFile {
+        /// The host CPU.
+        cpu: u32,
+    },
     /// `KVM_EXIT_INTERNAL_ERROR`: an exit the host cannot handle.
     Internal {
         /// `scause` of the exit.
         scause: u64,
     },
 }
+
+/// `KVM_EXIT_FAIL_ENTRY_COVE_IMSIC_FILE_UNAVAILABLE`
+/// (`arch/riscv/include/uapi/asm/kvm.h`).
+pub const FAIL_ENTRY_IMSIC_FILE_UNAVAILABLE: u64 = 1 << 0;
 
 /// What the run loop does next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +152,10 @@ pub struct VcpuRun {
     pending: [Option<(u8, u64)>; 2],
     /// The page of this vCPU's last fault, if it was found mapped already.
     raced: Option<Gpa>,
+    /// The host's copy of the TVM's allow list for this vCPU.
+    allowed: AllowList,
+    /// Where its interrupt file is (TVMs with an IMSIC).
+    pub binding: Binding,
     /// Exits seen.
     pub exits: ExitCounts,
 }
@@ -154,6 +170,8 @@ impl VcpuRun {
             awaiting: Awaiting::Nothing,
             pending: [None; 2],
             raced: None,
+            allowed: AllowList::default(),
+            binding: Binding::Unbound,
             exits: ExitCounts::default(),
         }
     }
@@ -166,6 +184,11 @@ impl VcpuRun {
     /// Whether the TSM runs this vCPU.
     pub fn power(&self) -> Power {
         self.power
+    }
+
+    /// The interrupt IDs the TVM allowed the host to inject here.
+    pub fn allowed(&self) -> &AllowList {
+        &self.allowed
     }
 
     /// Whether an exit to userspace still needs its answer.
@@ -301,6 +324,18 @@ impl VcpuRun {
             }
             Exit::CovgAck => {
                 c.sbi += 1;
+                self.answer_sbi(0, 0);
+                Ok(Step::Enter)
+            }
+            Exit::AllowIrq { id } => {
+                c.sbi += 1;
+                self.allowed.allow(id);
+                self.answer_sbi(0, 0);
+                Ok(Step::Enter)
+            }
+            Exit::DenyIrq { id } => {
+                c.sbi += 1;
+                self.allowed.deny(id);
                 self.answer_sbi(0, 0);
                 Ok(Step::Enter)
             }

@@ -6,7 +6,7 @@
 //! executable TSM model.
 
 pub use crate::abi::CallCounts;
-use crate::abi::{Gpa, Pa, PageType, RunExit, SbiResult, TsmInfo, TvmCreateParams};
+use crate::abi::{Gpa, Pa, PageType, RunExit, SbiResult, TsmInfo, TvmAiaParams, TvmCreateParams};
 
 /// A TVM's guest ID as the TSM returned it.
 pub type Gid = u64;
@@ -75,6 +75,30 @@ pub trait Tsm {
     fn validate_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
     /// `TVM_REMOVE_PAGES`.
     fn remove_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
+
+    /// The CPU the caller runs on; the COVI calls that act on "this CPU"
+    /// act on it.  Callers keep the CPU across such a sequence.
+    fn this_cpu(&self) -> u32;
+    /// COVI `TVM_AIA_INIT` (before finalize).
+    fn aia_init(&mut self, gid: Gid, params: &TvmAiaParams) -> SbiResult;
+    /// COVI `TVM_CPU_SET_IMSIC_ADDR` (before finalize).
+    fn set_imsic_addr(&mut self, gid: Gid, vcpu_id: u64, gpa: Gpa) -> SbiResult;
+    /// COVI `TSM_CONVERT_IMSIC` of the host guest file at `pa` (takes
+    /// effect after a global fence).
+    fn convert_imsic(&mut self, pa: Pa) -> SbiResult;
+    /// COVI `TSM_RECLAIM_IMSIC`.
+    fn reclaim_imsic(&mut self, pa: Pa) -> SbiResult;
+    /// COVI `TVM_CPU_BIND_IMSIC` on this CPU; `mask` has one HGEIE bit.
+    fn bind_imsic(&mut self, gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult;
+    /// COVI `TVM_CPU_REBIND_IMSIC_BEGIN` on this CPU (the new one).
+    fn rebind_begin(&mut self, gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult;
+    /// COVI `TVM_CPU_REBIND_IMSIC_CLONE`, run on `old_cpu` (the CPU the
+    /// vCPU was bound on), after a TVM fence.
+    fn rebind_clone(&mut self, gid: Gid, vcpu_id: u64, old_cpu: u32) -> SbiResult;
+    /// COVI `TVM_CPU_REBIND_IMSIC_END` on this CPU.
+    fn rebind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult;
+    /// COVI `TVM_CPU_INJECT_EXTERNAL_INTERRUPT`.
+    fn inject(&mut self, gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult;
 }
 
 /// One global fence: initiate, then the local part.  The kernel runs the

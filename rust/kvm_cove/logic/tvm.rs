@@ -9,6 +9,7 @@
 
 use crate::abi::{Gpa, Pa, PageType, SbiError, TsmInfo, TvmCreateParams, PAGE_SIZE};
 use crate::cvm_fw::errno;
+use crate::logic::aia;
 use crate::logic::exit::{self, Exit, NaclShmem};
 use crate::logic::pool::{BatchTable, DefaultTable, PageAlloc, Pool, PoolError, PoolStats};
 use crate::logic::tsm::{Gid, Tsm};
@@ -132,6 +133,17 @@ pub struct TvmStats {
     pub pgt_pages: u64,
     /// vCPUs created.
     pub vcpus: u64,
+    /// Interrupts the TSM delivered (COVI `INJECT`).
+    pub injected: u64,
+    /// Injections the TSM refused: the TVM had not allowed the ID.
+    pub denied: u64,
+    /// Injections where the TSM and the host's copy of the TVM's allow
+    /// list disagreed (a host bug, or a TSM one).
+    pub allow_mismatch: u64,
+    /// First binds of a vCPU to a guest interrupt file.
+    pub binds: u64,
+    /// Rebinds after a vCPU moved to another CPU.
+    pub rebinds: u64,
 }
 
 /// Checks the TSM's report and returns it if TVMs can run.
@@ -217,6 +229,8 @@ pub struct Tvm<B: BatchTable = DefaultTable> {
     next_recent: usize,
     /// Whether faults may map whole 2 MiB zero blocks (off by default).
     zero_blocks: bool,
+    /// Whether the TVM has an IMSIC per vCPU (COVI `TVM_AIA_INIT` done).
+    aia: bool,
     stats: TvmStats,
 }
 
@@ -268,6 +282,7 @@ impl<B: BatchTable> Tvm<B> {
                 recent: [0; RECENT_MAPS],
                 next_recent: 0,
                 zero_blocks: false,
+                aia: false,
                 stats: TvmStats::default(),
             }),
             Err(e) => {
@@ -422,18 +437,16 @@ impl<B: BatchTable> Tvm<B> {
         {
             return Err(TvmError::Invalid);
         }
+        if self.aia {
+            let (base, l) = self.imsic_range();
+            if gpa.0 < base + l && base < gpa.0 + len {
+                return Err(TvmError::Invalid);
+            }
+        }
         tsm.add_memory_region(self.gid, gpa, len)?;
         self.regions[self.nregions] = (gpa.0, len);
         self.nregions += 1;
-        let mut pages = pgt_pages_for(gpa.0, len);
-        while pages > 0 {
-            let n = pages.min(BLOCK_PAGES);
-            let pa = self.pool.take(tsm, alloc, n)?;
-            tsm.add_pgt_pages(self.gid, pa, n)?;
-            self.stats.pgt_pages += n;
-            pages -= n;
-        }
-        Ok(())
+        self.add_pgt_for(tsm, alloc, gpa.0, len)
     }
 
     /// `KVM_RISCV_COVE_MEASURE_REGION` for one page: copies `src` (a VMM
@@ -472,7 +485,68 @@ impl<B: BatchTable> Tvm<B> {
             .take(tsm, alloc, self.info.tvcpu_pages_needed.max(1))?;
         tsm.create_vcpu(self.gid, id, state)?;
         self.stats.vcpus += 1;
+        if self.aia {
+            // Before finalize, every vCPU of a TVM with an IMSIC needs
+            // its interrupt file's address, or finalize fails.
+            tsm.set_imsic_addr(self.gid, id, aia::imsic_gpa(id))?;
+        }
         Ok(())
+    }
+
+    /// Gives the TVM an IMSIC per vCPU (COVI `TVM_AIA_INIT`, laid out as
+    /// [`aia::params`]); before any vCPU exists.
+    ///
+    /// The TSM maps the vCPUs' interrupt files in the TVM's G-stage, so
+    /// the page-table pages for their range go with it, as for a region;
+    /// no region may overlap that range afterwards.
+    pub fn init_aia<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A) -> Result {
+        self.need(TvmState::Initializing)?;
+        if self.aia || self.stats.vcpus != 0 {
+            return Err(TvmError::State);
+        }
+        let (base, len) = self.imsic_range();
+        if self.regions[..self.nregions]
+            .iter()
+            .any(|&(b, l)| base < b + l && b < base + len)
+        {
+            return Err(TvmError::Invalid);
+        }
+        tsm.aia_init(self.gid, &aia::params(self.info.tvm_max_vcpus))?;
+        self.aia = true;
+        self.add_pgt_for(tsm, alloc, base, len)
+    }
+
+    /// The GPA range of the vCPUs' interrupt files.
+    fn imsic_range(&self) -> (u64, u64) {
+        (aia::IMSIC_BASE, self.info.tvm_max_vcpus.max(1) * PAGE_SIZE)
+    }
+
+    /// Gives the TSM the page-table pages to map `[gpa, gpa + len)`.
+    fn add_pgt_for<T: Tsm, A: PageAlloc>(&mut self, tsm: &mut T, alloc: &mut A, gpa: u64, len: u64) -> Result {
+        let mut pages = pgt_pages_for(gpa, len);
+        while pages > 0 {
+            let n = pages.min(BLOCK_PAGES);
+            let pa = self.pool.take(tsm, alloc, n)?;
+            tsm.add_pgt_pages(self.gid, pa, n)?;
+            self.stats.pgt_pages += n;
+            pages -= n;
+        }
+        Ok(())
+    }
+
+    /// Whether the TVM's vCPUs have IMSICs.
+    pub fn aia(&self) -> bool {
+        self.aia
+    }
+
+    /// The TSM's vCPU limit for this TVM.
+    pub fn max_vcpus(&self) -> u64 {
+        self.info.tvm_max_vcpus
+    }
+
+    /// Counters, for the interrupt paths to update.
+    pub fn stats_mut(&mut self) -> &mut TvmStats {
+        &mut self.stats
     }
 
     /// `FINALIZE_TVM`: the TVM starts at `entry` with `arg` in a1.

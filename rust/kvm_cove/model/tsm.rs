@@ -44,7 +44,8 @@ use crate::abi::{
     nacl, Gpa, Pa, PageType, RunExit, SbiError, SbiResult, TsmInfo, TsmState, TvmCreateParams,
     PAGE_SIZE,
 };
-use crate::abi::{Covg, Covh};
+use crate::abi::{Covg, Covh, CoviCounts, TvmAiaParams};
+use super::covi::{HostImsic, TvmIrq};
 use crate::cvm_fw::testing::XorShift;
 use crate::logic::exit::{NaclBuf, NaclShmem};
 use crate::logic::pool::{PageAlloc, Plain};
@@ -101,6 +102,8 @@ struct TvmM {
     fenced: bool,
     /// Ranges of the regions the TVM shared (COVG `SHARE_MEMORY` exits).
     shared: Vec<(u64, u64)>,
+    /// COVI state.
+    irq: TvmIrq,
 }
 
 /// An exit the model reports from `TVM_VCPU_RUN`.
@@ -151,6 +154,16 @@ pub struct TsmModel {
     /// Salus never returns from those (its `unmap_range` loops), so each
     /// is a host bug the tests must see.
     pub would_hang: u64,
+    /// COVI calls per function.
+    pub covi_counts: CoviCounts,
+    /// The host's IMSIC (`None`: no COVI guest files to convert).
+    pub host_imsic: Option<HostImsic>,
+    /// The CPU the host calls from (tests move it to model migration).
+    pub cpu: u32,
+    /// Interrupt IDs of the IMSIC: guests may allow `1..imsic_ids`.
+    pub imsic_ids: u64,
+    /// State of the host guest files the host converted (by PA).
+    pub(super) imsic: HashMap<u64, PageState>,
     rng: XorShift,
 }
 
@@ -183,6 +196,16 @@ impl TsmModel {
             inject_ppm: 0,
             injected: 0,
             would_hang: 0,
+            covi_counts: CoviCounts::default(),
+            host_imsic: Some(HostImsic {
+                base: 0x2800_0000,
+                stride: 8 * PAGE_SIZE,
+                files: 4,
+                cpus: 2,
+            }),
+            cpu: 0,
+            imsic_ids: 256,
+            imsic: HashMap::new(),
             rng: XorShift::new(0x2545_f491_4f6c_dd1d),
         }
     }
@@ -226,7 +249,15 @@ impl TsmModel {
 
     fn call(&mut self, f: Covh) -> SbiResult {
         self.counts.record(f);
-        if self.inject_ppm == 0 || f == Covh::TsmGetInfo {
+        if f == Covh::TsmGetInfo {
+            return Ok(());
+        }
+        self.maybe_fail()
+    }
+
+    /// Fails the call with probability `inject_ppm`.
+    pub(super) fn maybe_fail(&mut self) -> SbiResult {
+        if self.inject_ppm == 0 {
             return Ok(());
         }
         let r = self.rng.next_u64();
@@ -259,6 +290,39 @@ impl TsmModel {
 
     fn tvm(&mut self, gid: Gid) -> SbiResult<&mut TvmM> {
         self.tvms.get_mut(&gid).ok_or(SbiError::InvalidParam)
+    }
+
+    pub(super) fn tvm_state(&mut self, gid: Gid) -> SbiResult<ModelTvmState> {
+        Ok(self.tvm(gid)?.state)
+    }
+
+    pub(super) fn tvm_has_vcpu(&mut self, gid: Gid, id: u64) -> SbiResult<bool> {
+        Ok(self.tvm(gid)?.vcpus.contains(&id))
+    }
+
+    pub(super) fn irq_of(&mut self, gid: Gid) -> SbiResult<&mut TvmIrq> {
+        Ok(&mut self.tvm(gid)?.irq)
+    }
+
+    /// Takes the page-table pages mapping the 4 KiB page at `gpa` needs,
+    /// as a 4 KiB mapping of a region does; `SBI_ERR_INVALID_ADDRESS`
+    /// (Salus's answer to a paging failure) without enough.
+    pub(super) fn map_tables(&mut self, gid: Gid, gpa: u64) -> SbiResult {
+        let t = self.tvm(gid)?;
+        let new: Vec<_> = [(21u32, gpa >> 21), (30, gpa >> 30), (39, gpa >> 39)]
+            .into_iter()
+            .filter(|k| !t.tables.contains(k))
+            .collect();
+        if new.len() as u64 > t.pgt_avail {
+            return Err(SbiError::InvalidAddress);
+        }
+        t.pgt_avail -= new.len() as u64;
+        t.tables.extend(new);
+        Ok(())
+    }
+
+    pub(super) fn irq_ref(&self, gid: Gid) -> Option<&TvmIrq> {
+        self.tvms.get(&gid).map(|t| &t.irq)
     }
 
     /// Maps `npages` of type `ty` at `gpa` to `pa` after the checks common
@@ -387,8 +451,13 @@ impl TsmModel {
                             t.pending_share.push((id, a0, a1));
                         }
                         Some(Covg::UnshareMemory) => cut(&mut t.shared, a0, a1),
-                        // Allow/deny lists: the TSM's own, reported.
-                        Some(_) => {}
+                        // Allow/deny lists: the TSM's own, reported once
+                        // served; refused to the guest without an exit.
+                        Some(f @ (Covg::AllowExtInterrupt | Covg::DenyExtInterrupt)) => {
+                            if !self.covi_guest_allow(gid, id, a0, f == Covg::AllowExtInterrupt) {
+                                return Ok(None);
+                            }
+                        }
                         // Refused to the guest: no exit.
                         None => return Ok(None),
                     }
@@ -481,6 +550,7 @@ impl Tsm for TsmModel {
             return Err(SbiError::Denied);
         }
         self.fence_initiated = false;
+        self.covi_fence();
         for s in self.pages.values_mut() {
             if *s == PageState::PendingFence {
                 *s = PageState::Converted;
@@ -521,6 +591,7 @@ impl Tsm for TsmModel {
                 pending_share: Vec::new(),
                 fenced: false,
                 shared: Vec::new(),
+                irq: TvmIrq::default(),
             },
         );
         Ok(gid)
@@ -532,6 +603,11 @@ impl Tsm for TsmModel {
         if t.state != ModelTvmState::Initializing || t.vcpus.is_empty() {
             return Err(SbiError::Denied);
         }
+        let vcpus = t.vcpus.clone();
+        if !self.covi_finalize_ok(gid, &vcpus) {
+            return inval();
+        }
+        let t = self.tvm(gid)?;
         t.state = ModelTvmState::Runnable;
         if t.vcpus.contains(&0) {
             t.on.insert(0);
@@ -541,7 +617,9 @@ impl Tsm for TsmModel {
 
     fn destroy_tvm(&mut self, gid: Gid) -> SbiResult {
         self.call(Covh::DestroyTvm)?;
-        self.tvms.remove(&gid).ok_or(SbiError::InvalidParam)?;
+        self.tvms.get(&gid).ok_or(SbiError::InvalidParam)?;
+        self.covi_destroy(gid);
+        self.tvms.remove(&gid);
         for s in self.pages.values_mut() {
             if *s == PageState::Assigned(gid) {
                 *s = PageState::Converted;
@@ -651,6 +729,11 @@ impl Tsm for TsmModel {
         if !t.vcpus.contains(&id) || !t.on.contains(&id) {
             return inval();
         }
+        // Salus: a vCPU of a TVM with an IMSIC runs only where it is bound.
+        if !self.covi_may_run(gid, id) {
+            return inval();
+        }
+        let t = self.tvm(gid)?;
         // Salus completes a share only once the host emptied the range;
         // until then the vCPU does not run.
         if let Some(i) = t.pending_share.iter().position(|p| p.0 == id) {
@@ -704,6 +787,7 @@ impl Tsm for TsmModel {
 
     fn tvm_fence(&mut self, gid: Gid) -> SbiResult {
         self.call(Covh::TvmInitiateFence)?;
+        self.covi_tvm_fence(gid);
         let t = self.tvm(gid)?;
         t.fenced = true;
         for m in t.mapped.values_mut() {
@@ -799,6 +883,46 @@ impl Tsm for TsmModel {
             self.set(Pa(pa), 1, PageState::Converted);
         }
         Ok(())
+    }
+
+    fn this_cpu(&self) -> u32 {
+        self.cpu
+    }
+
+    fn aia_init(&mut self, gid: Gid, params: &TvmAiaParams) -> SbiResult {
+        self.covi_aia_init(gid, params)
+    }
+
+    fn set_imsic_addr(&mut self, gid: Gid, vcpu_id: u64, gpa: Gpa) -> SbiResult {
+        self.covi_set_imsic_addr(gid, vcpu_id, gpa)
+    }
+
+    fn convert_imsic(&mut self, pa: Pa) -> SbiResult {
+        self.covi_convert(pa)
+    }
+
+    fn reclaim_imsic(&mut self, pa: Pa) -> SbiResult {
+        self.covi_reclaim(pa)
+    }
+
+    fn bind_imsic(&mut self, gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult {
+        self.covi_bind(gid, vcpu_id, mask)
+    }
+
+    fn rebind_begin(&mut self, gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult {
+        self.covi_rebind_begin(gid, vcpu_id, mask)
+    }
+
+    fn rebind_clone(&mut self, gid: Gid, vcpu_id: u64, old_cpu: u32) -> SbiResult {
+        self.covi_rebind_clone(gid, vcpu_id, old_cpu)
+    }
+
+    fn rebind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult {
+        self.covi_rebind_end(gid, vcpu_id)
+    }
+
+    fn inject(&mut self, gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult {
+        self.covi_inject(gid, vcpu_id, iid)
     }
 }
 
@@ -919,6 +1043,9 @@ impl NaclShmem for ModelNacl {
 macro_rules! forward {
     ($($name:ident($($a:ident: $t:ty),*) -> $r:ty;)*) => {
         impl Tsm for ModelTsm {
+            fn this_cpu(&self) -> u32 {
+                self.0.borrow().tsm.cpu
+            }
             $(fn $name(&mut self, $($a: $t),*) -> $r { self.0.borrow_mut().tsm.$name($($a),*) })*
         }
     };
@@ -944,4 +1071,13 @@ forward! {
     invalidate_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
     validate_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
     remove_pages(gid: Gid, gpa: Gpa, len: u64) -> SbiResult;
+    aia_init(gid: Gid, params: &TvmAiaParams) -> SbiResult;
+    set_imsic_addr(gid: Gid, vcpu_id: u64, gpa: Gpa) -> SbiResult;
+    convert_imsic(pa: Pa) -> SbiResult;
+    reclaim_imsic(pa: Pa) -> SbiResult;
+    bind_imsic(gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult;
+    rebind_begin(gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult;
+    rebind_clone(gid: Gid, vcpu_id: u64, old_cpu: u32) -> SbiResult;
+    rebind_end(gid: Gid, vcpu_id: u64) -> SbiResult;
+    inject(gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult;
 }

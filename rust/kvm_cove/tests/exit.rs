@@ -160,6 +160,14 @@ fn ecalls() {
         Exit::CovgAck
     );
     assert_eq!(
+        exit::decode(run(cause::VS_ECALL, 0), &ecall(EXT_COVG, 4, 9, 0), &conf),
+        Exit::AllowIrq { id: 9 }
+    );
+    assert_eq!(
+        exit::decode(run(cause::VS_ECALL, 0), &ecall(EXT_COVG, 5, u64::MAX, 0), &conf),
+        Exit::DenyIrq { id: -1 }
+    );
+    assert_eq!(
         exit::decode(run(cause::VS_ECALL, 0), &ecall(EXT_COVG, 42, 0, 0), &conf),
         Exit::SbiNotSupported
     );
