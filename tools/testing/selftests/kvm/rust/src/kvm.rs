@@ -222,6 +222,19 @@ impl Vm {
         stats_of(&self.fd)
     }
 
+    /// `KVM_SIGNAL_MSI` of `data` to `addr`: the ioctl's return value, or
+    /// its errno.
+    pub fn signal_msi(&self, addr: u64, data: u32) -> Result<i32, i32> {
+        let msi = kvm_bindings::kvm_msi {
+            // CAST: the two halves of the address.
+            address_lo: addr as u32,
+            address_hi: (addr >> 32) as u32,
+            data,
+            ..Default::default()
+        };
+        self.fd.signal_msi(msi).map_err(|e| e.errno())
+    }
+
     /// Maps `len` bytes of anonymous memory at `gpa` in memslot `slot`
     /// and copies `image` to its start.
     pub fn add_memory(
@@ -667,6 +680,13 @@ impl Vcpu {
     pub fn set_hypercall_ret(&self, ret: u64) {
         // KVM reads it on the next KVM_RUN only.
         self.with_run(|r| r.__bindgen_anon_1.hypercall.ret = ret);
+    }
+
+    /// `fail_entry` of `kvm_run`: (hardware_entry_failure_reason, cpu).
+    pub fn fail_entry(&self) -> (u64, u32) {
+        // SAFETY: as in `memory_fault`.
+        let f = self.with_run(|r| unsafe { r.__bindgen_anon_1.fail_entry });
+        (f.hardware_entry_failure_reason, f.cpu)
     }
 
     /// `system_event.type` of `kvm_run`.

@@ -201,6 +201,67 @@ core::arch::global_asm!(
     "7:",
     "j 7b",
     "confvm_tvm_smp_end:",
+    // irq: enable interrupt ID 9 in the IMSIC (eidelivery, eithreshold,
+    // eie0 through siselect/sireg), SEIE in sie, allow ID 9 (COVG), say
+    // "ready" (slot 1), wait for it in stopei, claim it, deny ID 9, say
+    // "denied" (slot 4), shut down.  sstatus.SIE stays 0: no trap.
+    ".balign 4",
+    ".global confvm_tvm_irq_start",
+    ".global confvm_tvm_irq_end",
+    "confvm_tvm_irq_start:",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    "li t0, 0x10000000",
+    "li t1, 0x70",
+    "csrw 0x150, t1",
+    "li t1, 1",
+    "csrw 0x151, t1",
+    "li t1, 0x72",
+    "csrw 0x150, t1",
+    "csrw 0x151, zero",
+    "li t1, 0xc0",
+    "csrw 0x150, t1",
+    "li t1, 0x200",
+    "csrw 0x151, t1",
+    "li t1, 0x200",
+    "csrs sie, t1",
+    "li a7, 0x434F5647",
+    "li a6, 4",
+    "li a0, 9",
+    "ecall",
+    "sd a0, 0(t0)",
+    "li t1, 1",
+    "sd t1, 8(t0)",
+    "li t3, 0",
+    "8:",
+    "csrr t2, 0x15c",
+    "bnez t2, 9f",
+    "addi t3, t3, 1",
+    "wfi",
+    "j 8b",
+    "9:",
+    "sd t2, 16(t0)",
+    "csrw 0x15c, zero",
+    "csrr t2, 0x15c",
+    "sd t2, 40(t0)",
+    "li a7, 0x434F5647",
+    "li a6, 5",
+    "li a0, 9",
+    "ecall",
+    "sd a0, 24(t0)",
+    "li t1, 2",
+    "sd t1, 32(t0)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "10:",
+    "j 10b",
+    "confvm_tvm_irq_end:",
     ".option pop",
     ".popsection",
 );
@@ -209,6 +270,7 @@ payload_fn!(basic_payload, confvm_tvm_basic_start, confvm_tvm_basic_end);
 payload_fn!(share_payload, confvm_tvm_share_start, confvm_tvm_share_end);
 payload_fn!(stray_payload, confvm_tvm_stray_start, confvm_tvm_stray_end);
 payload_fn!(smp_payload, confvm_tvm_smp_start, confvm_tvm_smp_end);
+payload_fn!(irq_payload, confvm_tvm_irq_start, confvm_tvm_irq_end);
 
 /// The skip of every test here on a host without a ready TSM.
 fn no_tsm() -> Outcome {
@@ -604,5 +666,180 @@ pub fn tvm_linux_guest() -> TestResult {
     );
     let line = teardown(vm, vec![vcpu])?;
     check!(!line.contains(" 0 shared pages;"), "the guest shared no page: {line}");
+    Ok(Outcome::Pass)
+}
+
+/// vCPU 0's interrupt file in a TVM, as the kernel lays the TVM's IMSIC
+/// out (`KVM_RISCV_COVE_IMSIC_BASE`).
+const IMSIC: u64 = 0x2800_0000;
+/// The interrupt ID the irq payload allows.
+const IRQ_ID: u32 = 9;
+
+/// An interrupt through COVI: the payload enables ID 9 in its IMSIC and
+/// allows it (COVG); the VMM injects with `KVM_SIGNAL_MSI` when the
+/// payload says it is ready, then moves the vCPU thread from CPU 0 to
+/// CPU 1 (the host rebinds the vCPU's file; the pending interrupt must
+/// move with it); the payload finds it in `stopei`, claims it, denies it
+/// again.  Injections the TVM did not allow fail with EPERM,
+/// MSIs to no vCPU's file with EINVAL.
+pub fn tvm_covi_interrupt() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (vm, vcpus, _mem) = tvm(irq_payload(), 1)?;
+    let vcpu = &vcpus[0];
+    // Run on CPU 0 until the interrupt is pending, then on CPU 1: the TSM
+    // must move the pending interrupt with the vCPU's file (rebind).
+    let moved = pin_to(0) && cpus_online() > 1;
+    let mut rep = Report::default();
+    let mut end = None;
+    for _ in 0..10_000 {
+        match vcpu.run()? {
+            kvm_bindings::KVM_EXIT_MMIO => {
+                let m = vcpu.mmio();
+                check!(m.is_write && m.phys_addr >= MMIO && m.len == 8, "unexpected MMIO {:#x}", m.phys_addr);
+                let slot = (m.phys_addr - MMIO) / 8;
+                rep.stores.insert(slot, u64::from_le_bytes(m.data));
+                match slot {
+                    1 => {
+                        match vm.signal_msi(IMSIC, IRQ_ID + 1) {
+                            Err(libc::EPERM) => {}
+                            Err(libc::ENXIO) => {
+                                return Ok(Outcome::Skip("the TSM gave this TVM no interrupt files (no COVI)".into()))
+                            }
+                            r => return Err(format!("MSI of an ID the TVM did not allow: {r:?}, want EPERM")),
+                        }
+                        let r = vm.signal_msi(IMSIC + 4, IRQ_ID);
+                        check!(r == Err(libc::EINVAL), "MSI inside the file, not at its start: {r:?}, want EINVAL");
+                        let r = vm.signal_msi(IMSIC + 0x1000, IRQ_ID);
+                        check!(r == Err(libc::EINVAL), "MSI to a vCPU that does not exist: {r:?}, want EINVAL");
+                        let r = vm.signal_msi(IMSIC, IRQ_ID);
+                        check!(r == Ok(0), "MSI of the allowed ID: {r:?}, want 0");
+                        if moved {
+                            check!(pin_to(1), "sched_setaffinity(CPU 1) failed");
+                        }
+                    }
+                    4 => {
+                        let r = vm.signal_msi(IMSIC, IRQ_ID);
+                        check!(r == Err(libc::EPERM), "MSI after the TVM denied the ID: {r:?}, want EPERM");
+                    }
+                    _ => {}
+                }
+            }
+            kvm_bindings::KVM_EXIT_SYSTEM_EVENT => {
+                end = Some(vcpu.system_event());
+                break;
+            }
+            r => return Err(format!("exit reason {r} (stores so far {:?})", rep.stores)),
+        }
+    }
+    check!(
+        end == Some(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
+        "ended with {end:?}, want a shutdown (stores {:?})",
+        rep.stores
+    );
+    expect_stores(
+        &rep,
+        &[
+            (0, 0, "ALLOW_EXTERNAL_INTERRUPT's error"),
+            (2, u64::from(IRQ_ID) << 16 | u64::from(IRQ_ID), "stopei: the injected ID"),
+            (5, 0, "stopei after the claim"),
+            (3, 0, "DENY_EXTERNAL_INTERRUPT's error"),
+        ],
+    )?;
+    let line = teardown(vm, vcpus)?;
+    let rebinds = if moved { " 1 rebinds," } else { " 0 rebinds," };
+    check!(
+        line.contains(" 1 interrupts injected, 2 denied;") && line.contains(" 1 binds,") && line.contains(rebinds),
+        "teardown counts (moved to another CPU: {moved}): {line}"
+    );
+    // Let the thread run anywhere again.
+    unpin();
+    Ok(Outcome::Pass)
+}
+
+/// Pins this thread to `cpu`; false if that fails.
+fn pin_to(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and
+    // sched_setaffinity only touch the set we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Lets this thread run on every CPU again.
+fn unpin() {
+    // SAFETY: as in `pin_to`.
+    unsafe {
+        let mut set: libc::cpu_set_t = core::mem::zeroed();
+        for c in 0..cpus_online() {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Online CPUs.
+fn cpus_online() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).unwrap_or(1)
+}
+
+/// `KVM_EXIT_FAIL_ENTRY_COVE_IMSIC_FILE_UNAVAILABLE`.
+const FAIL_ENTRY_IMSIC_FILE_UNAVAILABLE: u64 = 1;
+
+/// Host CPU 0's guest interrupt files run out: four TVMs whose vCPU ran
+/// there hold all four (QEMU's `aia-guests=5` under Salus), so a fifth
+/// vCPU's `KVM_RUN` there ends in `KVM_EXIT_FAIL_ENTRY` naming CPU 0;
+/// once one of the four TVMs is gone, the fifth runs.
+pub fn tvm_covi_files_exhausted() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    if !pin_to(0) {
+        return Err("sched_setaffinity(CPU 0) failed".into());
+    }
+    let r = files_exhausted();
+    unpin();
+    r
+}
+
+fn files_exhausted() -> TestResult {
+    let mut held = Vec::new();
+    let mut fifth = None;
+    for i in 0..8 {
+        let (vm, vcpus, _mem) = tvm(irq_payload(), 1)?;
+        match vcpus[0].run()? {
+            // The payload's first exit to the VMM: it ran, so it is bound.
+            kvm_bindings::KVM_EXIT_MMIO => held.push((vm, vcpus)),
+            kvm_bindings::KVM_EXIT_FAIL_ENTRY => {
+                let (reason, cpu) = vcpus[0].fail_entry();
+                check!(
+                    reason == FAIL_ENTRY_IMSIC_FILE_UNAVAILABLE && cpu == 0,
+                    "fail_entry of TVM {i}: reason {reason:#x}, cpu {cpu}"
+                );
+                fifth = Some((vm, vcpus, i));
+                break;
+            }
+            r => return Err(format!("TVM {i}: exit reason {r}")),
+        }
+    }
+    let Some((_vm, vcpus, n)) = fifth else {
+        return Ok(Outcome::Skip(format!("{} TVMs bound on CPU 0 without running out of files", held.len())));
+    };
+    check!(n >= 1, "no TVM could bind on CPU 0 at all");
+    // Again: still none free.
+    let r = vcpus[0].run()?;
+    check!(r == kvm_bindings::KVM_EXIT_FAIL_ENTRY, "second try: exit reason {r}");
+    held.truncate(held.len() - 1);
+    let r = vcpus[0].run()?;
+    check!(
+        r == kvm_bindings::KVM_EXIT_MMIO,
+        "after a TVM went: exit reason {r}, want the payload's MMIO store"
+    );
+    println!("# {n} vCPUs bound on CPU 0 before its files ran out");
     Ok(Outcome::Pass)
 }
