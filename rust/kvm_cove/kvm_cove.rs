@@ -265,3 +265,35 @@ mod vm_type_tests {
         Ok(())
     }
 }
+
+#[cfg(CONFIG_KVM_COVE_KUNIT_TEST)]
+#[kunit_tests(kvm_cove_covi)]
+mod covi_tests {
+    use crate::abi::EXT_COVI;
+    use crate::glue::{imsic, sbi};
+
+    /// At boot, with COVI, every CPU the IMSIC serves had each guest file
+    /// the TSM showed converted, none bound yet (no TVM ran); the files'
+    /// addresses follow the CPU's supervisor file page by page.
+    #[test]
+    fn files_converted_at_boot() {
+        if !crate::covi_ready() {
+            kernel::kunit::mark_skipped(c"no COVI guest interrupt files (no TSM with COVI)");
+            return;
+        }
+        assert!(sbi::probe_extension(EXT_COVI));
+        let mask = imsic::host_guest_files();
+        assert!(mask != 0 && mask & 1 == 0);
+        let mut cpus = 0;
+        for cpu in 0..crate::logic::aia::MAX_CPUS {
+            let Some(first) = imsic::file_pa(cpu, 1) else { continue };
+            cpus += 1;
+            assert_eq!(imsic::file_pa(cpu, 2).map(|p| p.0), Some(first.0 + 4096));
+            let (converted, used) = crate::FILES.count(cpu);
+            // CAST: at most 63 bits.
+            assert_eq!(converted, mask.count_ones());
+            assert_eq!(used, 0);
+        }
+        assert!(cpus >= 1);
+    }
+}

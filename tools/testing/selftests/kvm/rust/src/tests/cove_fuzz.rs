@@ -10,7 +10,8 @@
 //! `scripts/selftests.sh` replays a run): VM creation with random types;
 //! MEASURE_REGION with random, edge-case and unreadable arguments; vCPU
 //! creation; memslots added and deleted over mapped, unmapped and
-//! read-only memory; bounded `KVM_RUN`s; VMs closed at random.  Without a
+//! read-only memory; bounded `KVM_RUN`s; `KVM_SIGNAL_MSI` to random
+//! addresses and IDs; VMs closed at random.  Without a
 //! TSM the TVM calls exercise their refusals.
 
 use super::fuzzing::{allowed, drive, seed, Arena, Counts, Rng};
@@ -34,6 +35,9 @@ const MEASURE: &[i32] = &[EINVAL, EPERM, EFAULT, EINTR, ENOMEM, EIO, ENXIO];
 const VCPU_CREATE: &[i32] = &[EINVAL, EEXIST, ENOMEM, EPERM];
 const MEMSLOT: &[i32] = &[EINVAL, EEXIST, EFAULT, ENOMEM, EPERM];
 const RUN: &[i32] = &[EINTR, EINVAL, EFAULT, ENOMEM, EIO, EPERM];
+/// KVM_SIGNAL_MSI (cove.rst): not allowed, no vCPU's file or bad
+/// flags, no interrupt files; the TSM's other refusals as EIO.
+const MSI: &[i32] = &[EPERM, EINVAL, ENXIO, EIO];
 
 /// Guest addresses and sizes where the edge cases are.
 fn edgy(r: &mut Rng) -> u64 {
@@ -139,7 +143,30 @@ fn step(kvm: &Kvm, guests: &mut Vec<Guest>, r: &mut Rng, arena: *mut u8, c: &mut
             let e = unsafe { g.vm.memslot_raw(slot, flags, edgy(r), size, uaddr(r, arena), None) };
             allowed("KVM_SET_USER_MEMORY_REGION2", e, MEMSLOT, c)?;
         }
-        86..=95 if !g.vcpus.is_empty() => {
+        92..=95 => {
+            let addr = match r.below(4) {
+                0 => 0x2800_0000 + (r.below(5) << 12),
+                1 => 0x2800_0000 + r.below(0x8000),
+                _ => edgy(r),
+            };
+            let any = r.next() & 0xffff_ffff;
+            // CAST: interrupt IDs live in 32 bits.
+            let data = r.pick(&[0, 1, 9, 2047, 2048, any]) as u32;
+            match g.vm.signal_msi(addr, data) {
+                Ok(0) => {
+                    c.calls += 1;
+                    c.ok += 1;
+                }
+                Ok(n) => return Err(format!("KVM_SIGNAL_MSI({addr:#x}, {data}) returned {n}, want 0 or an errno")),
+                Err(e) => {
+                    if !g.tvm && e != EINVAL {
+                        return Err(format!("KVM_SIGNAL_MSI on a normal VM: errno {e}, want EINVAL"));
+                    }
+                    allowed("KVM_SIGNAL_MSI", e, MSI, c)?;
+                }
+            }
+        }
+        86..=91 if !g.vcpus.is_empty() => {
             // CAST: an index below the length.
             let v = &g.vcpus[r.below(g.vcpus.len() as u64) as usize];
             let (e, _reason) = run_bounded(v, 20)?;
