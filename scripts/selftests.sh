@@ -86,10 +86,12 @@ if [ "$arch" = riscv ] && [ -n "${COVE_TSM_IMAGE:-}" ]; then
     # selftest, the same kernel built first with the small initramfs
     # below (kernel.sh), and its device tree, under /tvm.
     dtc -q -I dts -O dtb -o "$BUILD/tvm-guest.dtb" "$dir/tvm-guest.dts"
+    dtc -q -I dts -O dtb -o "$BUILD/tvm-guest-smp.dtb" "$dir/tvm-guest-smp.dts"
     guest_list
     cat >> "$list.new" <<LIST
 dir /tvm 0755 0 0
 file /tvm/guest.dtb $BUILD/tvm-guest.dtb 0644 0 0
+file /tvm/guest-smp.dtb $BUILD/tvm-guest-smp.dtb 0644 0 0
 file /tvm/Image $BUILD/tvm-guest-Image 0644 0 0
 LIST
 elif [ "$arch" = riscv ]; then

@@ -843,3 +843,178 @@ fn files_exhausted() -> TestResult {
     println!("# {n} vCPUs bound on CPU 0 before its files ran out");
     Ok(Outcome::Pass)
 }
+
+/// What the vCPU threads of [`tvm_linux_guest_smp`] share.
+struct GuestConsole {
+    text: String,
+    line: Vec<u8>,
+    shared_writes: u64,
+}
+
+extern "C" fn on_usr1(_: libc::c_int) {}
+
+/// Runs one vCPU of the SMP Linux TVM guest until `done`: serves its DBCN
+/// console calls into `con`; a system event ends the guest for both.
+fn guest_vcpu(
+    v: &Vcpu,
+    mem: usize,
+    con: &std::sync::Mutex<GuestConsole>,
+    done: &std::sync::atomic::AtomicBool,
+    event: &std::sync::atomic::AtomicU32,
+    me: &std::sync::atomic::AtomicU64,
+) -> Result<(), String> {
+    use std::sync::atomic::Ordering::SeqCst;
+    // SAFETY: pthread_self has no preconditions.
+    me.store(unsafe { libc::pthread_self() } as u64, SeqCst);
+    while !done.load(SeqCst) {
+        let (e, reason) = v.run_raw();
+        if e == libc::EINTR {
+            continue;
+        }
+        check!(e == 0, "KVM_RUN: errno {e}");
+        match reason {
+            kvm_bindings::KVM_EXIT_RISCV_SBI => {
+                let (ext, fid, args) = v.riscv_sbi();
+                check!(ext == EXT_DBCN, "the guest's SBI call {ext:#x}/{fid} reached the VMM");
+                let bytes = console_bytes(mem as *const u8, fid, args)?;
+                v.set_riscv_sbi_ret([0, bytes.len() as u64]);
+                let mut c = con.lock().map_err(|_| "console lock poisoned")?;
+                if fid == DBCN_WRITE {
+                    c.shared_writes += 1;
+                }
+                for b in bytes {
+                    if b == b'\n' {
+                        let l = String::from_utf8_lossy(&c.line).trim_end().to_string();
+                        println!("# tvm-guest| {l}");
+                        c.text.push_str(&l);
+                        c.text.push('\n');
+                        c.line.clear();
+                    } else {
+                        c.line.push(b);
+                    }
+                }
+            }
+            kvm_bindings::KVM_EXIT_SYSTEM_EVENT => {
+                event.store(v.system_event(), SeqCst);
+                done.store(true, SeqCst);
+            }
+            r => {
+                done.store(true, SeqCst);
+                return Err(format!("exit reason {r}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Linux TVM guest on two vCPUs with IMSICs (`tvm-guest-smp.dts`):
+/// vCPU 0 boots, starts vCPU 1 through HSM (the TSM serves it), and the
+/// two exchange IPIs through their interrupt files, which the host binds
+/// on the CPUs their threads run on.  The guest must bring up both CPUs,
+/// reach userspace and power off, with no WARN, BUG or panic.
+pub fn tvm_linux_guest_smp() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (Ok(image), Ok(dtb)) = (std::fs::read("/tvm/Image"), std::fs::read("/tvm/guest-smp.dtb")) else {
+        return Ok(Outcome::Skip(
+            "no SMP Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
+        ));
+    };
+    let t0 = std::time::Instant::now();
+    let kvm = open_kvm()?;
+    let mut vm = kvm
+        .create_vm(KVM_VM_TYPE_RISCV_COVE)
+        .map_err(|e| format!("KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE): errno {e}"))?;
+    let mem = vm.add_memory_mapped(0, RAM, GUEST_RAM_SIZE, &[])?;
+    measure(&vm, GUEST_KERNEL, &image)?;
+    measure(&vm, GUEST_DTB, &dtb)?;
+    let v0 = vm.create_vcpu(0)?;
+    let v1 = vm.create_vcpu(1)?;
+    v0.set_one_reg(REG_PC, GUEST_KERNEL)?;
+    v0.set_one_reg(REG_A1, GUEST_DTB)?;
+    // SAFETY: an all-zero sigaction is valid; the handler does nothing,
+    // and without SA_RESTART SIGUSR1 ends the KVM_RUN it hits.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
+        check!(libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut()) == 0, "sigaction");
+    }
+    let con = std::sync::Mutex::new(GuestConsole {
+        text: String::new(),
+        line: Vec::new(),
+        shared_writes: 0,
+    });
+    let (done, event) = (AtomicBool::new(false), AtomicU32::new(u32::MAX));
+    let ids = [AtomicU64::new(0), AtomicU64::new(0)];
+    let mem_addr = mem as usize;
+    let (r0, r1, v0, v1) = std::thread::scope(|sc| {
+        let (con, done, event, ids) = (&con, &done, &event, &ids);
+        let h0 = sc.spawn(move || {
+            let r = guest_vcpu(&v0, mem_addr, con, done, event, &ids[0]);
+            (r, v0)
+        });
+        let h1 = sc.spawn(move || {
+            let r = guest_vcpu(&v1, mem_addr, con, done, event, &ids[1]);
+            (r, v1)
+        });
+        while !done.load(SeqCst) && t0.elapsed().as_secs() < 900 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        done.store(true, SeqCst);
+        // The vCPU that did not power off may sit in KVM_RUN: a signal
+        // ends that.
+        while !(h0.is_finished() && h1.is_finished()) {
+            for id in ids.iter() {
+                let t = id.load(SeqCst);
+                if t != 0 {
+                    // SAFETY: a thread of this scope, alive until joined.
+                    unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) };
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (r0, v0) = match h0.join() {
+            Ok((r, v)) => (r, Some(v)),
+            Err(_) => (Err("vCPU 0 thread panicked".to_string()), None),
+        };
+        let (r1, v1) = match h1.join() {
+            Ok((r, v)) => (r, Some(v)),
+            Err(_) => (Err("vCPU 1 thread panicked".to_string()), None),
+        };
+        (r0, r1, v0, v1)
+    });
+    let booted = t0.elapsed();
+    let c = con.into_inner().map_err(|_| "console lock poisoned")?;
+    let tail = |t: &str| t[t.len().saturating_sub(2000)..].to_string();
+    r0.map_err(|e| format!("vCPU 0: {e}; console ends: {}", tail(&c.text)))?;
+    r1.map_err(|e| format!("vCPU 1: {e}; console ends: {}", tail(&c.text)))?;
+    let end = event.load(SeqCst);
+    check!(
+        end == kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN,
+        "system event {end} after {:.0} s, want a shutdown; console ends: {}",
+        booted.as_secs_f64(),
+        tail(&c.text)
+    );
+    check!(c.text.contains(GUEST_USERSPACE), "the guest never reached userspace");
+    check!(
+        c.text.contains("Brought up 1 node, 2 CPUs"),
+        "the guest did not bring up both CPUs; console ends: {}",
+        tail(&c.text)
+    );
+    for bad in ["WARNING: CPU:", "BUG:", "Kernel panic", "Oops"] {
+        check!(!c.text.contains(bad), "the guest's console has {bad:?}");
+    }
+    println!(
+        "# tvm_linux_guest_smp: 2 vCPUs, powered off after {:.1} s, {} console bytes in {} shared-page writes",
+        booted.as_secs_f64(),
+        c.text.len(),
+        c.shared_writes
+    );
+    let mut vcpus = Vec::new();
+    vcpus.extend(v0);
+    vcpus.extend(v1);
+    teardown(vm, vcpus)?;
+    Ok(Outcome::Pass)
+}
