@@ -7,6 +7,11 @@
 # (kvm_selftests --upstream).
 #
 #   scripts/kvm-selftests.sh ARCH      ARCH = arm64 | riscv
+#
+# KVM_SELFTESTS_LONG=1 (by hand) also runs the tests the list skips as
+# long-running under TCG, each with a timeout of
+# KVM_SELFTESTS_LONG_TIMEOUT seconds (default 1800); scripts/run-qemu.py
+# then waits hours for the boot instead of minutes.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -22,6 +27,14 @@ list=$CONFVM_TOP/tools/testing/selftests/kvm/upstream/$arch.list
 [ -f "$list" ] || die "no $list"
 bash "$here/kernel.sh" prepare >&2
 hdr=$BUILD/uapi-$arch out=$BUILD/kvm-upstream-$arch root=$BUILD/kvm-upstream-$arch-root
+if [ -n "${KVM_SELFTESTS_LONG:-}" ]; then
+    # The long-running skips become runs with the long timeout.
+    long=$BUILD/kvm-upstream-$arch-long.list
+    sed -E "s|^skip[[:space:]]+([^[:space:]]+)[[:space:]]+long-running.*|\1 ${KVM_SELFTESTS_LONG_TIMEOUT:-1800}|" \
+        "$list" > "$long"
+    log "KVM_SELFTESTS_LONG: $(grep -c long-running "$list") long-running upstream tests run too"
+    list=$long
+fi
 # The uAPI headers of this tree (make headers: no rsync needed).
 make -C "$src" O="$hdr" ARCH="$arch" -s headers >&2
 # The tests the list runs; its "skip" lines are reported, not built.
