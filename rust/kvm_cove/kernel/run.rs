@@ -12,9 +12,16 @@ use kernel::prelude::*;
 use crate::cvm_fw::kvm_run;
 use crate::glue::kvm::Vcpu;
 use crate::glue::nacl::CpuNacl;
-use crate::glue::vm::{with_locked, State};
-use crate::abi::SbiError;
+use crate::glue::vm::{with_locked, with_state, State};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use kernel::sync::{Arc, Mutex};
+
+use crate::abi::{Covh, RunExit, SbiError, EXT_COVH};
+use crate::glue::sbi;
 use crate::logic::aia::{self, BindError, Bound};
+use crate::logic::exit::Exit;
+use crate::logic::tvm::Regions;
 use crate::logic::run::{self, Power, Step, UserExit};
 use crate::logic::tvm::{TvmError, TvmState};
 
@@ -76,7 +83,9 @@ fn run_loop(vcpu: &mut Vcpu, id: u64) -> c_int {
         }
         // SAFETY: process context, no locks held.
         unsafe { bindings::cond_resched() };
-        let step = with_locked(kvm, |st| enter(st, id, entry)).map_err(TvmError::in_run);
+        let step = with_state(kvm, |m| enter(m, id, entry))
+            .unwrap_or(Err(TvmError::Invalid))
+            .map_err(TvmError::in_run);
         vcpu.stat().exits += 1;
         match step {
             Ok(Step::Enter | Step::Started(_)) => {}
@@ -94,10 +103,131 @@ fn run_loop(vcpu: &mut Vcpu, id: u64) -> c_int {
     }
 }
 
-/// One `TVM_VCPU_RUN` of vCPU `id` and its exit, under the TVM's mutex.
-/// The boot vCPU's first run finalizes the TVM with `entry` (its `sepc`
-/// and `a1`).
-fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
+/// One `TVM_VCPU_RUN` of vCPU `id` and its exit.  The boot vCPU's first
+/// run finalizes the TVM with `entry` (its `sepc` and `a1`).
+///
+/// The TVM's mutex is held to prepare the entry (finalize, bind the
+/// interrupt file, the answers to the last exit) and to serve the exit,
+/// and dropped for the run itself, so the vCPUs of one TVM run at once.
+/// While a vCPU runs, its CPU's bit is set in the TVM's `running` mask: a
+/// TVM fence kicks those CPUs out of the TVM (`SbiTsm::tvm_fence`), as
+/// the TSM completes a fence only once every vCPU that entered before it
+/// has left.  The CPU is kept (`nacl`) from the bind until the exit is
+/// decoded from its NACL area; the mutex is taken before and after, never
+/// while the CPU is kept.
+fn enter(m: &Mutex<State>, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
+    let mut guard = m.lock();
+    finalize(&mut guard, id, entry)?;
+    let mut nacl = CpuNacl::get().ok_or(TvmError::NoDevice)?;
+    let (gid, regions, running) = match begin(&mut guard, id, &mut nacl)? {
+        Begun::Step(s) => return Ok(s),
+        Begun::NotRunning => {
+            drop(nacl);
+            return serve(&mut guard, id, Ok(Exit::NotRunning));
+        }
+        Begun::Run { gid, regions, running } => (gid, regions, running),
+    };
+    // SAFETY: reads this CPU's number; `nacl` keeps the CPU.
+    let cpu = unsafe { bindings::raw_smp_processor_id() };
+    let bit = if cpu < 64 { 1u64 << cpu } else { 0 };
+    // Past CPU 63 the run keeps the mutex: no bit to kick it by.
+    let mut guard = if bit != 0 {
+        running.fetch_or(bit, Ordering::AcqRel);
+        drop(guard);
+        None
+    } else {
+        Some(guard)
+    };
+    let (r, scause, stval) = sbi::ecall_vcpu_run(EXT_COVH, Covh::TvmVcpuRun.fid(), gid, id);
+    running.fetch_and(!bit, Ordering::AcqRel);
+    let exit = SbiError::decode(r.error).map(|()| {
+        regions.decode(
+            RunExit {
+                ret: r.value,
+                scause,
+                stval,
+            },
+            &nacl,
+        )
+    });
+    // `nacl` dropped: preemption is enabled again.
+    drop(nacl);
+    let mut st = match guard.take() {
+        Some(g) => g,
+        None => m.lock(),
+    };
+    st.tsm.counts.record(Covh::TvmVcpuRun);
+    serve(&mut st, id, exit.map_err(TvmError::Tsm))
+}
+
+/// The boot vCPU's first run finalizes the TVM (only it: a secondary
+/// vCPU's `KVM_RUN` may come first and waits to be started).
+fn finalize(st: &mut State, id: u64, entry: (u64, u64)) -> Result<(), TvmError> {
+    let v = st.vcpus.iter().find(|v| v.id() == id).ok_or(TvmError::Invalid)?;
+    if st.tvm.state() == TvmState::Initializing && v.power() == Power::On {
+        st.tvm.finalize(&mut st.tsm, entry.0, entry.1).inspect_err(|e| {
+            kernel::pr_warn_ratelimited!("FINALIZE_TVM failed: {:?}\n", e);
+        })?;
+    }
+    Ok(())
+}
+
+/// What [`begin`] found.
+enum Begun {
+    /// The vCPU is off: no run ([`Exit::NotRunning`]).
+    NotRunning,
+    /// No run: go back to the loop with this.
+    Step(Step),
+    /// Run it: its TVM, the regions to decode the exit with, and the
+    /// TVM's set of CPUs in `TVM_VCPU_RUN`.
+    Run {
+        gid: u64,
+        regions: Regions,
+        running: Arc<AtomicU64>,
+    },
+}
+
+/// Binds the vCPU's interrupt file on this CPU (a TVM with an IMSIC runs
+/// only where it is bound) and writes the answers to its last exit into
+/// this CPU's NACL area.
+fn begin(st: &mut State, id: u64, nacl: &mut CpuNacl) -> Result<Begun, TvmError> {
+    let State { tsm, tvm, vcpus, .. } = st;
+    let v = vcpus.iter_mut().find(|v| v.id() == id).ok_or(TvmError::Invalid)?;
+    if tvm.aia() && v.power() == Power::On {
+        let gid = tvm.gid();
+        match aia::bind_here(tsm, &crate::FILES, gid, id, &mut v.binding) {
+            Ok(Bound::Already) => {}
+            Ok(Bound::Bound) => {
+                let s = tvm.stats_mut();
+                s.binds = s.binds.saturating_add(1);
+            }
+            Ok(Bound::Moved) => {
+                let s = tvm.stats_mut();
+                s.rebinds = s.rebinds.saturating_add(1);
+            }
+            Err(BindError::NoFile(cpu)) => return Ok(Begun::Step(Step::User(UserExit::NoImsicFile { cpu }))),
+            Err(BindError::Tsm(e)) => {
+                kernel::pr_warn_ratelimited!("TVM vCPU {}: binding its interrupt file failed: {:?}\n", id, e);
+                return Err(TvmError::Run(e));
+            }
+            Err(BindError::Broken) => return Err(TvmError::Run(SbiError::Failed)),
+        }
+    }
+    if !v.begin_run(nacl)? {
+        return Ok(Begun::NotRunning);
+    }
+    if tvm.state() != TvmState::Runnable {
+        return Err(TvmError::State);
+    }
+    Ok(Begun::Run {
+        gid: tvm.gid(),
+        regions: tvm.regions(),
+        running: tsm.running.clone(),
+    })
+}
+
+/// Serves the exit of vCPU `id`'s run (or the TSM's refusal of it).
+fn serve(st: &mut State, id: u64, exit: Result<Exit, TvmError>) -> Result<Step, TvmError> {
     let State {
         tsm,
         alloc,
@@ -105,45 +235,11 @@ fn enter(st: &mut State, id: u64, entry: (u64, u64)) -> Result<Step, TvmError> {
         tvm,
         vcpus,
     } = st;
-    let i = vcpus
-        .iter()
-        .position(|v| v.id() == id)
-        .ok_or(TvmError::Invalid)?;
-    let v = &mut vcpus[i];
-    // Only the boot vCPU (the one running from the start) finalizes: a
-    // secondary vCPU's KVM_RUN may come first and waits to be started.
-    if tvm.state() == TvmState::Initializing && v.power() == Power::On {
-        tvm.finalize(tsm, entry.0, entry.1).inspect_err(|e| {
-            kernel::pr_warn_ratelimited!("FINALIZE_TVM failed: {:?}\n", e);
-        })?;
+    let v = vcpus.iter_mut().find(|v| v.id() == id).ok_or(TvmError::Invalid)?;
+    let exit = exit?;
+    if exit != Exit::NotRunning {
+        v.end_run();
     }
-    let exit = {
-        let mut nacl = CpuNacl::get().ok_or(TvmError::NoDevice)?;
-        // This CPU is kept until `nacl` goes: bind the vCPU's interrupt
-        // file here first (a TVM with an IMSIC runs only where it is bound).
-        if tvm.aia() && v.power() == Power::On {
-            let gid = tvm.gid();
-            match aia::bind_here(tsm, &crate::FILES, gid, id, &mut v.binding) {
-                Ok(Bound::Already) => {}
-                Ok(Bound::Bound) => {
-                    let s = tvm.stats_mut();
-                    s.binds = s.binds.saturating_add(1);
-                }
-                Ok(Bound::Moved) => {
-                    let s = tvm.stats_mut();
-                    s.rebinds = s.rebinds.saturating_add(1);
-                }
-                Err(BindError::NoFile(cpu)) => return Ok(Step::User(UserExit::NoImsicFile { cpu })),
-                Err(BindError::Tsm(e)) => {
-                    kernel::pr_warn_ratelimited!("TVM vCPU {}: binding its interrupt file failed: {:?}\n", id, e);
-                    return Err(TvmError::Run(e));
-                }
-                Err(BindError::Broken) => return Err(TvmError::Run(SbiError::Failed)),
-            }
-        }
-        v.enter(tvm, tsm, &mut nacl)
-        // `nacl` dropped: preemption is enabled again.
-    }?;
     match v.handle(tvm, tsm, alloc, pinned, exit)? {
         Step::Started(hart) => {
             run::start(vcpus, hart);

@@ -8,10 +8,11 @@
 //! becomes an [`SbiError`].
 
 use core::mem::size_of;
-use core::sync::atomic::{AtomicI64, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use kernel::bindings;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 use crate::abi::{Covh, Covi, CoviCounts};
 use crate::abi::{
@@ -41,6 +42,11 @@ pub(crate) struct SbiTsm {
     pub(crate) counts: CallCounts,
     /// COVI calls issued through this instance.
     pub(crate) covi: CoviCounts,
+    /// The CPUs (bit per CPU below 64) in `TVM_VCPU_RUN` of the TVM this
+    /// conduit serves: [`Tsm::tvm_fence`] kicks them out of the TVM.
+    pub(crate) running: Arc<AtomicU64>,
+    /// CPUs kicked out of the TVM after its fences.
+    pub(crate) kicks: u64,
 }
 
 impl SbiTsm {
@@ -52,6 +58,8 @@ impl SbiTsm {
             stage: unsafe { Staging::new() }?,
             counts: CallCounts::default(),
             covi: CoviCounts::default(),
+            running: Arc::new(AtomicU64::new(0), GFP_KERNEL)?,
+            kicks: 0,
         })
     }
 
@@ -69,6 +77,35 @@ impl SbiTsm {
         let r = sbi::ecall(EXT_COVI, f.fid(), args);
         self.stage.escape();
         SbiError::decode(r.error)
+    }
+}
+
+/// Nothing: the IPI that carries it is the point (see
+/// [`SbiTsm::kick_running`]).
+///
+/// # Safety
+///
+/// Any `info`: it is not used.
+unsafe extern "C" fn kick(_info: *mut core::ffi::c_void) {}
+
+impl SbiTsm {
+    /// Makes every CPU in `running` leave the TVM it runs: an IPI there
+    /// ends its `TVM_VCPU_RUN` (an interrupt exit), and waiting for the
+    /// IPI's function waits for that.  A CPU that left meanwhile just runs
+    /// the empty function.
+    fn kick_running(&mut self) {
+        let mut m = self.running.load(Ordering::Acquire);
+        while m != 0 {
+            let cpu = m.trailing_zeros();
+            m &= m - 1;
+            // CAST: below 64.
+            // SAFETY: `kick` matches `smp_call_func_t` and touches
+            // nothing; interrupts are on (the callers are in process
+            // context), as a waiting cross call needs.  An offline CPU
+            // runs no vCPU; the error is then moot.
+            unsafe { bindings::smp_call_function_single(cpu as i32, Some(kick), core::ptr::null_mut(), 1) };
+            self.kicks = self.kicks.saturating_add(1);
+        }
     }
 }
 
@@ -234,9 +271,12 @@ impl Tsm for SbiTsm {
         })
     }
 
+    /// `TVM_INITIATE_FENCE`, then the vCPUs of the TVM that are running
+    /// are kicked out of it, so that the TSM sees the fence complete.
     fn tvm_fence(&mut self, gid: Gid) -> SbiResult {
-        self.call(Covh::TvmInitiateFence, [gid, 0, 0, 0, 0, 0])
-            .map(drop)
+        self.call(Covh::TvmInitiateFence, [gid, 0, 0, 0, 0, 0])?;
+        self.kick_running();
+        Ok(())
     }
 
     fn invalidate_pages(&mut self, gid: Gid, gpa: Gpa, len: u64) -> SbiResult {

@@ -14,8 +14,8 @@
 //!
 //! The state's mutex is the innermost lock (taken under `kvm->lock`,
 //! `kvm->slots_lock` or `vcpu->mutex`; nothing is taken under it).  It is
-//! held across `TVM_VCPU_RUN`, so the vCPUs of one TVM run one at a time,
-//! but not while a vCPU idles.
+//! not held across `TVM_VCPU_RUN` (nor while a vCPU idles), so the vCPUs
+//! of one TVM run at once; `run.rs` says how TVM fences reach them.
 
 use core::pin::Pin;
 
@@ -181,7 +181,7 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
     // One line per TVM for the selftests and the by-hand tiers: what the
     // TVM used and what the host asked of the TSM for it.
     kernel::pr_info!(
-        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} COVI calls, {} binds, {} rebinds, {} interrupts injected, {} denied; {} pages left converted\n",
+        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} COVI calls, {} binds, {} rebinds, {} interrupts injected, {} denied; {} fence kicks; {} pages left converted\n",
         st.tvm.gid(),
         t.zero_pages,
         t.measured_pages,
@@ -194,6 +194,7 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
         st.tsm.covi.get(Covi::RebindImsicBegin),
         t.injected,
         t.denied,
+        st.tsm.kicks,
         p.converted
     );
     if t.allow_mismatch != 0 {

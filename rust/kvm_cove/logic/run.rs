@@ -226,20 +226,36 @@ impl VcpuRun {
         tsm: &mut T,
         nacl: &mut dyn NaclShmem,
     ) -> Result<Exit> {
+        if !self.begin_run(nacl)? {
+            return Ok(Exit::NotRunning);
+        }
+        let exit = tvm.run(tsm, self.id, nacl)?;
+        self.end_run();
+        Ok(exit)
+    }
+
+    /// The first half of [`VcpuRun::enter`], for a caller that runs the
+    /// vCPU itself: writes the pending answers to `nacl` and says whether
+    /// the vCPU is to run (`false`: it is off, [`Exit::NotRunning`]).
+    /// `EPERM` when userspace skipped the answer to the last exit.
+    pub fn begin_run(&mut self, nacl: &mut dyn NaclShmem) -> Result<bool> {
         if self.awaiting() {
             // Userspace skipped the answer: KVM_RUN without it.
             return Err(TvmError::State);
         }
         if self.power != Power::On {
             // Off: the TSM would refuse to run it.
-            return Ok(Exit::NotRunning);
+            return Ok(false);
         }
         for (reg, v) in self.pending.iter().flatten() {
             nacl.set_gpr(usize::from(*reg), *v);
         }
-        let exit = tvm.run(tsm, self.id, nacl)?;
+        Ok(true)
+    }
+
+    /// The second half: the TSM ran the vCPU, so the answers are used.
+    pub fn end_run(&mut self) {
         self.pending = [None; 2];
-        Ok(exit)
     }
 
     /// Serves `exit` and says what comes next.  Errors are failures of the

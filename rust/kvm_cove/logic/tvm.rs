@@ -207,6 +207,27 @@ pub const fn pgt_pages_for(gpa: u64, len: u64) -> u64 {
     span(gpa, len, 21) + span(gpa, len, 30) + span(gpa, len, 39)
 }
 
+/// A TVM's confidential regions, copied ([`Tvm::regions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Regions {
+    r: [(u64, u64); MAX_REGIONS],
+    n: usize,
+}
+
+impl Regions {
+    /// Whether `g` lies in a confidential region.
+    pub fn contains(&self, g: Gpa) -> bool {
+        self.r[..self.n.min(MAX_REGIONS)]
+            .iter()
+            .any(|&(b, l)| g.0 >= b && g.0 - b < l)
+    }
+
+    /// Decodes exit `r` against these regions.
+    pub fn decode(&self, r: crate::abi::RunExit, nacl: &dyn NaclShmem) -> Exit {
+        exit::decode(r, nacl, &|g| self.contains(g))
+    }
+}
+
 /// One TVM; `B` holds its pool's batches.
 #[derive(Debug)]
 pub struct Tvm<B: BatchTable = DefaultTable> {
@@ -784,10 +805,16 @@ impl<B: BatchTable> Tvm<B> {
     pub fn run<T: Tsm>(&mut self, tsm: &mut T, id: u64, nacl: &dyn NaclShmem) -> Result<Exit> {
         self.need(TvmState::Runnable)?;
         let r = tsm.vcpu_run(self.gid, id)?;
-        let regions = self.regions;
-        let n = self.nregions;
-        let conf = move |g: Gpa| regions[..n].iter().any(|&(b, l)| g.0 >= b && g.0 - b < l);
-        Ok(exit::decode(r, nacl, &conf))
+        Ok(self.regions().decode(r, nacl))
+    }
+
+    /// A copy of the confidential regions, to decode an exit of a run made
+    /// without the TVM at hand (`Runnable`: they no longer change).
+    pub fn regions(&self) -> Regions {
+        Regions {
+            r: self.regions,
+            n: self.nregions,
+        }
     }
 
     /// `DESTROY_TVM`, then reclaims and frees every confidential page.
