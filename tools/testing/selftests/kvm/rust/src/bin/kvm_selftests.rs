@@ -67,6 +67,7 @@ const TESTS: &[Test] = {
         test!(tvm::tvm_share_unshare),
         test!(tvm::tvm_stray_access_shuts_down),
         test!(tvm::tvm_smp_hart_start),
+        test!(tvm::tvm_smp_fence_kicks_running_vcpu),
         test!(tvm::tvm_covi_interrupt),
         test!(tvm::tvm_covi_files_exhausted),
         test!(tvm::tvm_linux_guest),

@@ -262,6 +262,58 @@ core::arch::global_asm!(
     "10:",
     "j 10b",
     "confvm_tvm_irq_end:",
+    // kick: vCPU 0 starts vCPU 1, which spins with no exit of its own;
+    // vCPU 0 waits a while, touches, shares and unshares a page (each a
+    // TVM fence on the host while vCPU 1 runs), and shuts down.
+    ".balign 4",
+    ".global confvm_tvm_kick_start",
+    ".global confvm_tvm_kick_end",
+    "confvm_tvm_kick_start:",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    "li t0, 0x10000000",
+    "li a7, 0x48534D",
+    "li a6, 0",
+    "li a0, 1",
+    "lla a1, 12f",
+    "li a2, 0",
+    "ecall",
+    "sd a0, 0(t0)",
+    "li t1, 20000000",
+    "11:",
+    "addi t1, t1, -1",
+    "bnez t1, 11b",
+    "li s2, 0x80280000",
+    "li t1, 1",
+    "sd t1, 0(s2)",
+    "li a7, 0x434F5647",
+    "li a6, 2",
+    "mv a0, s2",
+    "li a1, 0x1000",
+    "ecall",
+    "sd a0, 8(t0)",
+    "li t1, 0x5a5a",
+    "sd t1, 0(s2)",
+    "li a7, 0x434F5647",
+    "li a6, 3",
+    "mv a0, s2",
+    "li a1, 0x1000",
+    "ecall",
+    "sd a0, 16(t0)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "13:",
+    "j 13b",
+    ".balign 4",
+    "12:",
+    "j 12b",
+    "confvm_tvm_kick_end:",
     ".option pop",
     ".popsection",
 );
@@ -271,6 +323,7 @@ payload_fn!(share_payload, confvm_tvm_share_start, confvm_tvm_share_end);
 payload_fn!(stray_payload, confvm_tvm_stray_start, confvm_tvm_stray_end);
 payload_fn!(smp_payload, confvm_tvm_smp_start, confvm_tvm_smp_end);
 payload_fn!(irq_payload, confvm_tvm_irq_start, confvm_tvm_irq_end);
+payload_fn!(kick_payload, confvm_tvm_kick_start, confvm_tvm_kick_end);
 
 /// The skip of every test here on a host without a ready TSM.
 fn no_tsm() -> Outcome {
@@ -1016,5 +1069,91 @@ pub fn tvm_linux_guest_smp() -> TestResult {
     vcpus.extend(v0);
     vcpus.extend(v1);
     teardown(vm, vcpus)?;
+    Ok(Outcome::Pass)
+}
+
+/// vCPUs of one TVM run at once, and a TVM fence reaches the running
+/// ones: vCPU 1 spins inside the TVM while vCPU 0 shares and unshares a
+/// page, each of which the host completes with a TVM fence and a
+/// removal.  The TSM removes the page only once vCPU 1 has left the TVM
+/// after the fence, so the host must kick it out (the teardown line
+/// counts the kicks); without, the share fails with EFAULT.
+pub fn tvm_smp_fence_kicks_running_vcpu() -> TestResult {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    if cpus_online() < 2 {
+        return Ok(Outcome::Skip("one CPU: the two vCPUs cannot run at once".into()));
+    }
+    let (vm, mut vcpus, _mem) = tvm(kick_payload(), 2)?;
+    let v1 = vcpus.pop().ok_or("no vCPU 1")?;
+    // SAFETY: as in `tvm_linux_guest_smp`.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
+        check!(libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut()) == 0, "sigaction");
+    }
+    let done = AtomicBool::new(false);
+    let tid = AtomicU64::new(0);
+    let (r0, r1, v1) = std::thread::scope(|sc| {
+        let (done, tid) = (&done, &tid);
+        let second = sc.spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid.store(unsafe { libc::pthread_self() } as u64, SeqCst);
+            let mut runs = 0u64;
+            let r = loop {
+                if done.load(SeqCst) {
+                    break Ok(runs);
+                }
+                let (e, reason) = v1.run_raw();
+                runs += 1;
+                if e == libc::EINTR {
+                    continue;
+                }
+                if e != 0 {
+                    break Err(format!("vCPU 1: KVM_RUN errno {e}"));
+                }
+                break Err(format!("vCPU 1: exit reason {reason}, want none (it spins)"));
+            };
+            (r, v1)
+        });
+        let first = drive(&vcpus[0], 1000);
+        done.store(true, SeqCst);
+        while !second.is_finished() {
+            let t = tid.load(SeqCst);
+            if t != 0 {
+                // SAFETY: a thread of this scope, alive until joined.
+                unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        match second.join() {
+            Ok((r1, v1)) => (first, r1, Some(v1)),
+            Err(_) => (first, Err("vCPU 1 thread panicked".into()), None),
+        }
+    });
+    vcpus.extend(v1);
+    let (e0, rep0) = r0?;
+    r1?;
+    check!(
+        e0 == End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN),
+        "vCPU 0 ended with {e0:?} (stores {:?})",
+        rep0.stores
+    );
+    expect_stores(
+        &rep0,
+        &[
+            (0, 0, "HART_START's error"),
+            (1, 0, "SHARE_MEMORY's error"),
+            (2, 0, "UNSHARE_MEMORY's error"),
+        ],
+    )?;
+    let line = teardown(vm, vcpus)?;
+    let kicks = line
+        .split("; ")
+        .find_map(|p| p.strip_suffix(" fence kicks"))
+        .and_then(|n| n.parse::<u64>().ok());
+    check!(kicks.is_some_and(|k| k > 0), "no fence kick counted: {line}");
     Ok(Outcome::Pass)
 }
