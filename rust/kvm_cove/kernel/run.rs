@@ -192,10 +192,24 @@ enum Begun {
 /// this CPU's NACL area.
 fn begin(st: &mut State, id: u64, nacl: &mut CpuNacl) -> Result<Begun, TvmError> {
     let State { tsm, tvm, vcpus, .. } = st;
-    let v = vcpus.iter_mut().find(|v| v.id() == id).ok_or(TvmError::Invalid)?;
-    if tvm.aia() && v.power() == Power::On {
+    let i = vcpus.iter().position(|v| v.id() == id).ok_or(TvmError::Invalid)?;
+    if tvm.aia() && vcpus[i].power() == Power::On {
         let gid = tvm.gid();
-        match aia::bind_here(tsm, &crate::FILES, gid, id, &mut v.binding) {
+        let mut r = aia::bind_here(tsm, &crate::FILES, gid, id, &mut vcpus[i].binding);
+        if let Err(BindError::NoFile(_)) = r {
+            // This CPU's files are all bound: one of them may be another
+            // vCPU of this TVM's, which then binds again where it runs.
+            match aia::evict_here(tsm, &crate::FILES, gid, id, vcpus) {
+                Ok(true) => {
+                    let s = tvm.stats_mut();
+                    s.unbinds = s.unbinds.saturating_add(1);
+                    r = aia::bind_here(tsm, &crate::FILES, gid, id, &mut vcpus[i].binding);
+                }
+                Ok(false) => {}
+                Err(e) => r = Err(e),
+            }
+        }
+        match r {
             Ok(Bound::Already) => {}
             Ok(Bound::Bound) => {
                 let s = tvm.stats_mut();
@@ -213,6 +227,7 @@ fn begin(st: &mut State, id: u64, nacl: &mut CpuNacl) -> Result<Begun, TvmError>
             Err(BindError::Broken) => return Err(TvmError::Run(SbiError::Failed)),
         }
     }
+    let v = &mut vcpus[i];
     if !v.begin_run(nacl)? {
         return Ok(Begun::NotRunning);
     }

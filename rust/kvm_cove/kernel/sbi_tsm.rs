@@ -365,6 +365,14 @@ impl Tsm for SbiTsm {
         self.covi_call(Covi::RebindImsicEnd, [gid, vcpu_id, 0, 0, 0, 0])
     }
 
+    fn unbind_begin(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult {
+        self.covi_call(Covi::UnbindImsicBegin, [gid, vcpu_id, 0, 0, 0, 0])
+    }
+
+    fn unbind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult {
+        self.covi_call(Covi::UnbindImsicEnd, [gid, vcpu_id, 0, 0, 0, 0])
+    }
+
     fn inject(&mut self, gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult {
         self.covi_call(Covi::InjectExtInterrupt, [gid, vcpu_id, iid, 0, 0, 0])
     }

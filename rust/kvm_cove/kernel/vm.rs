@@ -181,7 +181,7 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
     // One line per TVM for the selftests and the by-hand tiers: what the
     // TVM used and what the host asked of the TSM for it.
     kernel::pr_info!(
-        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} COVI calls, {} binds, {} rebinds, {} interrupts injected, {} denied; {} fence kicks; {} pages left converted\n",
+        "TVM {} destroyed: {} zero, {} measured, {} shared pages; {} COVH calls, {} conversions, {} global fences; {} COVI calls, {} binds, {} rebinds, {} unbinds, {} interrupts injected, {} denied; {} fence kicks; {} pages left converted\n",
         st.tvm.gid(),
         t.zero_pages,
         t.measured_pages,
@@ -192,6 +192,7 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
         st.tsm.covi.total(),
         st.tsm.covi.get(Covi::CpuBindImsic),
         st.tsm.covi.get(Covi::RebindImsicBegin),
+        t.unbinds,
         t.injected,
         t.denied,
         st.tsm.kicks,

@@ -16,6 +16,7 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::abi::{Gpa, Pa, SbiError, TvmAiaParams, PAGE_SIZE};
+use crate::logic::run::VcpuRun;
 use crate::logic::tsm::{global_fence, Gid, Tsm};
 
 /// Guest physical address of vCPU 0's interrupt file (QEMU `virt`'s
@@ -291,6 +292,45 @@ pub fn bind_here<T: Tsm>(
         Err(e) => {
             // Both files may be the TVM's now; neither goes back.
             *b = Binding::Broken;
+            Err(BindError::Tsm(e))
+        }
+    }
+}
+
+/// Frees a guest file of this CPU for vCPU `id` of TVM `gid` when the
+/// CPU has none left: another vCPU of the same TVM bound here is unbound
+/// (`UNBIND_IMSIC_BEGIN` here, a TVM fence, `UNBIND_IMSIC_END` here; the
+/// TSM keeps its pending interrupts in software until it binds again).
+/// It cannot be running: a vCPU runs only on the CPU it is bound on, and
+/// the caller keeps this one.  Returns whether a file was freed.
+pub fn evict_here<T: Tsm>(
+    tsm: &mut T,
+    files: &HostFiles,
+    gid: Gid,
+    id: u64,
+    vcpus: &mut [VcpuRun],
+) -> core::result::Result<bool, BindError> {
+    let cpu = tsm.this_cpu();
+    let Some(v) = vcpus
+        .iter_mut()
+        .find(|v| v.id() != id && matches!(v.binding, Binding::Bound { cpu: c, .. } if c == cpu))
+    else {
+        return Ok(false);
+    };
+    let Binding::Bound { file, .. } = v.binding else {
+        return Ok(false);
+    };
+    // Nothing changed until the begin succeeds.
+    tsm.unbind_begin(gid, v.id()).map_err(BindError::Tsm)?;
+    match tsm.tvm_fence(gid).and_then(|()| tsm.unbind_end(gid, v.id())) {
+        Ok(()) => {
+            v.binding = Binding::Unbound;
+            files.put(cpu, file);
+            Ok(true)
+        }
+        Err(e) => {
+            // Half unbound: the file stays out, the vCPU does not run.
+            v.binding = Binding::Broken;
             Err(BindError::Tsm(e))
         }
     }

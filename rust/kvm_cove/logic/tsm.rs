@@ -97,6 +97,10 @@ pub trait Tsm {
     fn rebind_clone(&mut self, gid: Gid, vcpu_id: u64, old_cpu: u32) -> SbiResult;
     /// COVI `TVM_CPU_REBIND_IMSIC_END` on this CPU.
     fn rebind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult;
+    /// COVI `TVM_CPU_UNBIND_IMSIC_BEGIN` on this CPU (the bound one).
+    fn unbind_begin(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult;
+    /// COVI `TVM_CPU_UNBIND_IMSIC_END` on this CPU, after a TVM fence.
+    fn unbind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult;
     /// COVI `TVM_CPU_INJECT_EXTERNAL_INTERRUPT`.
     fn inject(&mut self, gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult;
 }

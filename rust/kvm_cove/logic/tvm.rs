@@ -144,6 +144,8 @@ pub struct TvmStats {
     pub binds: u64,
     /// Rebinds after a vCPU moved to another CPU.
     pub rebinds: u64,
+    /// vCPUs unbound to free a CPU's file for another vCPU of the TVM.
+    pub unbinds: u64,
 }
 
 /// Checks the TSM's report and returns it if TVMs can run.

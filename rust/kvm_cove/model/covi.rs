@@ -14,6 +14,8 @@
 //!   CPU); the clone without a fence since the begin is refused;
 //! - binding maps the vCPU's file in the TVM's G-stage: its page-table
 //!   pages must be there (`SBI_ERR_INVALID_ADDRESS` otherwise);
+//! - an unbind is begin and end on the bound CPU with a TVM fence
+//!   between; the file comes back converted;
 //! - an injection is `SBI_ERR_DENIED` unless the vCPU allowed the ID,
 //!   and allowing needs the TVM's IMSIC and an ID in `1..imsic_ids`;
 //! - `DESTROY_TVM` gives the TVM's files back converted.
@@ -65,6 +67,9 @@ pub enum Bind {
     Rebinding((u32, u32), (u32, u32), bool),
     /// The old file's state is saved; `end` on the new CPU completes.
     Cloned(u32, u32),
+    /// Unbinding from file `k` of `cpu`; `true` once a TVM fence
+    /// followed the begin.
+    Unbinding(u32, u32, bool),
 }
 
 /// A TVM's interrupt state in the model.
@@ -243,14 +248,50 @@ impl TsmModel {
         Ok(())
     }
 
-    /// A TVM fence: rebinds begun before it may clone.
+    /// A TVM fence: rebinds and unbinds begun before it may go on.
     pub(super) fn covi_tvm_fence(&mut self, gid: Gid) {
         if let Ok(irq) = self.irq_of(gid) {
             for b in irq.bind.values_mut() {
-                if let Bind::Rebinding(o, n, false) = *b {
-                    *b = Bind::Rebinding(o, n, true);
+                match *b {
+                    Bind::Rebinding(o, n, false) => *b = Bind::Rebinding(o, n, true),
+                    Bind::Unbinding(c, k, false) => *b = Bind::Unbinding(c, k, true),
+                    _ => {}
                 }
             }
+        }
+    }
+
+    pub(super) fn covi_unbind_begin(&mut self, gid: Gid, vcpu: u64) -> SbiResult {
+        self.covi(Covi::UnbindImsicBegin)?;
+        self.runnable_with_aia(gid, vcpu)?;
+        let cpu = self.cpu;
+        let irq = self.irq_of(gid)?;
+        // Salus: bound, and on the bound CPU.
+        match irq.bind.get(&vcpu) {
+            Some(&Bind::Bound(c, k)) if c == cpu => {
+                irq.bind.insert(vcpu, Bind::Unbinding(c, k, false));
+                Ok(())
+            }
+            _ => Err(SbiError::InvalidParam),
+        }
+    }
+
+    pub(super) fn covi_unbind_end(&mut self, gid: Gid, vcpu: u64) -> SbiResult {
+        self.covi(Covi::UnbindImsicEnd)?;
+        self.runnable_with_aia(gid, vcpu)?;
+        let cpu = self.cpu;
+        let h = self.host_imsic.ok_or(SbiError::NotSupported)?;
+        let irq = self.irq_of(gid)?;
+        match irq.bind.get(&vcpu) {
+            // Without the fence the blocked mapping cannot go.
+            Some(&Bind::Unbinding(c, k, true)) if c == cpu => {
+                irq.bind.remove(&vcpu);
+                if let Some(pa) = h.file_pa(c, k) {
+                    self.imsic.insert(pa.0, PageState::Converted);
+                }
+                Ok(())
+            }
+            _ => Err(SbiError::InvalidParam),
         }
     }
 

@@ -921,6 +921,14 @@ impl Tsm for TsmModel {
         self.covi_rebind_end(gid, vcpu_id)
     }
 
+    fn unbind_begin(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult {
+        self.covi_unbind_begin(gid, vcpu_id)
+    }
+
+    fn unbind_end(&mut self, gid: Gid, vcpu_id: u64) -> SbiResult {
+        self.covi_unbind_end(gid, vcpu_id)
+    }
+
     fn inject(&mut self, gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult {
         self.covi_inject(gid, vcpu_id, iid)
     }
@@ -1079,5 +1087,7 @@ forward! {
     rebind_begin(gid: Gid, vcpu_id: u64, mask: u64) -> SbiResult;
     rebind_clone(gid: Gid, vcpu_id: u64, old_cpu: u32) -> SbiResult;
     rebind_end(gid: Gid, vcpu_id: u64) -> SbiResult;
+    unbind_begin(gid: Gid, vcpu_id: u64) -> SbiResult;
+    unbind_end(gid: Gid, vcpu_id: u64) -> SbiResult;
     inject(gid: Gid, vcpu_id: u64, iid: u64) -> SbiResult;
 }

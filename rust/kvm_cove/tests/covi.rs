@@ -5,7 +5,7 @@
 
 use kvm_cove::abi::{Covh, Covi, Gpa, Pa, SbiError, EXT_COVG};
 use kvm_cove::logic::aia::{
-    self, bind_here, AllowList, BindError, Binding, Bound, HostFiles, Injected,
+    self, bind_here, evict_here, AllowList, BindError, Binding, Bound, HostFiles, Injected,
 };
 use kvm_cove::logic::exit::cause;
 use kvm_cove::logic::run::{SharedMem, Step, VcpuRun};
@@ -419,6 +419,22 @@ fn files_stay_accounted_for_under_failures() {
                         }
                     }
                 }
+                6 => {
+                    if let Some((x, binds)) = tvm.as_mut() {
+                        let mut runs: Vec<VcpuRun> = (0..3).map(VcpuRun::new).collect();
+                        for (r, b) in runs.iter_mut().zip(binds.iter()) {
+                            r.binding = *b;
+                        }
+                        let _ = evict_here(&mut t, &files, x.gid(), tape.below(3), &mut runs);
+                        for (r, b) in runs.iter().zip(binds.iter_mut()) {
+                            if let (Binding::Bound { cpu, .. }, Binding::Broken) = (*b, r.binding) {
+                                // A half-done unbind keeps its file out.
+                                lost[cpu as usize] += 1;
+                            }
+                            *b = r.binding;
+                        }
+                    }
+                }
                 _ => {
                     if let Some((x, _)) = tvm.as_mut() {
                         let _ = t.inject(x.gid(), tape.below(3), 1 + tape.below(10));
@@ -451,4 +467,54 @@ fn files_stay_accounted_for_under_failures() {
             }
         }
     });
+}
+
+#[test]
+fn a_vcpu_of_the_same_tvm_gives_up_its_file_when_the_cpu_has_none() {
+    let files = HostFiles::new();
+    let mut vm = vm(&files, 6);
+    let gid = vm.tvm.gid();
+    for i in 0..4 {
+        assert_eq!(bind_here(&mut vm.t, &files, gid, i, &mut vm.v[i as usize].binding), Ok(Bound::Bound));
+    }
+    assert_eq!(
+        bind_here(&mut vm.t, &files, gid, 4, &mut vm.v[4].binding),
+        Err(BindError::NoFile(0))
+    );
+    let fences = vm.m.borrow().tsm.counts.get(Covh::TvmInitiateFence);
+    // vCPU 4 needs one: a sibling bound here is unbound (never itself).
+    assert_eq!(evict_here(&mut vm.t, &files, gid, 4, &mut vm.v), Ok(true));
+    assert_eq!(vm.v[0].binding, Binding::Unbound);
+    assert_eq!(vm.m.borrow().tsm.counts.get(Covh::TvmInitiateFence), fences + 1);
+    assert_eq!(vm.covi(Covi::UnbindImsicBegin), 1);
+    assert_eq!(vm.covi(Covi::UnbindImsicEnd), 1);
+    assert_eq!(bind_here(&mut vm.t, &files, gid, 4, &mut vm.v[4].binding), Ok(Bound::Bound));
+    assert_eq!(files.count(0), (4, 4));
+    // The unbound vCPU binds again where it runs next.
+    vm.on_cpu(1);
+    assert_eq!(bind_here(&mut vm.t, &files, gid, 0, &mut vm.v[0].binding), Ok(Bound::Bound));
+    vm.script(ScriptedExit {
+        scause: cause::INTERRUPT | 5,
+        ..Default::default()
+    });
+    assert!(vm.t.vcpu_run(gid, 0).is_ok());
+    // Nothing of this TVM bound on CPU 1 but vCPU 0: nothing to evict for vCPU 5 but it.
+    assert_eq!(evict_here(&mut vm.t, &files, gid, 0, &mut vm.v), Ok(false));
+}
+
+#[test]
+fn the_model_unbinds_only_on_the_bound_cpu_after_a_fence() {
+    let files = HostFiles::new();
+    let mut vm = vm(&files, 1);
+    let gid = vm.tvm.gid();
+    let mut b = Binding::Unbound;
+    bind_here(&mut vm.t, &files, gid, 0, &mut b).unwrap();
+    vm.on_cpu(1);
+    assert_eq!(vm.t.unbind_begin(gid, 0), Err(SbiError::InvalidParam));
+    vm.on_cpu(0);
+    assert_eq!(vm.t.unbind_begin(gid, 0), Ok(()));
+    assert_eq!(vm.t.unbind_end(gid, 0), Err(SbiError::InvalidParam));
+    vm.t.tvm_fence(gid).unwrap();
+    assert_eq!(vm.t.unbind_end(gid, 0), Ok(()));
+    assert_eq!(vm.m.borrow().tsm.imsic_file_state(0, 1), Some(PageState::Converted));
 }

@@ -70,6 +70,7 @@ const TESTS: &[Test] = {
         test!(tvm::tvm_smp_fence_kicks_running_vcpu),
         test!(tvm::tvm_covi_interrupt),
         test!(tvm::tvm_covi_files_exhausted),
+        test!(tvm::tvm_covi_vcpus_share_a_cpus_files),
         test!(tvm::tvm_linux_guest),
         test!(tvm::tvm_linux_guest_smp),
         test!(cove_fuzz::cove_uapi_fuzz),

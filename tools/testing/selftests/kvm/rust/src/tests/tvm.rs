@@ -314,6 +314,55 @@ core::arch::global_asm!(
     "12:",
     "j 12b",
     "confvm_tvm_kick_end:",
+    // many: vCPU 0 starts vCPUs 1-5 (HSM, opaque = hart ID), reports
+    // each start's error in slot ID, and shuts down; each vCPU reports its
+    // opaque in slot 8 + ID and shuts down.
+    ".balign 4",
+    ".global confvm_tvm_many_start",
+    ".global confvm_tvm_many_end",
+    "confvm_tvm_many_start:",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    "li t0, 0x10000000",
+    "li s1, 1",
+    "14:",
+    "li a7, 0x48534D",
+    "li a6, 0",
+    "mv a0, s1",
+    "lla a1, 15f",
+    "mv a2, s1",
+    "ecall",
+    "slli t2, s1, 3",
+    "add t2, t2, t0",
+    "sd a0, 0(t2)",
+    "addi s1, s1, 1",
+    "li t3, 6",
+    "blt s1, t3, 14b",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "16:",
+    "j 16b",
+    ".balign 4",
+    "15:",
+    "li t0, 0x10000000",
+    "addi t2, a0, 8",
+    "slli t2, t2, 3",
+    "add t2, t2, t0",
+    "sd a1, 0(t2)",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    "17:",
+    "j 17b",
+    "confvm_tvm_many_end:",
     ".option pop",
     ".popsection",
 );
@@ -324,6 +373,7 @@ payload_fn!(stray_payload, confvm_tvm_stray_start, confvm_tvm_stray_end);
 payload_fn!(smp_payload, confvm_tvm_smp_start, confvm_tvm_smp_end);
 payload_fn!(irq_payload, confvm_tvm_irq_start, confvm_tvm_irq_end);
 payload_fn!(kick_payload, confvm_tvm_kick_start, confvm_tvm_kick_end);
+payload_fn!(many_payload, confvm_tvm_many_start, confvm_tvm_many_end);
 
 /// The skip of every test here on a host without a ready TSM.
 fn no_tsm() -> Outcome {
@@ -1155,5 +1205,73 @@ pub fn tvm_smp_fence_kicks_running_vcpu() -> TestResult {
         .find_map(|p| p.strip_suffix(" fence kicks"))
         .and_then(|n| n.parse::<u64>().ok());
     check!(kicks.is_some_and(|k| k > 0), "no fence kick counted: {line}");
+    Ok(Outcome::Pass)
+}
+
+/// Six vCPUs of one TVM on CPU 0, which has four guest interrupt files:
+/// every vCPU thread is pinned there, so the fifth and sixth vCPU to run
+/// each take the file of another vCPU of the TVM (unbind: begin, TVM
+/// fence, end) instead of failing the entry.  vCPU 0 starts vCPUs 1-5
+/// through HSM; all six report and shut down.
+pub fn tvm_covi_vcpus_share_a_cpus_files() -> TestResult {
+    if !tsm_ready() {
+        return Ok(no_tsm());
+    }
+    let (vm, mut vcpus, _mem) = tvm(many_payload(), 6)?;
+    let rest = vcpus.split_off(1);
+    let (results, back) = std::thread::scope(|sc| {
+        let hs: Vec<_> = rest
+            .into_iter()
+            .map(|v| {
+                sc.spawn(move || {
+                    let r = if pin_to(0) {
+                        drive(&v, 1000)
+                    } else {
+                        Err("sched_setaffinity(CPU 0) failed".to_string())
+                    };
+                    (r, v)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let first = if pin_to(0) {
+            drive(&vcpus[0], 1000)
+        } else {
+            Err("sched_setaffinity(CPU 0) failed".to_string())
+        };
+        unpin();
+        let (mut all, mut back) = (vec![first], Vec::new());
+        for h in hs {
+            match h.join() {
+                Ok((r, v)) => {
+                    all.push(r);
+                    back.push(v);
+                }
+                Err(_) => all.push(Err("vCPU thread panicked".into())),
+            }
+        }
+        (all, back)
+    });
+    vcpus.extend(back);
+    let results: Vec<Result<(End, Report), String>> = results;
+    let shutdown = End::SystemEvent(kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN);
+    for (i, r) in results.into_iter().enumerate() {
+        let (end, rep) = r.map_err(|e| format!("vCPU {i}: {e}"))?;
+        check!(end == shutdown, "vCPU {i} ended with {end:?}");
+        if i == 0 {
+            for h in 1..6u64 {
+                expect_stores(&rep, &[(h, 0, "HART_START's error")])?;
+            }
+        } else {
+            let id = i as u64;
+            expect_stores(&rep, &[(8 + id, id, "the vCPU's opaque (its ID)")])?;
+        }
+    }
+    let line = teardown(vm, vcpus)?;
+    let unbinds = line
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" unbinds"))
+        .and_then(|n| n.parse::<u64>().ok());
+    check!(unbinds.is_some_and(|n| n >= 2), "want at least 2 unbinds: {line}");
     Ok(Outcome::Pass)
 }
