@@ -10,7 +10,6 @@
 //! After each TVM is closed, the kernel's teardown line must say that no
 //! page stayed converted.
 
-use super::cove_fuzz::run_bounded;
 use super::open_kvm;
 use super::regs::{REG_A1, REG_PC};
 use crate::check;
@@ -625,12 +624,6 @@ const GUEST_DTB: u64 = RAM + (240 << 20);
 /// What the guest's /init prints in userspace.
 const GUEST_USERSPACE: &str = "confvm-realm-guest: userspace reached";
 
-/// The Linux TVM guest (Image, device tree) the host's initramfs carries
-/// when built with COVE_TSM_IMAGE (scripts/selftests.sh).
-fn guest_files() -> Option<(Vec<u8>, Vec<u8>)> {
-    Some((std::fs::read("/tvm/Image").ok()?, std::fs::read("/tvm/guest.dtb").ok()?))
-}
-
 /// `bytes` measured into `vm` at `gpa`, from a page-aligned copy.
 fn measure(vm: &Vm, gpa: u64, bytes: &[u8]) -> Result<(), String> {
     let pages = bytes.len().div_ceil(4096).max(1);
@@ -672,8 +665,8 @@ fn console_bytes(mem: *const u8, fid: u64, args: [u64; 6]) -> Result<Vec<u8>, St
 }
 
 /// A Linux TVM guest (this kernel, with a small initramfs) boots to its
-/// userspace on one vCPU and powers off: its console comes a byte per
-/// DBCN call, its memory is measured (kernel, device tree) and zero pages,
+/// userspace on one vCPU and powers off ([`run_linux_guest`]): its
+/// console comes through DBCN, its memory is measured (kernel, device tree) and zero pages,
 /// it shares its swiotlb pool at boot, and its own KUnit suite
 /// `mem_encrypt_tvm` shares and takes back a page.  Teardown reclaims
 /// every page.
@@ -681,93 +674,30 @@ pub fn tvm_linux_guest() -> TestResult {
     if !tsm_ready() {
         return Ok(no_tsm());
     }
-    let Some((image, dtb)) = guest_files() else {
+    let Some(g) = run_linux_guest("/tvm/guest.dtb", 1)? else {
         return Ok(Outcome::Skip(
             "no Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
         ));
     };
-    let t0 = std::time::Instant::now();
-    let kvm = open_kvm()?;
-    let mut vm = kvm
-        .create_vm(KVM_VM_TYPE_RISCV_COVE)
-        .map_err(|e| format!("KVM_CREATE_VM(KVM_VM_TYPE_RISCV_COVE): errno {e}"))?;
-    let mem = vm.add_memory_mapped(0, RAM, GUEST_RAM_SIZE, &[])?;
-    measure(&vm, GUEST_KERNEL, &image)?;
-    measure(&vm, GUEST_DTB, &dtb)?;
-    let vcpu = vm.create_vcpu(0)?;
-    vcpu.set_one_reg(REG_PC, GUEST_KERNEL)?;
-    vcpu.set_one_reg(REG_A1, GUEST_DTB)?;
-    let measured = t0.elapsed();
-    let (mut console, mut line) = (String::new(), Vec::new());
-    let mut dbcn_writes = 0u64;
-    let end = loop {
-        check!(
-            t0.elapsed().as_secs() < 900,
-            "the guest did not power off in 900 s; its console ends: {}",
-            &console[console.len().saturating_sub(2000)..]
-        );
-        let (e, reason) = run_bounded(&vcpu, 30_000)?;
-        if e == libc::EINTR {
-            continue;
-        }
-        check!(e == 0, "KVM_RUN: errno {e}; console: {}", &console[console.len().saturating_sub(2000)..]);
-        match reason {
-            kvm_bindings::KVM_EXIT_RISCV_SBI => {
-                let (ext, fid, args) = vcpu.riscv_sbi();
-                check!(ext == EXT_DBCN, "the guest's SBI call {ext:#x}/{fid} reached the VMM");
-                let bytes = console_bytes(mem, fid, args)?;
-                if fid == DBCN_WRITE {
-                    dbcn_writes += 1;
-                }
-                vcpu.set_riscv_sbi_ret([0, bytes.len() as u64]);
-                for b in bytes {
-                    if b == b'\n' {
-                        let l = String::from_utf8_lossy(&line).trim_end().to_string();
-                        println!("# tvm-guest| {l}");
-                        console.push_str(&l);
-                        console.push('\n');
-                        line.clear();
-                    } else {
-                        line.push(b);
-                    }
-                }
-            }
-            kvm_bindings::KVM_EXIT_SYSTEM_EVENT => break vcpu.system_event(),
-            r => {
-                return Err(format!(
-                    "exit reason {r}; console ends: {}",
-                    &console[console.len().saturating_sub(2000)..]
-                ))
-            }
-        }
-    };
-    let booted = t0.elapsed();
+    let c = &g.console;
+    check!(c.shared_writes > 0, "the guest's console never used its shared page");
     check!(
-        end == kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN,
-        "system event {end}, want a shutdown"
-    );
-    check!(console.contains(GUEST_USERSPACE), "the guest never reached userspace");
-    for bad in ["WARNING: CPU:", "BUG:", "Kernel panic", "Oops"] {
-        check!(!console.contains(bad), "the guest's console has {bad:?}");
-    }
-    check!(dbcn_writes > 0, "the guest's console never used its shared page");
-    check!(
-        console.contains("mem_encrypt: running in a CoVE TVM"),
+        c.text.contains("mem_encrypt: running in a CoVE TVM"),
         "the guest did not find itself in a TVM"
     );
     check!(
-        console.contains("# mem_encrypt_tvm: pass:2 fail:0"),
+        c.text.contains("# mem_encrypt_tvm: pass:2 fail:0"),
         "the guest's mem_encrypt_tvm KUnit suite did not pass"
     );
     println!(
         "# tvm_linux_guest: measured {} KiB in {:.1} s, powered off after {:.1} s, {} console bytes in {} shared-page writes",
-        (image.len() + dtb.len()) / 1024,
-        measured.as_secs_f64(),
-        booted.as_secs_f64(),
-        console.len(),
-        dbcn_writes
+        g.kib,
+        g.measured.as_secs_f64(),
+        g.booted.as_secs_f64(),
+        c.text.len(),
+        c.shared_writes
     );
-    let line = teardown(vm, vec![vcpu])?;
+    let line = teardown(g.vm, g.vcpus)?;
     check!(!line.contains(" 0 shared pages;"), "the guest shared no page: {line}");
     Ok(Outcome::Pass)
 }
@@ -947,7 +877,7 @@ fn files_exhausted() -> TestResult {
     Ok(Outcome::Pass)
 }
 
-/// What the vCPU threads of [`tvm_linux_guest_smp`] share.
+/// What the vCPU threads of [`run_linux_guest`] share.
 struct GuestConsole {
     text: String,
     line: Vec<u8>,
@@ -1014,16 +944,88 @@ fn guest_vcpu(
 /// vCPU 0 boots, starts vCPU 1 through HSM (the TSM serves it), and the
 /// two exchange IPIs through their interrupt files, which the host binds
 /// on the CPUs their threads run on.  The guest must bring up both CPUs,
-/// reach userspace and power off, with no WARN, BUG or panic.
+/// reach userspace and power off ([`run_linux_guest`]).
 pub fn tvm_linux_guest_smp() -> TestResult {
-    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
     if !tsm_ready() {
         return Ok(no_tsm());
     }
-    let (Ok(image), Ok(dtb)) = (std::fs::read("/tvm/Image"), std::fs::read("/tvm/guest-smp.dtb")) else {
+    let Some(g) = run_linux_guest("/tvm/guest-smp.dtb", 2)? else {
         return Ok(Outcome::Skip(
             "no SMP Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
         ));
+    };
+    let c = &g.console;
+    check!(
+        c.text.contains("Brought up 1 node, 2 CPUs"),
+        "the guest did not bring up both CPUs; console ends: {}",
+        console_tail(&c.text)
+    );
+    println!(
+        "# tvm_linux_guest_smp: 2 vCPUs, powered off after {:.1} s, {} console bytes in {} shared-page writes",
+        g.booted.as_secs_f64(),
+        c.text.len(),
+        c.shared_writes
+    );
+    teardown(g.vm, g.vcpus)?;
+    Ok(Outcome::Pass)
+}
+
+/// The end of a guest's console, for messages.
+fn console_tail(t: &str) -> &str {
+    let mut i = t.len().saturating_sub(2000);
+    while !t.is_char_boundary(i) {
+        i += 1;
+    }
+    &t[i..]
+}
+
+/// Makes SIGUSR1 end the `KVM_RUN` it hits (EINTR): a no-op handler
+/// without SA_RESTART, so that a VMM thread can be told to stop.
+fn usr1_interrupts_kvm_run() -> Result<(), String> {
+    // SAFETY: an all-zero sigaction is valid (empty mask, no flags); the
+    // handler does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
+        check!(libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut()) == 0, "sigaction");
+    }
+    Ok(())
+}
+
+/// Signals the threads in `tids` (0: not started yet) until `finished`.
+fn stop_threads(tids: &[std::sync::atomic::AtomicU64], finished: &dyn Fn() -> bool) {
+    while !finished() {
+        for id in tids {
+            let t = id.load(std::sync::atomic::Ordering::SeqCst);
+            if t != 0 {
+                // SAFETY: a thread of the caller's scope, alive until
+                // joined; SIGUSR1 only ends its KVM_RUN.
+                unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) };
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A Linux TVM guest's run.
+struct GuestRun {
+    vm: Vm,
+    vcpus: Vec<Vcpu>,
+    console: GuestConsole,
+    kib: usize,
+    measured: std::time::Duration,
+    booted: std::time::Duration,
+}
+
+/// Boots the Linux TVM guest (`/tvm/Image`) with device tree `dtb` on
+/// `n` vCPUs, each in its own VMM thread, until it powers off (900 s at
+/// most): it must shut down, reach userspace and print no WARN, BUG or
+/// panic; the vCPUs that did not power off are stopped with a signal.
+/// `None` when the initramfs carries no guest.
+fn run_linux_guest(dtb: &str, n: u64) -> Result<Option<GuestRun>, String> {
+    use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+    let (Ok(image), Ok(dtb)) = (std::fs::read("/tvm/Image"), std::fs::read(dtb)) else {
+        return Ok(None);
     };
     let t0 = std::time::Instant::now();
     let kvm = open_kvm()?;
@@ -1033,93 +1035,75 @@ pub fn tvm_linux_guest_smp() -> TestResult {
     let mem = vm.add_memory_mapped(0, RAM, GUEST_RAM_SIZE, &[])?;
     measure(&vm, GUEST_KERNEL, &image)?;
     measure(&vm, GUEST_DTB, &dtb)?;
-    let v0 = vm.create_vcpu(0)?;
-    let v1 = vm.create_vcpu(1)?;
-    v0.set_one_reg(REG_PC, GUEST_KERNEL)?;
-    v0.set_one_reg(REG_A1, GUEST_DTB)?;
-    // SAFETY: an all-zero sigaction is valid; the handler does nothing,
-    // and without SA_RESTART SIGUSR1 ends the KVM_RUN it hits.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
-        check!(libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut()) == 0, "sigaction");
+    let mut vcpus = Vec::new();
+    for id in 0..n {
+        vcpus.push(vm.create_vcpu(id)?);
     }
+    vcpus[0].set_one_reg(REG_PC, GUEST_KERNEL)?;
+    vcpus[0].set_one_reg(REG_A1, GUEST_DTB)?;
+    let measured = t0.elapsed();
+    usr1_interrupts_kvm_run()?;
     let con = std::sync::Mutex::new(GuestConsole {
         text: String::new(),
         line: Vec::new(),
         shared_writes: 0,
     });
     let (done, event) = (AtomicBool::new(false), AtomicU32::new(u32::MAX));
-    let ids = [AtomicU64::new(0), AtomicU64::new(0)];
+    let tids: Vec<AtomicU64> = (0..n).map(|_| AtomicU64::new(0)).collect();
     let mem_addr = mem as usize;
-    let (r0, r1, v0, v1) = std::thread::scope(|sc| {
-        let (con, done, event, ids) = (&con, &done, &event, &ids);
-        let h0 = sc.spawn(move || {
-            let r = guest_vcpu(&v0, mem_addr, con, done, event, &ids[0]);
-            (r, v0)
-        });
-        let h1 = sc.spawn(move || {
-            let r = guest_vcpu(&v1, mem_addr, con, done, event, &ids[1]);
-            (r, v1)
-        });
+    let (results, back) = std::thread::scope(|sc| {
+        let (con, done, event) = (&con, &done, &event);
+        let hs: Vec<_> = vcpus
+            .drain(..)
+            .zip(tids.iter())
+            .map(|(v, tid)| {
+                sc.spawn(move || {
+                    let r = guest_vcpu(&v, mem_addr, con, done, event, tid);
+                    (r, v)
+                })
+            })
+            .collect();
         while !done.load(SeqCst) && t0.elapsed().as_secs() < 900 {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         done.store(true, SeqCst);
-        // The vCPU that did not power off may sit in KVM_RUN: a signal
-        // ends that.
-        while !(h0.is_finished() && h1.is_finished()) {
-            for id in ids.iter() {
-                let t = id.load(SeqCst);
-                if t != 0 {
-                    // SAFETY: a thread of this scope, alive until joined.
-                    unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) };
+        stop_threads(&tids, &|| hs.iter().all(|h| h.is_finished()));
+        let (mut rs, mut back) = (Vec::new(), Vec::new());
+        for h in hs {
+            match h.join() {
+                Ok((r, v)) => {
+                    rs.push(r);
+                    back.push(v);
                 }
+                Err(_) => rs.push(Err("vCPU thread panicked".to_string())),
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let (r0, v0) = match h0.join() {
-            Ok((r, v)) => (r, Some(v)),
-            Err(_) => (Err("vCPU 0 thread panicked".to_string()), None),
-        };
-        let (r1, v1) = match h1.join() {
-            Ok((r, v)) => (r, Some(v)),
-            Err(_) => (Err("vCPU 1 thread panicked".to_string()), None),
-        };
-        (r0, r1, v0, v1)
+        (rs, back)
     });
     let booted = t0.elapsed();
-    let c = con.into_inner().map_err(|_| "console lock poisoned")?;
-    let tail = |t: &str| t[t.len().saturating_sub(2000)..].to_string();
-    r0.map_err(|e| format!("vCPU 0: {e}; console ends: {}", tail(&c.text)))?;
-    r1.map_err(|e| format!("vCPU 1: {e}; console ends: {}", tail(&c.text)))?;
+    let console = con.into_inner().map_err(|_| "console lock poisoned")?;
+    for (i, r) in results.into_iter().enumerate() {
+        r.map_err(|e| format!("vCPU {i}: {e}; console ends: {}", console_tail(&console.text)))?;
+    }
     let end = event.load(SeqCst);
     check!(
         end == kvm_bindings::KVM_SYSTEM_EVENT_SHUTDOWN,
         "system event {end} after {:.0} s, want a shutdown; console ends: {}",
         booted.as_secs_f64(),
-        tail(&c.text)
+        console_tail(&console.text)
     );
-    check!(c.text.contains(GUEST_USERSPACE), "the guest never reached userspace");
-    check!(
-        c.text.contains("Brought up 1 node, 2 CPUs"),
-        "the guest did not bring up both CPUs; console ends: {}",
-        tail(&c.text)
-    );
+    check!(console.text.contains(GUEST_USERSPACE), "the guest never reached userspace");
     for bad in ["WARNING: CPU:", "BUG:", "Kernel panic", "Oops"] {
-        check!(!c.text.contains(bad), "the guest's console has {bad:?}");
+        check!(!console.text.contains(bad), "the guest's console has {bad:?}");
     }
-    println!(
-        "# tvm_linux_guest_smp: 2 vCPUs, powered off after {:.1} s, {} console bytes in {} shared-page writes",
-        booted.as_secs_f64(),
-        c.text.len(),
-        c.shared_writes
-    );
-    let mut vcpus = Vec::new();
-    vcpus.extend(v0);
-    vcpus.extend(v1);
-    teardown(vm, vcpus)?;
-    Ok(Outcome::Pass)
+    Ok(Some(GuestRun {
+        vm,
+        vcpus: back,
+        console,
+        kib: (image.len() + dtb.len()) / 1024,
+        measured,
+        booted,
+    }))
 }
 
 /// vCPUs of one TVM run at once, and a TVM fence reaches the running
@@ -1138,16 +1122,11 @@ pub fn tvm_smp_fence_kicks_running_vcpu() -> TestResult {
     }
     let (vm, mut vcpus, _mem) = tvm(kick_payload(), 2)?;
     let v1 = vcpus.pop().ok_or("no vCPU 1")?;
-    // SAFETY: as in `tvm_linux_guest_smp`.
-    unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
-        check!(libc::sigaction(libc::SIGUSR1, &sa, core::ptr::null_mut()) == 0, "sigaction");
-    }
+    usr1_interrupts_kvm_run()?;
     let done = AtomicBool::new(false);
-    let tid = AtomicU64::new(0);
+    let tids = [AtomicU64::new(0)];
     let (r0, r1, v1) = std::thread::scope(|sc| {
-        let (done, tid) = (&done, &tid);
+        let (done, tid) = (&done, &tids[0]);
         let second = sc.spawn(move || {
             // SAFETY: pthread_self has no preconditions.
             tid.store(unsafe { libc::pthread_self() } as u64, SeqCst);
@@ -1170,14 +1149,7 @@ pub fn tvm_smp_fence_kicks_running_vcpu() -> TestResult {
         });
         let first = drive(&vcpus[0], 1000);
         done.store(true, SeqCst);
-        while !second.is_finished() {
-            let t = tid.load(SeqCst);
-            if t != 0 {
-                // SAFETY: a thread of this scope, alive until joined.
-                unsafe { libc::pthread_kill(t as libc::pthread_t, libc::SIGUSR1) };
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        stop_threads(&tids, &|| second.is_finished());
         match second.join() {
             Ok((r1, v1)) => (first, r1, Some(v1)),
             Err(_) => (first, Err("vCPU 1 thread panicked".into()), None),
