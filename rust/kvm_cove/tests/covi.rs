@@ -75,6 +75,14 @@ impl Vm {
         self.m.borrow_mut().tsm.exits.push_back(x);
     }
 
+    /// The guest's next exit: a timer interrupt.
+    fn tick(&self) {
+        self.script(ScriptedExit {
+            scause: cause::INTERRUPT | 5,
+            ..Default::default()
+        });
+    }
+
     fn covg(&self, fid: u64, a0: u64) {
         self.script(ScriptedExit {
             scause: cause::VS_ECALL,
@@ -104,6 +112,14 @@ impl Vm {
         let gid = self.tvm.gid();
         aia::inject(&mut self.t, gid, i as u64, iid, self.v[i].allowed()).unwrap()
     }
+}
+
+/// A one-vCPU TVM whose vCPU is bound on CPU 0.
+fn bound_vm(files: &HostFiles) -> (Vm, u64) {
+    let mut vm = vm(files, 1);
+    let gid = vm.tvm.gid();
+    bind_here(&mut vm.t, files, gid, 0, &mut vm.v[0].binding).unwrap();
+    (vm, gid)
 }
 
 #[test]
@@ -148,19 +164,13 @@ fn a_vcpu_runs_only_where_it_is_bound() {
     // Without a bind the TSM refuses the run.
     let gid = vm.tvm.gid();
     assert_eq!(vm.t.vcpu_run(gid, 0), Err(SbiError::InvalidParam));
-    vm.script(ScriptedExit {
-        scause: cause::INTERRUPT | 5,
-        ..Default::default()
-    });
+    vm.tick();
     assert_eq!(vm.step(&files, 0), Ok(Step::Enter));
     assert_eq!(vm.v[0].binding, Binding::Bound { cpu: 0, file: 1 });
     assert_eq!(files.count(0), (4, 1));
     assert_eq!(vm.covi(Covi::CpuBindImsic), 1);
     // Bound already: no more COVI calls on this CPU.
-    vm.script(ScriptedExit {
-        scause: cause::INTERRUPT | 5,
-        ..Default::default()
-    });
+    vm.tick();
     assert_eq!(vm.step(&files, 0), Ok(Step::Enter));
     assert_eq!(vm.covi(Covi::CpuBindImsic), 1);
     assert_eq!(
@@ -191,10 +201,7 @@ fn a_moved_vcpu_is_rebound_with_a_fence_and_the_old_file_freed() {
         assert_eq!(tsm.imsic_file_state(0, 1), Some(PageState::Converted));
     }
     // It runs on the new CPU, and not on the old one.
-    vm.script(ScriptedExit {
-        scause: cause::INTERRUPT | 5,
-        ..Default::default()
-    });
+    vm.tick();
     assert!(vm.t.vcpu_run(gid, 0).is_ok());
     vm.on_cpu(0);
     assert_eq!(vm.t.vcpu_run(gid, 0), Err(SbiError::InvalidParam));
@@ -203,10 +210,7 @@ fn a_moved_vcpu_is_rebound_with_a_fence_and_the_old_file_freed() {
 #[test]
 fn the_model_refuses_a_clone_without_a_fence_or_on_the_wrong_cpu() {
     let files = HostFiles::new();
-    let mut vm = vm(&files, 1);
-    let gid = vm.tvm.gid();
-    let mut b = Binding::Unbound;
-    bind_here(&mut vm.t, &files, gid, 0, &mut b).unwrap();
+    let (mut vm, gid) = bound_vm(&files);
     vm.on_cpu(1);
     vm.t.rebind_begin(gid, 0, 1 << 2).unwrap();
     assert_eq!(vm.t.rebind_clone(gid, 0, 0), Err(SbiError::InvalidParam));
@@ -341,10 +345,7 @@ fn finalize_needs_every_vcpus_imsic_address() {
 fn teardown_gives_the_files_back_for_the_next_tvm() {
     let files = HostFiles::new();
     let mut vm = vm(&files, 2);
-    vm.script(ScriptedExit {
-        scause: cause::INTERRUPT | 5,
-        ..Default::default()
-    });
+    vm.tick();
     vm.step(&files, 0).unwrap();
     let gid = vm.tvm.gid();
     vm.tvm.destroy(&mut vm.t, &mut vm.a).unwrap();
@@ -493,22 +494,16 @@ fn a_vcpu_of_the_same_tvm_gives_up_its_file_when_the_cpu_has_none() {
     // The unbound vCPU binds again where it runs next.
     vm.on_cpu(1);
     assert_eq!(bind_here(&mut vm.t, &files, gid, 0, &mut vm.v[0].binding), Ok(Bound::Bound));
-    vm.script(ScriptedExit {
-        scause: cause::INTERRUPT | 5,
-        ..Default::default()
-    });
+    vm.tick();
     assert!(vm.t.vcpu_run(gid, 0).is_ok());
-    // Nothing of this TVM bound on CPU 1 but vCPU 0: nothing to evict for vCPU 5 but it.
+    // On CPU 1 only vCPU 0 itself is bound: it has no sibling to evict.
     assert_eq!(evict_here(&mut vm.t, &files, gid, 0, &mut vm.v), Ok(false));
 }
 
 #[test]
 fn the_model_unbinds_only_on_the_bound_cpu_after_a_fence() {
     let files = HostFiles::new();
-    let mut vm = vm(&files, 1);
-    let gid = vm.tvm.gid();
-    let mut b = Binding::Unbound;
-    bind_here(&mut vm.t, &files, gid, 0, &mut b).unwrap();
+    let (mut vm, gid) = bound_vm(&files);
     vm.on_cpu(1);
     assert_eq!(vm.t.unbind_begin(gid, 0), Err(SbiError::InvalidParam));
     vm.on_cpu(0);
