@@ -24,7 +24,7 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::Mutex;
 
-use crate::abi::{Covh, Covi, Gpa, PAGE_SIZE};
+use crate::abi::{Covh, Gpa, PAGE_SIZE};
 use crate::cvm_fw::published;
 use crate::glue::kvm::Kvm;
 use crate::glue::pages::{self, KernelAlloc, Pinned};
@@ -190,8 +190,8 @@ pub(crate) fn vm_destroy(kvm: Kvm) {
         c.get(Covh::TsmConvertPages),
         p.fences,
         st.tsm.covi.total(),
-        st.tsm.covi.get(Covi::CpuBindImsic),
-        st.tsm.covi.get(Covi::RebindImsicBegin),
+        t.binds,
+        t.rebinds,
         t.unbinds,
         t.injected,
         t.denied,

@@ -56,23 +56,35 @@ macro_rules! payload_fn {
 }
 
 // The payloads, uncompressed (`norvc`) so that every load and store is
-// one the TSM decodes for MMIO.  `REGISTER_MMIO` and `SHUTDOWN` are
-// spelled out in each.
+// one the TSM decodes for MMIO.  `confvm_register_mmio` and
+// `confvm_shutdown` are assembler macros defined first.
 core::arch::global_asm!(
     ".pushsection .rodata.confvm_tvm_payloads, \"a\"",
     ".option push",
     ".option norvc",
+    // COVG ADD_MMIO_REGION of the report page; a0 is its error.
+    ".macro confvm_register_mmio",
+    "li a7, 0x434F5647",
+    "li a6, 0",
+    "li a0, 0x10000000",
+    "li a1, 0x1000",
+    "ecall",
+    ".endm",
+    // SRST shutdown.
+    ".macro confvm_shutdown",
+    "li a7, 0x53525354",
+    "li a6, 0",
+    "li a0, 0",
+    "li a1, 0",
+    "ecall",
+    ".endm",
     ".balign 4",
     // basic: MMIO store, load and store; 768 zero-page faults (3 MiB);
     // DBCN; SRST.
     ".global confvm_tvm_basic_start",
     ".global confvm_tvm_basic_end",
     "confvm_tvm_basic_start:",
-    "li a7, 0x434F5647",
-    "li a6, 0",
-    "li a0, 0x10000000",
-    "li a1, 0x1000",
-    "ecall",
+    "confvm_register_mmio",
     "li t0, 0x10000000",
     "sd a0, 0(t0)",
     "ld t1, 8(t0)",
@@ -96,11 +108,7 @@ core::arch::global_asm!(
     "ecall",
     "sd a0, 32(t0)",
     "sd a1, 40(t0)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "2:",
     "j 2b",
     "confvm_tvm_basic_end:",
@@ -110,11 +118,7 @@ core::arch::global_asm!(
     ".global confvm_tvm_share_start",
     ".global confvm_tvm_share_end",
     "confvm_tvm_share_start:",
-    "li a7, 0x434F5647",
-    "li a6, 0",
-    "li a0, 0x10000000",
-    "li a1, 0x1000",
-    "ecall",
+    "confvm_register_mmio",
     "li t0, 0x10000000",
     "li s1, 0x80300000",
     "li t1, 1",
@@ -142,11 +146,7 @@ core::arch::global_asm!(
     "sd t2, 24(t0)",
     "ld t2, 0(s1)",
     "sd t2, 32(t0)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "3:",
     "j 3b",
     "confvm_tvm_share_end:",
@@ -167,11 +167,7 @@ core::arch::global_asm!(
     ".global confvm_tvm_smp_start",
     ".global confvm_tvm_smp_end",
     "confvm_tvm_smp_start:",
-    "li a7, 0x434F5647",
-    "li a6, 0",
-    "li a0, 0x10000000",
-    "li a1, 0x1000",
-    "ecall",
+    "confvm_register_mmio",
     "li t0, 0x10000000",
     "li a7, 0x48534D",
     "li a6, 0",
@@ -180,11 +176,7 @@ core::arch::global_asm!(
     "li a2, 7",
     "ecall",
     "sd a0, 0(t0)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "6:",
     "j 6b",
     ".balign 4",
@@ -192,11 +184,7 @@ core::arch::global_asm!(
     "li t0, 0x10000000",
     "sd a0, 8(t0)",
     "sd a1, 16(t0)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "7:",
     "j 7b",
     "confvm_tvm_smp_end:",
@@ -208,11 +196,7 @@ core::arch::global_asm!(
     ".global confvm_tvm_irq_start",
     ".global confvm_tvm_irq_end",
     "confvm_tvm_irq_start:",
-    "li a7, 0x434F5647",
-    "li a6, 0",
-    "li a0, 0x10000000",
-    "li a1, 0x1000",
-    "ecall",
+    "confvm_register_mmio",
     "li t0, 0x10000000",
     "li t1, 0x70",
     "csrw 0x150, t1",
@@ -253,11 +237,7 @@ core::arch::global_asm!(
     "sd a0, 24(t0)",
     "li t1, 2",
     "sd t1, 32(t0)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "10:",
     "j 10b",
     "confvm_tvm_irq_end:",
@@ -268,11 +248,7 @@ core::arch::global_asm!(
     ".global confvm_tvm_kick_start",
     ".global confvm_tvm_kick_end",
     "confvm_tvm_kick_start:",
-    "li a7, 0x434F5647",
-    "li a6, 0",
-    "li a0, 0x10000000",
-    "li a1, 0x1000",
-    "ecall",
+    "confvm_register_mmio",
     "li t0, 0x10000000",
     "li a7, 0x48534D",
     "li a6, 0",
@@ -302,11 +278,7 @@ core::arch::global_asm!(
     "li a1, 0x1000",
     "ecall",
     "sd a0, 16(t0)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "13:",
     "j 13b",
     ".balign 4",
@@ -320,11 +292,7 @@ core::arch::global_asm!(
     ".global confvm_tvm_many_start",
     ".global confvm_tvm_many_end",
     "confvm_tvm_many_start:",
-    "li a7, 0x434F5647",
-    "li a6, 0",
-    "li a0, 0x10000000",
-    "li a1, 0x1000",
-    "ecall",
+    "confvm_register_mmio",
     "li t0, 0x10000000",
     "li s1, 1",
     "14:",
@@ -340,11 +308,7 @@ core::arch::global_asm!(
     "addi s1, s1, 1",
     "li t3, 6",
     "blt s1, t3, 14b",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "16:",
     "j 16b",
     ".balign 4",
@@ -354,11 +318,7 @@ core::arch::global_asm!(
     "slli t2, t2, 3",
     "add t2, t2, t0",
     "sd a1, 0(t2)",
-    "li a7, 0x53525354",
-    "li a6, 0",
-    "li a0, 0",
-    "li a1, 0",
-    "ecall",
+    "confvm_shutdown",
     "17:",
     "j 17b",
     "confvm_tvm_many_end:",
@@ -671,13 +631,9 @@ fn console_bytes(mem: *const u8, fid: u64, args: [u64; 6]) -> Result<Vec<u8>, St
 /// `mem_encrypt_tvm` shares and takes back a page.  Teardown reclaims
 /// every page.
 pub fn tvm_linux_guest() -> TestResult {
-    if !tsm_ready() {
-        return Ok(no_tsm());
-    }
-    let Some(g) = run_linux_guest("/tvm/guest.dtb", 1)? else {
-        return Ok(Outcome::Skip(
-            "no Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
-        ));
+    let g = match run_linux_guest("/tvm/guest.dtb", 1)? {
+        Ok(g) => g,
+        Err(skip) => return Ok(skip),
     };
     let c = &g.console;
     check!(c.shared_writes > 0, "the guest's console never used its shared page");
@@ -946,13 +902,9 @@ fn guest_vcpu(
 /// on the CPUs their threads run on.  The guest must bring up both CPUs,
 /// reach userspace and power off ([`run_linux_guest`]).
 pub fn tvm_linux_guest_smp() -> TestResult {
-    if !tsm_ready() {
-        return Ok(no_tsm());
-    }
-    let Some(g) = run_linux_guest("/tvm/guest-smp.dtb", 2)? else {
-        return Ok(Outcome::Skip(
-            "no SMP Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
-        ));
+    let g = match run_linux_guest("/tvm/guest-smp.dtb", 2)? {
+        Ok(g) => g,
+        Err(skip) => return Ok(skip),
     };
     let c = &g.console;
     check!(
@@ -1007,6 +959,26 @@ fn stop_threads(tids: &[std::sync::atomic::AtomicU64], finished: &dyn Fn() -> bo
     }
 }
 
+/// Joins the vCPU threads `hs`, each of which gives its result and its
+/// vCPU back: the results after `first`, and the vCPUs (a thread that
+/// panicked took its vCPU with it).
+fn join_vcpus<R>(
+    first: Vec<Result<R, String>>,
+    hs: Vec<std::thread::ScopedJoinHandle<'_, (Result<R, String>, Vcpu)>>,
+) -> (Vec<Result<R, String>>, Vec<Vcpu>) {
+    let (mut rs, mut back) = (first, Vec::new());
+    for h in hs {
+        match h.join() {
+            Ok((r, v)) => {
+                rs.push(r);
+                back.push(v);
+            }
+            Err(_) => rs.push(Err("vCPU thread panicked".to_string())),
+        }
+    }
+    (rs, back)
+}
+
 /// A Linux TVM guest's run.
 struct GuestRun {
     vm: Vm,
@@ -1021,11 +993,17 @@ struct GuestRun {
 /// `n` vCPUs, each in its own VMM thread, until it powers off (900 s at
 /// most): it must shut down, reach userspace and print no WARN, BUG or
 /// panic; the vCPUs that did not power off are stopped with a signal.
-/// `None` when the initramfs carries no guest.
-fn run_linux_guest(dtb: &str, n: u64) -> Result<Option<GuestRun>, String> {
+/// `Ok(Err(skip))` without a ready TSM or when the initramfs carries no
+/// guest.
+fn run_linux_guest(dtb: &str, n: u64) -> Result<Result<GuestRun, Outcome>, String> {
     use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
+    if !tsm_ready() {
+        return Ok(Err(no_tsm()));
+    }
     let (Ok(image), Ok(dtb)) = (std::fs::read("/tvm/Image"), std::fs::read(dtb)) else {
-        return Ok(None);
+        return Ok(Err(Outcome::Skip(
+            "no Linux TVM guest in this initramfs (scripts/selftests.sh adds it with COVE_TSM_IMAGE)".into(),
+        )));
     };
     let t0 = std::time::Instant::now();
     let kvm = open_kvm()?;
@@ -1068,17 +1046,7 @@ fn run_linux_guest(dtb: &str, n: u64) -> Result<Option<GuestRun>, String> {
         }
         done.store(true, SeqCst);
         stop_threads(&tids, &|| hs.iter().all(|h| h.is_finished()));
-        let (mut rs, mut back) = (Vec::new(), Vec::new());
-        for h in hs {
-            match h.join() {
-                Ok((r, v)) => {
-                    rs.push(r);
-                    back.push(v);
-                }
-                Err(_) => rs.push(Err("vCPU thread panicked".to_string())),
-            }
-        }
-        (rs, back)
+        join_vcpus(Vec::new(), hs)
     });
     let booted = t0.elapsed();
     let console = con.into_inner().map_err(|_| "console lock poisoned")?;
@@ -1096,7 +1064,7 @@ fn run_linux_guest(dtb: &str, n: u64) -> Result<Option<GuestRun>, String> {
     for bad in ["WARNING: CPU:", "BUG:", "Kernel panic", "Oops"] {
         check!(!console.text.contains(bad), "the guest's console has {bad:?}");
     }
-    Ok(Some(GuestRun {
+    Ok(Ok(GuestRun {
         vm,
         vcpus: back,
         console,
@@ -1212,17 +1180,7 @@ pub fn tvm_covi_vcpus_share_a_cpus_files() -> TestResult {
             Err("sched_setaffinity(CPU 0) failed".to_string())
         };
         unpin();
-        let (mut all, mut back) = (vec![first], Vec::new());
-        for h in hs {
-            match h.join() {
-                Ok((r, v)) => {
-                    all.push(r);
-                    back.push(v);
-                }
-                Err(_) => all.push(Err("vCPU thread panicked".into())),
-            }
-        }
-        (all, back)
+        join_vcpus(vec![first], hs)
     });
     vcpus.extend(back);
     let results: Vec<Result<(End, Report), String>> = results;
